@@ -255,6 +255,13 @@ pub struct Map {
     pub label: Option<String>,
 }
 
+/// Parses definition text as JSON; refuses what is not JSON with AWS's error code.
+pub fn parse_text(text: &str) -> Result<Value, ValidationError> {
+    serde_json::from_str(text).map_err(|e| {
+        ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {e}"))
+    })
+}
+
 impl StateMachine {
     /// Parses a definition that has passed validation (or is being tried as one).
     pub fn from_value(v: &Value) -> Result<Self, ValidationError> {

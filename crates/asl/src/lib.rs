@@ -13,6 +13,7 @@
 //! - `choice`: JSONPath Choice rules
 //! - `exec`: the execution step function (threads, Retry/Catch, Map/Parallel)
 //! - `history`: AWS's history event shapes
+//! - `test_state`: the TestState API
 //! - `time`: RFC 3339 parsing and formatting
 
 pub mod choice;
@@ -20,6 +21,7 @@ pub mod definition;
 pub mod env;
 pub mod exec;
 pub mod history;
+pub mod test_state;
 pub mod time;
 pub mod error;
 pub mod intrinsics;

@@ -9,6 +9,7 @@
 //! States without outside effects (Pass, Choice, Succeed, Fail, zero Waits) run one after
 //! another within one step.
 
+pub mod drive;
 mod io;
 mod states;
 
@@ -24,6 +25,22 @@ use crate::history::HistoryEvent;
 
 /// The largest input or output AWS accepts: 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// Parses an execution's input text as StartExecution does: JSON of at most 256 KiB.
+pub fn parse_input(text: &str) -> Result<Value, crate::error::ValidationError> {
+    if text.len() > MAX_PAYLOAD_BYTES {
+        return Err(crate::error::ValidationError::new(
+            "ValidationException",
+            format!("execution input is {} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes", text.len()),
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        crate::error::ValidationError::new(
+            "InvalidExecutionInput",
+            format!("Invalid State Machine Execution Input: '{e}'"),
+        )
+    })
+}
 
 /// Identity of an execution, as the context object (`$$.Execution`, `$$.StateMachine`) shows it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -195,6 +212,12 @@ pub struct Execution {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub cause: Option<String>,
+    /// A context object given by the caller (TestState), used instead of the computed one.
+    #[serde(default)]
+    pub context_override: Option<Value>,
+    /// Variables the top-level machine starts with (TestState).
+    #[serde(default)]
+    pub initial_variables: Map<String, Value>,
     next_event: u64,
     next_id: u64,
     threads: BTreeMap<u64, Thread>,
@@ -218,6 +241,8 @@ impl Execution {
             output: None,
             error: None,
             cause: None,
+            context_override: None,
+            initial_variables: Map::new(),
             next_event: 1,
             next_id: 1,
             threads: BTreeMap::new(),
@@ -248,7 +273,7 @@ impl Execution {
             language,
             state: def.start_at.clone(),
             input,
-            vars: Map::new(),
+            vars: self.initial_variables.clone(),
             status: TStatus::Ready,
             retries: Vec::new(),
             retry_count: 0,
@@ -320,6 +345,9 @@ impl Execution {
 
     /// The context object `$$` for a thread.
     fn context(&self, tid: u64) -> Value {
+        if let Some(c) = &self.context_override {
+            return c.clone();
+        }
         let t = &self.threads[&tid];
         let mut state = Map::new();
         state.insert("Name".into(), json!(t.state));
