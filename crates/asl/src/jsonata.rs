@@ -5,6 +5,8 @@
 //! Failures carry AWS's causes word for word (`The JSONata expression '...' specified for the
 //! field '...' ...`); the interpreter prefixes the state's location.
 
+#[cfg(test)]
+mod corpus_tests;
 mod engine;
 mod functions;
 
