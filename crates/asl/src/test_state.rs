@@ -59,7 +59,8 @@ fn state_under_test(req: &Request) -> Result<(String, Value), ValidationError> {
             let st = req.definition.get("States").and_then(|s| s.get(name)).cloned();
             st.map(|s| (name.clone(), s)).ok_or_else(|| invalid("State not found in definition"))
         }
-        None => Ok(("TestState".to_string(), req.definition.clone())),
+        // AWS names a lone state under test "StateName" (its context object shows it).
+        None => Ok(("StateName".to_string(), req.definition.clone())),
     }
 }
 
@@ -229,9 +230,19 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         }
     }
     states.insert(name.clone(), state);
-    let machine_json = json!({"StartAt": name, "States": states});
+    let mut machine_json = json!({"StartAt": name, "States": states});
+    if let Some(ql) = req.state_name.as_ref().and(req.definition.get("QueryLanguage")) {
+        machine_json["QueryLanguage"] = ql.clone();
+    }
     let def = StateMachine::from_value(&machine_json)?;
-    let mut ex = Execution::new(ExecutionInfo::local("TestStateMachine", "test", host.now_ms()));
+    let mut info = ExecutionInfo::local("TestStateMachine", "test", host.now_ms());
+    info.express = true;
+    info.execution_arn = format!(
+        "{}:{}",
+        info.execution_arn.replace(":execution:", ":express:"),
+        host.uuid()
+    );
+    let mut ex = Execution::new(info);
     ex.context_override = context;
     ex.initial_variables = variables;
 

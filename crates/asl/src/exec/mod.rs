@@ -52,6 +52,9 @@ pub struct ExecutionInfo {
     pub role_arn: String,
     pub start_time_ms: i64,
     pub redrive_count: u64,
+    /// Express executions have no redrive count in their context object.
+    #[serde(default)]
+    pub express: bool,
 }
 
 impl ExecutionInfo {
@@ -67,6 +70,7 @@ impl ExecutionInfo {
             role_arn: format!("arn:aws:iam::{account}:role/agentry"),
             start_time_ms,
             redrive_count: 0,
+            express: false,
         }
     }
 }
@@ -201,6 +205,9 @@ struct Thread {
     map_item: Option<(usize, Value)>,
     /// The task in flight's request, kept for heartbeat deadlines.
     task_heartbeat: Option<u64>,
+    /// The current state is a Task (its context object shows `RetryCount`).
+    #[serde(default)]
+    in_task: bool,
 }
 
 /// An execution's whole interpreter state.
@@ -283,6 +290,7 @@ impl Execution {
             last_event: started,
             map_item: None,
             task_heartbeat: None,
+            in_task: false,
         };
         self.threads.insert(0, thread);
         self.run(&mut cx);
@@ -352,7 +360,10 @@ impl Execution {
         let mut state = Map::new();
         state.insert("Name".into(), json!(t.state));
         state.insert("EnteredTime".into(), json!(crate::time::format_rfc3339_ms(t.entered_ms)));
-        state.insert("RetryCount".into(), json!(t.retry_count));
+        let in_task = self.threads.get(&tid).is_some_and(|t| t.in_task);
+        if in_task {
+            state.insert("RetryCount".into(), json!(t.retry_count));
+        }
         let mut ctx = json!({
             "Execution": {
                 "Id": self.info.execution_arn,
@@ -365,6 +376,11 @@ impl Execution {
             "StateMachine": {"Id": self.info.state_machine_arn, "Name": self.info.state_machine_name},
             "State": state,
         });
+        if self.info.express
+            && let Some(e) = ctx["Execution"].as_object_mut()
+        {
+            e.remove("RedriveCount");
+        }
         if let Some((index, value)) = self.map_item_of(tid) {
             ctx["Map"] = json!({"Item": {"Index": index, "Value": value}});
         }

@@ -37,6 +37,7 @@ impl Execution {
             return;
         };
         let t = self.threads.get_mut(&tid).expect("ready thread exists");
+        t.in_task = matches!(state.kind, Kind::Task(_));
         let retrying = std::mem::replace(&mut t.retrying, false);
         t.status = TStatus::Ready;
         if !retrying {
@@ -702,6 +703,7 @@ impl Execution {
                 last_event: parent.last_event,
                 map_item: if map { Some((slot, input)) } else { None },
                 task_heartbeat: None,
+                in_task: false,
             };
             self.threads.insert(child, thread);
             if let TStatus::Join(j) = &mut self.threads.get_mut(&tid).unwrap().status {

@@ -83,6 +83,15 @@ fn run_case(case: &Value) -> Actual {
                 role_arn: "arn:aws:iam::111111111111:role/capture-sfn-role".into(),
                 start_time_ms: now,
                 redrive_count: 0,
+                express: case["state_machine_type"] == "EXPRESS",
+            };
+            let info = if info.express {
+                ExecutionInfo {
+                    execution_arn: "arn:aws:states:us-east-1:111111111111:express:machine:exec:0b5c0c1e".into(),
+                    ..info
+                }
+            } else {
+                info
             };
             let mut rt = Virtual(FixedHost::new(now, 0x5eed));
             let ex = run_to_end(&def, info, input, &mut rt);
