@@ -29,6 +29,8 @@ pub struct Request {
     /// A context object as JSON text.
     pub context: Option<String>,
     pub reveal_secrets: bool,
+    /// The execution identity shown in the context object (a local one when `None`).
+    pub info: Option<ExecutionInfo>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -55,13 +57,25 @@ fn invalid(msg: impl Into<String>) -> ValidationError {
 /// Picks the state under test out of the request.
 fn state_under_test(req: &Request) -> Result<(String, Value), ValidationError> {
     match &req.state_name {
-        Some(name) => {
-            let st = req.definition.get("States").and_then(|s| s.get(name)).cloned();
-            st.map(|s| (name.clone(), s)).ok_or_else(|| invalid("State not found in definition"))
-        }
+        Some(name) => find_state(&req.definition, name)
+            .map(|s| (name.clone(), s.clone()))
+            .ok_or_else(|| invalid("State not found in definition")),
         // AWS names a lone state under test "StateName" (its context object shows it).
         None => Ok(("StateName".to_string(), req.definition.clone())),
     }
+}
+
+/// Finds a state by name in a machine, its Parallel branches and Map item processors.
+fn find_state<'a>(machine: &'a Value, name: &str) -> Option<&'a Value> {
+    let states = machine.get("States")?.as_object()?;
+    if let Some(s) = states.get(name) {
+        return Some(s);
+    }
+    states.values().find_map(|s| {
+        let nested = s.get("Branches").and_then(Value::as_array).into_iter().flatten();
+        let processor = s.get("ItemProcessor").or_else(|| s.get("Iterator"));
+        nested.chain(processor).find_map(|m| find_state(m, name))
+    })
 }
 
 const CONTEXT_FIELDS: &[&str] = &["Execution", "State", "StateMachine", "Task", "Map"];
@@ -235,14 +249,18 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         machine_json["QueryLanguage"] = ql.clone();
     }
     let def = StateMachine::from_value(&machine_json)?;
-    let mut info = ExecutionInfo::local("TestStateMachine", "test", host.now_ms());
-    info.express = true;
-    info.execution_arn = format!(
-        "{}:{}",
-        info.execution_arn.replace(":execution:", ":express:"),
-        host.uuid()
-    );
+    let info = req.info.clone().unwrap_or_else(|| {
+        let mut info = ExecutionInfo::local("TestStateMachine", "test", host.now_ms());
+        info.express = true;
+        info.execution_arn = info.execution_arn.replace(":execution:", ":express:");
+        info
+    });
     let mut ex = Execution::new(info);
+    ex.initial_retry_count = context
+        .as_ref()
+        .and_then(|c| c.pointer("/State/RetryCount"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     ex.context_override = context;
     ex.initial_variables = variables;
 

@@ -225,6 +225,9 @@ pub struct Execution {
     /// Variables the top-level machine starts with (TestState).
     #[serde(default)]
     pub initial_variables: Map<String, Value>,
+    /// Retries the first state has already had (TestState's `$$.State.RetryCount`).
+    #[serde(default)]
+    pub initial_retry_count: u64,
     next_event: u64,
     next_id: u64,
     threads: BTreeMap<u64, Thread>,
@@ -250,6 +253,7 @@ impl Execution {
             cause: None,
             context_override: None,
             initial_variables: Map::new(),
+            initial_retry_count: 0,
             next_event: 1,
             next_id: 1,
             threads: BTreeMap::new(),
@@ -282,8 +286,8 @@ impl Execution {
             input,
             vars: self.initial_variables.clone(),
             status: TStatus::Ready,
-            retries: Vec::new(),
-            retry_count: 0,
+            retries: vec![self.initial_retry_count; def.state(&def.start_at).map_or(0, |s| s.common.retry.len())],
+            retry_count: self.initial_retry_count,
             retrying: false,
             entered_event: 0,
             entered_ms: 0,

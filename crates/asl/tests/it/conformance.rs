@@ -117,6 +117,16 @@ fn test_state_case(case: &Value) -> Actual {
         variables: p["variables"].as_str().map(str::to_string),
         context: p["context"].as_str().map(str::to_string),
         reveal_secrets: false,
+        info: Some(ExecutionInfo {
+            execution_arn: "arn:aws:states:us-east-1:111111111111:express:machine:exec".into(),
+            name: "exec".into(),
+            state_machine_arn: "arn:aws:states:us-east-1:111111111111:stateMachine:machine".into(),
+            state_machine_name: "machine".into(),
+            role_arn: "arn:aws:iam::111111111111:role/capture-sfn-role".into(),
+            start_time_ms: capture_time_ms(case),
+            redrive_count: 0,
+            express: true,
+        }),
     };
     let mut host = FixedHost::new(capture_time_ms(case), 0x5eed);
     match test_state::run(&req, &mut host) {
