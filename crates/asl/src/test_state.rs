@@ -29,6 +29,8 @@ pub struct Request {
     /// A context object as JSON text.
     pub context: Option<String>,
     pub reveal_secrets: bool,
+    /// `{"retrierRetryCount": n, "mapIterationFailureCount": n, ...}`: the situation to test in.
+    pub state_configuration: Option<Value>,
     /// The execution identity shown in the context object (a local one when `None`).
     pub info: Option<ExecutionInfo>,
 }
@@ -175,7 +177,34 @@ fn targets(state: &Value) -> Vec<String> {
 pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationError> {
     let (name, mut state) = state_under_test(req)?;
     let ty = state.get("Type").and_then(Value::as_str).unwrap_or_default().to_string();
-    let mock = req.mock.as_ref().map(|m| parse_mock(m, &ty, &state)).transpose()?;
+    let mut mock = req.mock.as_ref().map(|m| parse_mock(m, &ty, &state)).transpose()?;
+    let config = req.state_configuration.clone().unwrap_or(Value::Null);
+    if let Some(failures) = config.get("mapIterationFailureCount").and_then(Value::as_u64) {
+        let items = match &mock {
+            None => {
+                return Err(invalid("TestState does not support MapIterationFailureCount when a mock is not specified."));
+            }
+            // A mocked error is the Map's outcome whatever its iterations did.
+            Some(Mock::Error { .. }) => Value::Null,
+            Some(Mock::Result(items)) => items.clone(),
+        };
+        let total = items.as_array().map_or(0, Vec::len) as f64;
+        let count = state.get("ToleratedFailureCount").and_then(Value::as_f64);
+        let pct = state.get("ToleratedFailurePercentage").and_then(Value::as_f64);
+        let over_count = count.map(|c| failures as f64 > c);
+        let over_pct = pct.map(|p| total > 0.0 && failures as f64 * 100.0 / total > p);
+        let exceeded = match (over_count, over_pct) {
+            (None, None) => failures > 0,
+            (Some(a), None) | (None, Some(a)) => a,
+            (Some(a), Some(b)) => a && b,
+        };
+        if exceeded && items.is_array() {
+            mock = Some(Mock::Error {
+                error: Some(crate::error::names::EXCEED_TOLERATED_FAILURE_THRESHOLD.into()),
+                cause: Some("The specified tolerated failure threshold was exceeded".into()),
+            });
+        }
+    }
     if matches!(ty.as_str(), "Map" | "Parallel") && mock.is_none() {
         return Err(ValidationError::new(
             "InvalidDefinition",
@@ -256,9 +285,9 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         info
     });
     let mut ex = Execution::new(info);
-    ex.initial_retry_count = context
-        .as_ref()
-        .and_then(|c| c.pointer("/State/RetryCount"))
+    ex.initial_retry_count = config
+        .get("retrierRetryCount")
+        .or_else(|| context.as_ref().and_then(|c| c.pointer("/State/RetryCount")))
         .and_then(Value::as_u64)
         .unwrap_or(0);
     ex.context_override = context;

@@ -125,6 +125,10 @@ impl Execution {
                 let eff = io.effective_input()?;
                 let now = cx.host.now_ms();
                 let due = self.wait_due(cx, w, &io, &eff, now)?;
+                // AWS keeps delays in 32-bit seconds.
+                if (due - now) / 1000 > i64::from(i32::MAX) {
+                    return Err(Failure::runtime("Wait state delay is too long."));
+                }
                 if due <= now {
                     return Ok(Flow::Leave { finished: io.finish(None, cx.host)?, next });
                 }
@@ -158,6 +162,12 @@ impl Execution {
         let io = self.io(tid, state, context);
         let field = |v: &Option<Value>, path: &Option<String>, name: &str, host: &mut dyn crate::Host| -> Result<Option<String>, Failure> {
             if let Some(p) = path {
+                if crate::intrinsics::is_call(p) {
+                    return match crate::intrinsics::eval(p, &io.scope(io.input), host)? {
+                        Value::String(s) => Ok(Some(s)),
+                        other => Ok(Some(other.to_string())),
+                    };
+                }
                 return match jsonpath::read(p, &io.scope(io.input))? {
                     Some(Value::String(s)) => Ok(Some(s)),
                     Some(other) => Ok(Some(other.to_string())),
@@ -561,7 +571,11 @@ impl Execution {
         let int_field = |v: &Option<Value>, path: &Option<String>, field: &str, host: &mut dyn crate::Host| -> Result<Option<f64>, Failure> {
             if let Some(p) = path {
                 let v = jsonpath::read(p, &io.scope(&eff))?.unwrap_or(Value::Null);
-                let ok = if field == "ToleratedFailurePercentage" { v.as_f64() } else { v.as_i64().map(|i| i as f64) };
+                let ok = if field == "ToleratedFailurePercentage" {
+                    v.as_f64()
+                } else {
+                    v.as_f64().filter(|f| f.fract() == 0.0)
+                };
                 let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
                 let kind = if field == "ToleratedFailurePercentage" { "float" } else { "integer" };
                 return ok.map(Some).ok_or_else(|| {

@@ -9,7 +9,13 @@ use regex::Regex;
 use serde_json::Value;
 
 static ISO8601: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?(?:\d{2})?)").unwrap()
+    // compare.py's PATTERN_ISO8601: only real calendar dates and times count.
+    Regex::new(concat!(
+        r"(?:[1-9]\d{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)",
+        r"|(?:[1-9]\d(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29)",
+        r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?(?:Z|[+-][01]\d:?(?:[0-5]\d)?)"
+    ))
+    .unwrap()
 });
 static TOKEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[A-Za-z0-9_\-.:/ ]+?>").unwrap());
 

@@ -117,6 +117,7 @@ fn test_state_case(case: &Value) -> Actual {
         variables: p["variables"].as_str().map(str::to_string),
         context: p["context"].as_str().map(str::to_string),
         reveal_secrets: false,
+        state_configuration: p.get("stateConfiguration").cloned(),
         info: Some(ExecutionInfo {
             execution_arn: "arn:aws:states:us-east-1:111111111111:express:machine:exec".into(),
             name: "exec".into(),
