@@ -328,9 +328,9 @@ impl State {
             "Fail" => Kind::Fail(serde_json::from_value(v.clone()).map_err(err)?),
             "Parallel" => Kind::Parallel(serde_json::from_value(v.clone()).map_err(err)?),
             "Map" => Kind::Map(Box::new(serde_json::from_value(v.clone()).map_err(err)?)),
-            other => {
+            _ => {
                 return Err(ValidationError::definition(format!(
-                    "SCHEMA_VALIDATION_FAILED: The field 'Type' should have one of these values: [Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map] at /States/{name}/Type (found \"{other}\")"
+                    "SCHEMA_VALIDATION_FAILED: The field 'Type' should have one of these values: [Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map] at /States/{name}/Type"
                 )));
             }
         };

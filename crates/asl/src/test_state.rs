@@ -58,6 +58,12 @@ fn invalid(msg: impl Into<String>) -> ValidationError {
 
 /// Picks the state under test out of the request.
 fn state_under_test(req: &Request) -> Result<(String, Value), ValidationError> {
+    if req.state_name.as_deref() == Some("") {
+        return Err(ValidationError::new(
+            "ParamValidationError",
+            "Parameter validation failed:\nInvalid length for parameter stateName, value: 0, valid min length: 1",
+        ));
+    }
     match &req.state_name {
         Some(name) => find_state(&req.definition, name)
             .map(|s| (name.clone(), s.clone()))
@@ -139,6 +145,9 @@ fn parse_mock(mock: &Value, ty: &str, state: &Value) -> Result<Mock, ValidationE
     let text = result.and_then(Value::as_str).unwrap_or("null");
     let v: Value = serde_json::from_str(text).map_err(|_| invalid("Mocked result must be valid JSON"))?;
     match ty {
+        "Map" if state.get("ResultWriter").is_some() && !v.is_object() => {
+            Err(invalid("Mocked result must be a JSON object."))
+        }
         "Map" if !v.is_array() => Err(invalid("Mocked result must be an array.")),
         "Parallel" => {
             let branches = state.get("Branches").and_then(Value::as_array).map_or(0, Vec::len);
@@ -194,7 +203,8 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         let over_count = count.map(|c| failures as f64 > c);
         let over_pct = pct.map(|p| total > 0.0 && failures as f64 * 100.0 / total > p);
         let exceeded = match (over_count, over_pct) {
-            (None, None) => failures > 0,
+            // Without a tolerance the simulated failures do not decide the outcome.
+            (None, None) => false,
             (Some(a), None) | (None, Some(a)) => a,
             (Some(a), Some(b)) => a && b,
         };
@@ -230,6 +240,16 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         },
         None => Map::new(),
     };
+    // The state is validated as part of a machine in which every state it names exists.
+    let mut check = json!({"StartAt": name, "States": {}});
+    for t in targets(&state) {
+        check["States"][t] = json!({"Type": "Succeed"});
+    }
+    check["States"][&name] = state.clone();
+    if let Some(ql) = req.state_name.as_ref().and(req.definition.get("QueryLanguage")) {
+        check["QueryLanguage"] = ql.clone();
+    }
+    crate::validate::validate(&check, crate::validate::MachineType::Standard)?;
     // The work of a mocked Map or Parallel is its mock: run it as a Task with the same
     // input and output processing, after checking the Map's items as AWS does.
     if matches!(ty.as_str(), "Map" | "Parallel") {
@@ -291,6 +311,8 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         .and_then(Value::as_u64)
         .unwrap_or(0);
     ex.context_override = context;
+    // AWS's TestState context object calls the state under test "StateName".
+    ex.context_state_name = Some("StateName".into());
     ex.initial_variables = variables;
 
     let mut step = ex.start(&def, input, host);

@@ -222,6 +222,9 @@ pub struct Execution {
     /// A context object given by the caller (TestState), used instead of the computed one.
     #[serde(default)]
     pub context_override: Option<Value>,
+    /// The name the context object gives the current state, when not its own (TestState).
+    #[serde(default)]
+    pub context_state_name: Option<String>,
     /// Variables the top-level machine starts with (TestState).
     #[serde(default)]
     pub initial_variables: Map<String, Value>,
@@ -253,6 +256,7 @@ impl Execution {
             cause: None,
             context_override: None,
             initial_variables: Map::new(),
+            context_state_name: None,
             initial_retry_count: 0,
             next_event: 1,
             next_id: 1,
@@ -362,7 +366,7 @@ impl Execution {
         }
         let t = &self.threads[&tid];
         let mut state = Map::new();
-        state.insert("Name".into(), json!(t.state));
+        state.insert("Name".into(), json!(self.context_state_name.as_ref().unwrap_or(&t.state)));
         state.insert("EnteredTime".into(), json!(crate::time::format_rfc3339_ms(t.entered_ms)));
         let in_task = self.threads.get(&tid).is_some_and(|t| t.in_task);
         if in_task {

@@ -571,11 +571,12 @@ impl Execution {
         let int_field = |v: &Option<Value>, path: &Option<String>, field: &str, host: &mut dyn crate::Host| -> Result<Option<f64>, Failure> {
             if let Some(p) = path {
                 let v = jsonpath::read(p, &io.scope(&eff))?.unwrap_or(Value::Null);
-                let ok = if field == "ToleratedFailurePercentage" {
-                    v.as_f64()
-                } else {
-                    v.as_f64().filter(|f| f.fract() == 0.0)
+                // AWS also takes numbers written as strings here.
+                let n = match &v {
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    other => other.as_f64(),
                 };
+                let ok = if field == "ToleratedFailurePercentage" { n } else { n.filter(|f| f.fract() == 0.0) };
                 let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
                 let kind = if field == "ToleratedFailurePercentage" { "float" } else { "integer" };
                 return ok.map(Some).ok_or_else(|| {
