@@ -25,8 +25,8 @@ pub fn check(expr: &str) -> Result<(), String> {
 }
 
 fn check_call(call: &Call) -> Result<(), String> {
-    let (min, max) =
-        functions::arity(&call.name).ok_or_else(|| format!("unknown intrinsic function {}", call.name))?;
+    let (min, max) = functions::arity(&call.name)
+        .ok_or_else(|| format!("unknown intrinsic function {}", call.name))?;
     let n = call.args.len();
     if n < min || max.is_some_and(|max| n > max) {
         let expected = match max {
@@ -51,13 +51,27 @@ pub fn eval(expr: &str, scope: &Scope, host: &mut dyn Host) -> Result<Value, Fai
 
 /// Evaluates a call written in the field `field` (`"value.$"`, `"CausePath"`), which AWS
 /// names when a path argument finds nothing.
-pub fn eval_in_field(expr: &str, field: &str, scope: &Scope, host: &mut dyn Host) -> Result<Value, Failure> {
-    let call = parse::parse(expr).map_err(|e| Failure::intrinsic(format!("Invalid intrinsic function call '{expr}': {e}")))?;
-    check_call(&call).map_err(|e| Failure::intrinsic(format!("Invalid intrinsic function call '{expr}': {e}")))?;
+pub fn eval_in_field(
+    expr: &str,
+    field: &str,
+    scope: &Scope,
+    host: &mut dyn Host,
+) -> Result<Value, Failure> {
+    let call = parse::parse(expr).map_err(|e| {
+        Failure::intrinsic(format!("Invalid intrinsic function call '{expr}': {e}"))
+    })?;
+    check_call(&call).map_err(|e| {
+        Failure::intrinsic(format!("Invalid intrinsic function call '{expr}': {e}"))
+    })?;
     eval_call(&call, field, scope, host)
 }
 
-fn eval_call(call: &Call, field: &str, scope: &Scope, host: &mut dyn Host) -> Result<Value, Failure> {
+fn eval_call(
+    call: &Call,
+    field: &str,
+    scope: &Scope,
+    host: &mut dyn Host,
+) -> Result<Value, Failure> {
     let mut args = Vec::with_capacity(call.args.len());
     for arg in &call.args {
         args.push(match arg {
@@ -75,7 +89,7 @@ fn eval_call(call: &Call, field: &str, scope: &Scope, host: &mut dyn Host) -> Re
         ("States.Format", Some(Arg::Text { raw, .. })) => Some(raw.as_str()),
         _ => None,
     };
-    functions::apply(&call.name, args, template_raw, host).map_err(|why| Failure::intrinsic(why))
+    functions::apply(&call.name, args, template_raw, host).map_err(Failure::intrinsic)
 }
 
 #[cfg(test)]

@@ -59,7 +59,11 @@ pub fn select(path: Option<&str>, scope: &Scope) -> Result<Value, Failure> {
 /// Evaluates a payload template: keys ending in `.$` take a path or an intrinsic function
 /// call, everything else is copied. Used for `Parameters`, `ResultSelector`, `ItemSelector`
 /// and JSONPath-mode `Assign`.
-pub fn eval_payload(template: &Value, scope: &Scope, host: &mut dyn Host) -> Result<Value, Failure> {
+pub fn eval_payload(
+    template: &Value,
+    scope: &Scope,
+    host: &mut dyn Host,
+) -> Result<Value, Failure> {
     match template {
         Value::Object(map) => {
             let mut out = Map::with_capacity(map.len());
@@ -75,16 +79,24 @@ pub fn eval_payload(template: &Value, scope: &Scope, host: &mut dyn Host) -> Res
             }
             Ok(Value::Object(out))
         }
-        Value::Array(items) => {
-            Ok(Value::Array(items.iter().map(|v| eval_payload(v, scope, host)).collect::<Result<_, _>>()?))
-        }
+        Value::Array(items) => Ok(Value::Array(
+            items
+                .iter()
+                .map(|v| eval_payload(v, scope, host))
+                .collect::<Result<_, _>>()?,
+        )),
         other => Ok(other.clone()),
     }
 }
 
 /// The value of one `.$` field: a path or an intrinsic function call. `field` is the key as
 /// written (with its `.$`), which AWS names in its causes.
-pub fn eval_expression(expr: &str, field: &str, scope: &Scope, host: &mut dyn Host) -> Result<Value, Failure> {
+pub fn eval_expression(
+    expr: &str,
+    field: &str,
+    scope: &Scope,
+    host: &mut dyn Host,
+) -> Result<Value, Failure> {
     if intrinsics::is_call(expr) {
         return intrinsics::eval_in_field(expr, field, scope, host);
     }
@@ -96,30 +108,48 @@ pub fn eval_expression(expr: &str, field: &str, scope: &Scope, host: &mut dyn Ho
 
 /// Applies `ResultPath`: `None` (field absent) replaces the input with the result ("$"),
 /// `Some(Value::Null)` discards the result and keeps the input, a path writes the result there.
-pub fn apply_result_path(input: &Value, result_path: Option<&Value>, result: Value) -> Result<Value, Failure> {
+pub fn apply_result_path(
+    input: &Value,
+    result_path: Option<&Value>,
+    result: Value,
+) -> Result<Value, Failure> {
     let path = match result_path {
         None => return Ok(result),
         Some(Value::Null) => return Ok(input.clone()),
         Some(Value::String(p)) => p,
         Some(other) => return Err(Failure::runtime(format!("Invalid ResultPath {other}"))),
     };
-    let parsed = Path::parse(path).map_err(|e| Failure::runtime(format!("Invalid path '{path}' : {e}")))?;
+    let parsed =
+        Path::parse(path).map_err(|e| Failure::runtime(format!("Invalid path '{path}' : {e}")))?;
     if parsed.root != Root::Input || !parsed.is_reference() {
-        return Err(Failure::runtime(format!("Invalid path '{path}' : not a reference path")));
+        return Err(Failure::runtime(format!(
+            "Invalid path '{path}' : not a reference path"
+        )));
     }
     let conflict = || {
-        Failure::new(REFERENCE_PATH_CONFLICT, format!("Unable to apply ReferencePath {path} to input {}", compact(input)))
+        Failure::new(
+            REFERENCE_PATH_CONFLICT,
+            format!(
+                "Unable to apply ReferencePath {path} to input {}",
+                compact(input)
+            ),
+        )
     };
     let mut out = input.clone();
     let mut slot = &mut out;
     for token in &parsed.tokens {
         slot = match token {
             path::Token::Property(names) => {
-                let Value::Object(map) = slot else { return Err(conflict()) };
-                map.entry(names[0].clone()).or_insert_with(|| Value::Object(Map::new()))
+                let Value::Object(map) = slot else {
+                    return Err(conflict());
+                };
+                map.entry(names[0].clone())
+                    .or_insert_with(|| Value::Object(Map::new()))
             }
             path::Token::Index(indexes) => {
-                let Value::Array(items) = slot else { return Err(conflict()) };
+                let Value::Array(items) = slot else {
+                    return Err(conflict());
+                };
                 let index = usize::try_from(indexes[0]).map_err(|_| conflict())?;
                 items.get_mut(index).ok_or_else(conflict)?
             }

@@ -19,10 +19,18 @@ pub(crate) fn arity(name: &str) -> Option<(usize, Option<usize>)> {
         "States.Format" => (1, None),
         "States.Array" => (0, None),
         "States.UUID" => (0, Some(0)),
-        "States.StringToJson" | "States.JsonToString" | "States.ArrayLength" | "States.ArrayUnique"
-        | "States.Base64Encode" | "States.Base64Decode" => (1, Some(1)),
-        "States.ArrayPartition" | "States.ArrayContains" | "States.ArrayGetItem" | "States.Hash"
-        | "States.MathAdd" | "States.StringSplit" => (2, Some(2)),
+        "States.StringToJson"
+        | "States.JsonToString"
+        | "States.ArrayLength"
+        | "States.ArrayUnique"
+        | "States.Base64Encode"
+        | "States.Base64Decode" => (1, Some(1)),
+        "States.ArrayPartition"
+        | "States.ArrayContains"
+        | "States.ArrayGetItem"
+        | "States.Hash"
+        | "States.MathAdd"
+        | "States.StringSplit" => (2, Some(2)),
         "States.ArrayRange" | "States.JsonMerge" => (3, Some(3)),
         "States.MathRandom" => (2, Some(3)),
         _ => return None,
@@ -47,7 +55,9 @@ pub(crate) fn apply(
             }
             serde_json::from_str(s).map_err(|_| f.invalid(&format!("'{s}' is not valid JSON")))
         }
-        "States.JsonToString" => Ok(Value::String(serde_json::to_string(&f.args[0]).unwrap_or_default())),
+        "States.JsonToString" => Ok(Value::String(
+            serde_json::to_string(&f.args[0]).unwrap_or_default(),
+        )),
         "States.Array" => Ok(Value::Array(f.args)),
         "States.ArrayPartition" => {
             let items = f.array(0)?;
@@ -55,7 +65,12 @@ pub(crate) fn apply(
             if size <= 0 {
                 return Err(f.invalid("the chunk size must be greater than 0"));
             }
-            Ok(Value::Array(items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                items
+                    .chunks(size as usize)
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            ))
         }
         "States.ArrayContains" => {
             let items = f.array(0)?;
@@ -72,9 +87,15 @@ pub(crate) fn apply(
                 0
             };
             if count > MAX_RANGE_ITEMS {
-                return Err(f.invalid(&format!("the range has {count} items, more than {MAX_RANGE_ITEMS}")));
+                return Err(f.invalid(&format!(
+                    "the range has {count} items, more than {MAX_RANGE_ITEMS}"
+                )));
             }
-            Ok(Value::Array((0..count as i64).map(|k| Value::from(start + k * step)).collect()))
+            Ok(Value::Array(
+                (0..count as i64)
+                    .map(|k| Value::from(start + k * step))
+                    .collect(),
+            ))
         }
         "States.ArrayGetItem" => {
             let items = f.array(0)?;
@@ -83,7 +104,12 @@ pub(crate) fn apply(
                 .ok()
                 .and_then(|i| items.get(i))
                 .cloned()
-                .ok_or_else(|| f.invalid(&format!("index {index} is out of bounds for an array of length {}", items.len())))
+                .ok_or_else(|| {
+                    f.invalid(&format!(
+                        "index {index} is out of bounds for an array of length {}",
+                        items.len()
+                    ))
+                })
         }
         "States.ArrayLength" => Ok(Value::from(f.array(0)?.len())),
         "States.ArrayUnique" => {
@@ -141,7 +167,14 @@ pub(crate) fn apply(
                 Some(_) => JavaRandom::new(f.rounded(2)?).below(span),
                 None => (host.random() * span as f64).floor() as i64,
             };
-            Ok(Value::from(start + if span == 0 { 0 } else { offset.clamp(0, span - 1) }))
+            Ok(Value::from(
+                start
+                    + if span == 0 {
+                        0
+                    } else {
+                        offset.clamp(0, span - 1)
+                    },
+            ))
         }
         "States.MathAdd" => Ok(Value::from(f.rounded(0)? + f.rounded(1)?)),
         "States.StringSplit" => {
@@ -171,43 +204,68 @@ impl Args<'_> {
     }
 
     fn ordinal(i: usize) -> &'static str {
-        ["first", "second", "third"].get(i).copied().unwrap_or("next")
+        ["first", "second", "third"]
+            .get(i)
+            .copied()
+            .unwrap_or("next")
     }
 
     fn string(&self, i: usize) -> Result<&str, String> {
-        self.args[i]
-            .as_str()
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be a string", Self::ordinal(i))))
+        self.args[i].as_str().ok_or_else(|| {
+            self.invalid(&format!(
+                "the {} argument must be a string",
+                Self::ordinal(i)
+            ))
+        })
     }
 
     fn bounded_string(&self, i: usize) -> Result<&str, String> {
         let s = self.string(i)?;
         if s.chars().count() > MAX_STRING_CHARS {
-            return Err(self.invalid(&format!("the {} argument is longer than {MAX_STRING_CHARS} characters", Self::ordinal(i))));
+            return Err(self.invalid(&format!(
+                "the {} argument is longer than {MAX_STRING_CHARS} characters",
+                Self::ordinal(i)
+            )));
         }
         Ok(s)
     }
 
     fn array(&self, i: usize) -> Result<&Vec<Value>, String> {
-        self.args[i]
-            .as_array()
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be an array", Self::ordinal(i))))
+        self.args[i].as_array().ok_or_else(|| {
+            self.invalid(&format!(
+                "the {} argument must be an array",
+                Self::ordinal(i)
+            ))
+        })
     }
 
     /// An integer argument; a number with a fractional part is refused.
     fn integer(&self, i: usize) -> Result<i64, String> {
         let n = self.args[i].as_number();
         n.and_then(Number::as_i64)
-            .or_else(|| n.and_then(Number::as_f64).filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be an integer", Self::ordinal(i))))
+            .or_else(|| {
+                n.and_then(Number::as_f64)
+                    .filter(|f| f.fract() == 0.0)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| {
+                self.invalid(&format!(
+                    "the {} argument must be an integer",
+                    Self::ordinal(i)
+                ))
+            })
     }
 
     /// A numeric argument rounded to the nearest integer, halves up (Java's `Math.round`).
     fn rounded(&self, i: usize) -> Result<i64, String> {
-        let n = self.args[i]
-            .as_number()
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be a number", Self::ordinal(i))))?;
-        Ok(n.as_i64().unwrap_or_else(|| (n.as_f64().unwrap_or(0.0) + 0.5).floor() as i64))
+        let n = self.args[i].as_number().ok_or_else(|| {
+            self.invalid(&format!(
+                "the {} argument must be a number",
+                Self::ordinal(i)
+            ))
+        })?;
+        Ok(n.as_i64()
+            .unwrap_or_else(|| (n.as_f64().unwrap_or(0.0) + 0.5).floor() as i64))
     }
 
     fn format(&self, template_raw: Option<&str>) -> Result<Value, String> {
@@ -222,7 +280,9 @@ impl Args<'_> {
                 '{' if chars.peek() == Some(&'}') => {
                     chars.next();
                     let value = values.get(used).ok_or_else(|| {
-                        self.invalid("the format string has more placeholders than there are arguments")
+                        self.invalid(
+                            "the format string has more placeholders than there are arguments",
+                        )
                     })?;
                     out.push_str(&java_string(value));
                     used += 1;
@@ -231,7 +291,9 @@ impl Args<'_> {
             }
         }
         if used != values.len() {
-            return Err(self.invalid("the format string has fewer placeholders than there are arguments"));
+            return Err(
+                self.invalid("the format string has fewer placeholders than there are arguments")
+            );
         }
         Ok(Value::String(out))
     }
@@ -260,7 +322,9 @@ impl JavaRandom {
     const MASK: u64 = (1 << 48) - 1;
 
     fn new(seed: i64) -> Self {
-        Self { seed: (seed as u64 ^ Self::MULTIPLIER) & Self::MASK }
+        Self {
+            seed: (seed as u64 ^ Self::MULTIPLIER) & Self::MASK,
+        }
     }
 
     fn next(&mut self, bits: u32) -> i32 {
@@ -277,7 +341,7 @@ impl JavaRandom {
             return 0;
         }
         if bound & -bound == bound {
-            return ((bound as i64 * self.next(31) as i64) >> 31) as i64;
+            return (bound as i64 * self.next(31) as i64) >> 31;
         }
         loop {
             let bits = self.next(31);
