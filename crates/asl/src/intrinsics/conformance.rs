@@ -430,3 +430,102 @@ fn match_parts(parts: &[Part], act: &str, bindings: &mut HashMap<String, String>
         }
     }
 }
+
+/// Every path and intrinsic call in a definition AWS accepted must pass `check`, and the
+/// `.$` values of the definitions AWS refused for them must not.
+#[test]
+fn recorded_paths_and_calls_pass_check() {
+    let Some(dir) = cases_dir() else {
+        eprintln!("conformance cases not found: set AGENTRY_CONFORMANCE_DIR; skipped");
+        return;
+    };
+    let (mut checked, mut wrong) = (0, Vec::new());
+    for file in std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+    {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(case) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let refused = case["expected"]["status"] == "API_ERROR";
+        let refused_for_expression = refused
+            && case["expected"]["cause"].as_str().is_some_and(|c| {
+                c.contains("must be a valid JSONPath or a valid intrinsic function call")
+            });
+        if refused && !refused_for_expression {
+            continue;
+        }
+        let jsonata = case["definition"]["QueryLanguage"] == "JSONata";
+        let mut found = Vec::new();
+        collect_expressions(&case["definition"], jsonata, &mut found);
+        for (expr, reference) in found {
+            checked += 1;
+            let verdict = if crate::intrinsics::is_call(&expr) {
+                crate::intrinsics::check(&expr)
+            } else {
+                jsonpath::check(&expr, reference)
+            };
+            if verdict.is_ok() == refused_for_expression {
+                wrong.push(format!(
+                    "{}: {expr}: {verdict:?}",
+                    case["name"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    println!("{checked} recorded paths and calls checked");
+    assert!(
+        wrong.is_empty(),
+        "check disagrees with AWS on:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Paths (with whether they must be reference paths) and `.$` values in JSONPath states.
+fn collect_expressions(v: &Value, jsonata: bool, out: &mut Vec<(String, bool)>) {
+    const REFERENCE: [&str; 11] = [
+        "ResultPath",
+        "ItemsPath",
+        "SecondsPath",
+        "TimestampPath",
+        "TimeoutSecondsPath",
+        "HeartbeatSecondsPath",
+        "MaxConcurrencyPath",
+        "ToleratedFailureCountPath",
+        "ToleratedFailurePercentagePath",
+        "ErrorPath",
+        "CausePath",
+    ];
+    match v {
+        Value::Object(map) => {
+            let jsonata = match map.get("QueryLanguage").and_then(Value::as_str) {
+                Some(lang) => lang == "JSONata",
+                None => jsonata,
+            };
+            for (k, x) in map {
+                match (jsonata, x.as_str()) {
+                    (false, Some(s)) if REFERENCE.contains(&k.as_str()) => {
+                        out.push((s.to_string(), !crate::intrinsics::is_call(s)))
+                    }
+                    // `.$` values, InputPath/OutputPath, Choice's Variable and `...Path` comparators.
+                    (false, Some(s))
+                        if k.ends_with(".$") || k.ends_with("Path") || k == "Variable" =>
+                    {
+                        out.push((s.to_string(), false))
+                    }
+                    _ => {}
+                }
+                if k != "Result" {
+                    collect_expressions(x, jsonata, out);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|x| collect_expressions(x, jsonata, out)),
+        _ => {}
+    }
+}
