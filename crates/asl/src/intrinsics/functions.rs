@@ -53,7 +53,13 @@ pub(crate) fn apply(
             if s.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            serde_json::from_str(s).map_err(|_| f.invalid(&format!("'{s}' is not valid JSON")))
+            let mut value: Value = serde_json::from_str(s)
+                .map_err(|_| f.invalid(&format!("'{s}' is not valid JSON")))?;
+            // Jackson reads `-0` as the integer 0, serde_json as the float -0.0.
+            if !s.contains("-0.") && !s.contains("-0e") && !s.contains("-0E") {
+                integer_zeros(&mut value);
+            }
+            Ok(value)
         }
         "States.JsonToString" => Ok(Value::String(
             serde_json::to_string(&f.args[0]).unwrap_or_default(),
@@ -296,6 +302,17 @@ impl Args<'_> {
             );
         }
         Ok(Value::String(out))
+    }
+}
+
+fn integer_zeros(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => {
+            *v = Value::from(0)
+        }
+        Value::Array(items) => items.iter_mut().for_each(integer_zeros),
+        Value::Object(map) => map.values_mut().for_each(integer_zeros),
+        _ => {}
     }
 }
 
