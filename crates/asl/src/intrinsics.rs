@@ -21,7 +21,28 @@ pub fn is_call(s: &str) -> bool {
 /// Parses an intrinsic function call (syntax, function name, argument count) without
 /// evaluating it; the error text is what AWS reports for an invalid call at validation.
 pub fn check(expr: &str) -> Result<(), String> {
-    check_call(&parse::parse(expr)?)
+    let call = parse::parse(expr)?;
+    if depth(&call) > MAX_NESTING {
+        return Err(format!(
+            "intrinsic functions can be nested at most {MAX_NESTING} deep"
+        ));
+    }
+    check_call(&call)
+}
+
+/// How deep AWS lets intrinsic function calls nest within one field.
+const MAX_NESTING: usize = 10;
+
+fn depth(call: &Call) -> usize {
+    1 + call
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            Arg::Call(inner) => Some(depth(inner)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn check_call(call: &Call) -> Result<(), String> {
@@ -402,5 +423,9 @@ mod tests {
         assert!(check("States.ArrayLength()").is_err());
         assert!(check("States.MathRandom(1, 2, 3, 4)").is_err());
         assert!(check("States.Format('x'").is_err());
+        // AWS documents at most 10 nested calls in one field.
+        let nested = |n: usize| format!("{}1{}", "States.Array(".repeat(n), ")".repeat(n));
+        assert!(check(&nested(10)).is_ok());
+        assert!(check(&nested(11)).is_err());
     }
 }
