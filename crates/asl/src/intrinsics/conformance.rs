@@ -36,20 +36,30 @@ fn cases_dir() -> Option<PathBuf> {
     candidates.into_iter().find(|d| d.is_dir())
 }
 
-/// The states of a case whose machine is made of JSONPath Pass states only, when this test
-/// can run it (the service's own errors, API and payload size, are left out).
-fn pass_states(case: &Value) -> Option<&Map<String, Value>> {
-    if !matches!(
-        case["api"].as_str(),
-        Some("StartExecution" | "StartSyncExecution")
-    ) {
-        return None;
-    }
+/// The definition of a case whose machine is made of JSONPath Pass states only, when this test
+/// can run it (the service's own errors, API and payload size, are left out). A TestState
+/// case's single Pass state becomes a machine of that one state.
+fn pass_machine(case: &Value) -> Option<Value> {
     let expected = &case["expected"];
     if expected["status"] == "API_ERROR" || expected["error"] == "States.DataLimitExceeded" {
         return None;
     }
-    let definition = &case["definition"];
+    let definition = match case["api"].as_str() {
+        Some("StartExecution" | "StartSyncExecution") => case["definition"].clone(),
+        Some("TestState") if case["test_state_params"]["mock"].is_null() => {
+            json!({"StartAt": "State", "States": {"State": case["definition"]}})
+        }
+        _ => return None,
+    };
+    let states = pass_states(&definition)?;
+    states
+        .values()
+        .all(|s| s["QueryLanguage"].is_null())
+        .then_some(())?;
+    Some(definition)
+}
+
+fn pass_states(definition: &Value) -> Option<&Map<String, Value>> {
     if definition["QueryLanguage"] == "JSONata" {
         return None;
     }
@@ -129,8 +139,10 @@ fn run_pass(
             vars,
         },
     )?;
-    let result = match (state.get("Parameters"), state.get("Result")) {
-        (Some(params), _) => jsonpath::eval_payload(
+    // With both, AWS takes Result (recorded TestState cases).
+    let result = match (state.get("Result"), state.get("Parameters")) {
+        (Some(result), _) => result.clone(),
+        (None, Some(params)) => jsonpath::eval_payload(
             params,
             &Scope {
                 input: &effective,
@@ -139,7 +151,6 @@ fn run_pass(
             },
             host,
         )?,
-        (None, Some(result)) => result.clone(),
         (None, None) => effective.clone(),
     };
     let assigned = match state.get("Assign") {
@@ -217,16 +228,17 @@ fn recorded_pass_state_machines() {
         .filter(|f| f.extension().is_some_and(|e| e == "json"))
     {
         let case: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        let Some(states) = pass_states(&case) else {
+        let Some(definition) = pass_machine(&case) else {
             continue;
         };
+        let states = pass_states(&definition).expect("checked by pass_machine");
         let single = states.len() == 1 && states.values().all(|s| s.get("Assign").is_none());
         let input = match (&case["input"], &case["input_raw"]) {
             (Value::Null, Value::Null) => json!({}),
             (input, _) => input.clone(),
         };
         let express = case["state_machine_type"] == "EXPRESS";
-        let outcome = run_machine(&case["definition"], express, states, &input);
+        let outcome = run_machine(&definition, express, states, &input);
         let mut cmp = Comparison::new(&case);
         let expected = &case["expected"];
         let ok = match &outcome {
