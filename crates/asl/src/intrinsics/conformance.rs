@@ -13,7 +13,7 @@ use crate::error::Failure;
 use crate::jsonpath;
 
 /// Cases passing when this floor was set; a change that lowers the count fails the test.
-const FLOOR: usize = 166;
+const FLOOR: usize = 177;
 
 const STATE_MACHINE: &str = "statemachine_1";
 const EXECUTION: &str = "ex1";
@@ -51,11 +51,7 @@ fn pass_machine(case: &Value) -> Option<Value> {
         }
         _ => return None,
     };
-    let states = pass_states(&definition)?;
-    states
-        .values()
-        .all(|s| s["QueryLanguage"].is_null())
-        .then_some(())?;
+    pass_states(&definition)?;
     Some(definition)
 }
 
