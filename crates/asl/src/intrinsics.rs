@@ -355,6 +355,17 @@ mod tests {
             json!("Hello World")
         );
         assert_eq!(ok("States.Base64Encode($.s)", json!({"s": ""})), json!(""));
+        // Not recorded: Java's decoder, which AWS runs on, does not require the padding.
+        assert_eq!(
+            ok("States.Base64Decode('SGVsbG8gV29ybGQ')", json!({})),
+            json!("Hello World")
+        );
+        assert_eq!(
+            run("States.Base64Decode('not base64!')", json!({}))
+                .unwrap_err()
+                .error_name(),
+            "States.IntrinsicFailure"
+        );
     }
 
     #[test]
@@ -427,5 +438,35 @@ mod tests {
         let nested = |n: usize| format!("{}1{}", "States.Array(".repeat(n), ")".repeat(n));
         assert!(check(&nested(10)).is_ok());
         assert!(check(&nested(11)).is_err());
+    }
+
+    #[test]
+    fn malformed_text_is_refused_without_panicking() {
+        let samples = [
+            "States.Format('He said {} \\{é\\}', $.a[?(@.b == 'ü' && @.c >= 1.5e3 || !@.d)], States.Array(-1, true, null))",
+            "$.a..b[*]['x','y'][1:3][-1].c.length()",
+            "$$.Execution.Input['k\\'ey']\u{3000}[\u{3000}1é]",
+            "$var.x[0]",
+        ];
+        let input = json!({"a": [{"b": "ü", "c": 2000, "d": false}], "x": {"y": 1}});
+        let context = json!({});
+        let vars = Map::new();
+        let scope = Scope {
+            input: &input,
+            context: &context,
+            vars: &vars,
+        };
+        for sample in samples {
+            for (end, _) in sample
+                .char_indices()
+                .chain(std::iter::once((sample.len(), ' ')))
+            {
+                let text = &sample[..end];
+                let _ = check(text);
+                let _ = jsonpath::check(text, false);
+                let _ = eval(text, &scope, &mut FixedHost::new(0, 1));
+                let _ = jsonpath::read(text, &scope);
+            }
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! cause of a `States.IntrinsicFailure`.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Number, Value};
 
 use crate::env::Host;
@@ -10,6 +11,11 @@ use crate::jsonpath::{java_string, json_eq};
 
 /// Longest string AWS accepts in `States.Base64Encode`, `States.Base64Decode`, `States.Hash`.
 const MAX_STRING_CHARS: usize = 10_000;
+/// Base64 as Java's basic encoder writes it and its decoder reads it: padding optional.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 /// Longest array `States.ArrayRange` may produce.
 const MAX_RANGE_ITEMS: usize = 1000;
 

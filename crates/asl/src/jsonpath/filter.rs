@@ -123,7 +123,7 @@ impl FilterParser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.rest().starts_with(char::is_whitespace) {
+        while self.rest().starts_with(|c: char| c.is_ascii_whitespace()) {
             self.pos += 1;
         }
     }

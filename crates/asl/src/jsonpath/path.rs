@@ -369,7 +369,7 @@ impl Parser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             self.pos += 1;
         }
     }
@@ -487,8 +487,8 @@ impl Parser<'_> {
             }
             Some(c) if c == '-' || c == ':' || c.is_ascii_digit() => {
                 let start = self.pos;
-                while self.peek().is_some_and(|c| c != ']') {
-                    self.pos += 1;
+                while let Some(c) = self.peek().filter(|&c| c != ']') {
+                    self.pos += c.len_utf8();
                 }
                 number_token(&self.src[start..self.pos])?
             }
