@@ -65,7 +65,8 @@ fn check_call(call: &Call) -> Result<(), String> {
     Ok(())
 }
 
-/// Evaluates one intrinsic function call, arguments included.
+/// Evaluates one intrinsic function call, arguments included. Where the call is the value of
+/// a field, prefer [`eval_in_field`]: AWS names the field when a path argument finds nothing.
 pub fn eval(expr: &str, scope: &Scope, host: &mut dyn Host) -> Result<Value, Failure> {
     eval_in_field(expr, expr, scope, host)
 }
@@ -185,6 +186,14 @@ mod tests {
             );
         }
         assert_eq!(ok("States.MathAdd(-9, 3)", json!({})), json!(-6));
+        // AWS documents 32-bit integer arguments.
+        assert_eq!(
+            run("States.MathAdd(9223372036854775807, 1)", json!({}))
+                .unwrap_err()
+                .error_name(),
+            "States.IntrinsicFailure"
+        );
+        assert!(run("States.ArrayRange(-2147483648, 2147483647, 1)", json!({})).is_err());
     }
 
     #[test]

@@ -268,7 +268,8 @@ impl Args<'_> {
             })
     }
 
-    /// A numeric argument rounded to the nearest integer, halves up (Java's `Math.round`).
+    /// A numeric argument rounded to the nearest integer, halves up (Java's `Math.round`),
+    /// within the 32-bit range.
     fn rounded(&self, i: usize) -> Result<i64, String> {
         let n = self.args[i].as_number().ok_or_else(|| {
             self.invalid(&format!(
@@ -276,8 +277,19 @@ impl Args<'_> {
                 Self::ordinal(i)
             ))
         })?;
-        Ok(n.as_i64()
-            .unwrap_or_else(|| (n.as_f64().unwrap_or(0.0) + 0.5).floor() as i64))
+        let value = n
+            .as_i64()
+            .unwrap_or_else(|| (n.as_f64().unwrap_or(0.0) + 0.5).floor() as i64);
+        // AWS's functions work on 32-bit integers; keeping to them also keeps sums in range.
+        if i32::try_from(value).is_err() {
+            return Err(self.invalid(&format!(
+                "the {} argument must be between {} and {}",
+                Self::ordinal(i),
+                i32::MIN,
+                i32::MAX
+            )));
+        }
+        Ok(value)
     }
 
     fn format(&self, template_raw: Option<&str>) -> Result<Value, String> {
