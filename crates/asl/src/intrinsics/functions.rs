@@ -2,7 +2,8 @@
 //! cause of a `States.IntrinsicFailure`.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Number, Value};
 
 use crate::env::Host;
@@ -10,6 +11,11 @@ use crate::jsonpath::{java_string, json_eq};
 
 /// Longest string AWS accepts in `States.Base64Encode`, `States.Base64Decode`, `States.Hash`.
 const MAX_STRING_CHARS: usize = 10_000;
+/// Base64 as Java's basic encoder writes it and its decoder reads it: padding optional.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 /// Longest array `States.ArrayRange` may produce.
 const MAX_RANGE_ITEMS: usize = 1000;
 
@@ -19,10 +25,18 @@ pub(crate) fn arity(name: &str) -> Option<(usize, Option<usize>)> {
         "States.Format" => (1, None),
         "States.Array" => (0, None),
         "States.UUID" => (0, Some(0)),
-        "States.StringToJson" | "States.JsonToString" | "States.ArrayLength" | "States.ArrayUnique"
-        | "States.Base64Encode" | "States.Base64Decode" => (1, Some(1)),
-        "States.ArrayPartition" | "States.ArrayContains" | "States.ArrayGetItem" | "States.Hash"
-        | "States.MathAdd" | "States.StringSplit" => (2, Some(2)),
+        "States.StringToJson"
+        | "States.JsonToString"
+        | "States.ArrayLength"
+        | "States.ArrayUnique"
+        | "States.Base64Encode"
+        | "States.Base64Decode" => (1, Some(1)),
+        "States.ArrayPartition"
+        | "States.ArrayContains"
+        | "States.ArrayGetItem"
+        | "States.Hash"
+        | "States.MathAdd"
+        | "States.StringSplit" => (2, Some(2)),
         "States.ArrayRange" | "States.JsonMerge" => (3, Some(3)),
         "States.MathRandom" => (2, Some(3)),
         _ => return None,
@@ -45,9 +59,17 @@ pub(crate) fn apply(
             if s.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            serde_json::from_str(s).map_err(|_| f.invalid(&format!("'{s}' is not valid JSON")))
+            let mut value: Value = serde_json::from_str(s)
+                .map_err(|_| f.invalid(&format!("'{s}' is not valid JSON")))?;
+            // Jackson reads `-0` as the integer 0, serde_json as the float -0.0.
+            if !s.contains("-0.") && !s.contains("-0e") && !s.contains("-0E") {
+                integer_zeros(&mut value);
+            }
+            Ok(value)
         }
-        "States.JsonToString" => Ok(Value::String(serde_json::to_string(&f.args[0]).unwrap_or_default())),
+        "States.JsonToString" => Ok(Value::String(
+            serde_json::to_string(&f.args[0]).unwrap_or_default(),
+        )),
         "States.Array" => Ok(Value::Array(f.args)),
         "States.ArrayPartition" => {
             let items = f.array(0)?;
@@ -55,7 +77,12 @@ pub(crate) fn apply(
             if size <= 0 {
                 return Err(f.invalid("the chunk size must be greater than 0"));
             }
-            Ok(Value::Array(items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                items
+                    .chunks(size as usize)
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            ))
         }
         "States.ArrayContains" => {
             let items = f.array(0)?;
@@ -72,9 +99,15 @@ pub(crate) fn apply(
                 0
             };
             if count > MAX_RANGE_ITEMS {
-                return Err(f.invalid(&format!("the range has {count} items, more than {MAX_RANGE_ITEMS}")));
+                return Err(f.invalid(&format!(
+                    "the range has {count} items, more than {MAX_RANGE_ITEMS}"
+                )));
             }
-            Ok(Value::Array((0..count as i64).map(|k| Value::from(start + k * step)).collect()))
+            Ok(Value::Array(
+                (0..count as i64)
+                    .map(|k| Value::from(start + k * step))
+                    .collect(),
+            ))
         }
         "States.ArrayGetItem" => {
             let items = f.array(0)?;
@@ -83,7 +116,12 @@ pub(crate) fn apply(
                 .ok()
                 .and_then(|i| items.get(i))
                 .cloned()
-                .ok_or_else(|| f.invalid(&format!("index {index} is out of bounds for an array of length {}", items.len())))
+                .ok_or_else(|| {
+                    f.invalid(&format!(
+                        "index {index} is out of bounds for an array of length {}",
+                        items.len()
+                    ))
+                })
         }
         "States.ArrayLength" => Ok(Value::from(f.array(0)?.len())),
         "States.ArrayUnique" => {
@@ -141,7 +179,14 @@ pub(crate) fn apply(
                 Some(_) => JavaRandom::new(f.rounded(2)?).below(span),
                 None => (host.random() * span as f64).floor() as i64,
             };
-            Ok(Value::from(start + if span == 0 { 0 } else { offset.clamp(0, span - 1) }))
+            Ok(Value::from(
+                start
+                    + if span == 0 {
+                        0
+                    } else {
+                        offset.clamp(0, span - 1)
+                    },
+            ))
         }
         "States.MathAdd" => Ok(Value::from(f.rounded(0)? + f.rounded(1)?)),
         "States.StringSplit" => {
@@ -171,43 +216,80 @@ impl Args<'_> {
     }
 
     fn ordinal(i: usize) -> &'static str {
-        ["first", "second", "third"].get(i).copied().unwrap_or("next")
+        ["first", "second", "third"]
+            .get(i)
+            .copied()
+            .unwrap_or("next")
     }
 
     fn string(&self, i: usize) -> Result<&str, String> {
-        self.args[i]
-            .as_str()
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be a string", Self::ordinal(i))))
+        self.args[i].as_str().ok_or_else(|| {
+            self.invalid(&format!(
+                "the {} argument must be a string",
+                Self::ordinal(i)
+            ))
+        })
     }
 
     fn bounded_string(&self, i: usize) -> Result<&str, String> {
         let s = self.string(i)?;
         if s.chars().count() > MAX_STRING_CHARS {
-            return Err(self.invalid(&format!("the {} argument is longer than {MAX_STRING_CHARS} characters", Self::ordinal(i))));
+            return Err(self.invalid(&format!(
+                "the {} argument is longer than {MAX_STRING_CHARS} characters",
+                Self::ordinal(i)
+            )));
         }
         Ok(s)
     }
 
     fn array(&self, i: usize) -> Result<&Vec<Value>, String> {
-        self.args[i]
-            .as_array()
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be an array", Self::ordinal(i))))
+        self.args[i].as_array().ok_or_else(|| {
+            self.invalid(&format!(
+                "the {} argument must be an array",
+                Self::ordinal(i)
+            ))
+        })
     }
 
     /// An integer argument; a number with a fractional part is refused.
     fn integer(&self, i: usize) -> Result<i64, String> {
         let n = self.args[i].as_number();
         n.and_then(Number::as_i64)
-            .or_else(|| n.and_then(Number::as_f64).filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be an integer", Self::ordinal(i))))
+            .or_else(|| {
+                n.and_then(Number::as_f64)
+                    .filter(|f| f.fract() == 0.0)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| {
+                self.invalid(&format!(
+                    "the {} argument must be an integer",
+                    Self::ordinal(i)
+                ))
+            })
     }
 
-    /// A numeric argument rounded to the nearest integer, halves up (Java's `Math.round`).
+    /// A numeric argument rounded to the nearest integer, halves up (Java's `Math.round`),
+    /// within the 32-bit range.
     fn rounded(&self, i: usize) -> Result<i64, String> {
-        let n = self.args[i]
-            .as_number()
-            .ok_or_else(|| self.invalid(&format!("the {} argument must be a number", Self::ordinal(i))))?;
-        Ok(n.as_i64().unwrap_or_else(|| (n.as_f64().unwrap_or(0.0) + 0.5).floor() as i64))
+        let n = self.args[i].as_number().ok_or_else(|| {
+            self.invalid(&format!(
+                "the {} argument must be a number",
+                Self::ordinal(i)
+            ))
+        })?;
+        let value = n
+            .as_i64()
+            .unwrap_or_else(|| (n.as_f64().unwrap_or(0.0) + 0.5).floor() as i64);
+        // AWS's functions work on 32-bit integers; keeping to them also keeps sums in range.
+        if i32::try_from(value).is_err() {
+            return Err(self.invalid(&format!(
+                "the {} argument must be between {} and {}",
+                Self::ordinal(i),
+                i32::MIN,
+                i32::MAX
+            )));
+        }
+        Ok(value)
     }
 
     fn format(&self, template_raw: Option<&str>) -> Result<Value, String> {
@@ -222,7 +304,9 @@ impl Args<'_> {
                 '{' if chars.peek() == Some(&'}') => {
                     chars.next();
                     let value = values.get(used).ok_or_else(|| {
-                        self.invalid("the format string has more placeholders than there are arguments")
+                        self.invalid(
+                            "the format string has more placeholders than there are arguments",
+                        )
                     })?;
                     out.push_str(&java_string(value));
                     used += 1;
@@ -231,9 +315,22 @@ impl Args<'_> {
             }
         }
         if used != values.len() {
-            return Err(self.invalid("the format string has fewer placeholders than there are arguments"));
+            return Err(
+                self.invalid("the format string has fewer placeholders than there are arguments")
+            );
         }
         Ok(Value::String(out))
+    }
+}
+
+fn integer_zeros(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => {
+            *v = Value::from(0)
+        }
+        Value::Array(items) => items.iter_mut().for_each(integer_zeros),
+        Value::Object(map) => map.values_mut().for_each(integer_zeros),
+        _ => {}
     }
 }
 
@@ -260,7 +357,9 @@ impl JavaRandom {
     const MASK: u64 = (1 << 48) - 1;
 
     fn new(seed: i64) -> Self {
-        Self { seed: (seed as u64 ^ Self::MULTIPLIER) & Self::MASK }
+        Self {
+            seed: (seed as u64 ^ Self::MULTIPLIER) & Self::MASK,
+        }
     }
 
     fn next(&mut self, bits: u32) -> i32 {
@@ -277,7 +376,7 @@ impl JavaRandom {
             return 0;
         }
         if bound & -bound == bound {
-            return ((bound as i64 * self.next(31) as i64) >> 31) as i64;
+            return (bound as i64 * self.next(31) as i64) >> 31;
         }
         loop {
             let bits = self.next(31);

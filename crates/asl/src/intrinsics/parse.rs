@@ -16,7 +16,10 @@ pub(crate) struct Call {
 pub(crate) enum Arg {
     /// A quoted string: its value, and the text between the quotes (escapes kept), which
     /// `States.Format` needs to tell `\{}` from `{}`.
-    Text { value: String, raw: String },
+    Text {
+        value: String,
+        raw: String,
+    },
     /// A number, `true`, `false` or `null`.
     Literal(Value),
     /// `$...`, `$$...` or `$name...`.
@@ -30,7 +33,10 @@ pub(crate) fn parse(expr: &str) -> Result<Call, String> {
     let call = p.call()?;
     p.skip_spaces();
     if p.pos != expr.len() {
-        return Err(format!("unexpected '{}' after the function call", &expr[p.pos..]));
+        return Err(format!(
+            "unexpected '{}' after the function call",
+            &expr[p.pos..]
+        ));
     }
     Ok(call)
 }
@@ -50,7 +56,7 @@ impl Parser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             self.pos += 1;
         }
     }
@@ -67,7 +73,10 @@ impl Parser<'_> {
 
     fn call(&mut self) -> Result<Call, String> {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '.') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '.')
+        {
             self.pos += 1;
         }
         let name = &self.src[start..self.pos];
@@ -90,7 +99,10 @@ impl Parser<'_> {
                 return Err(format!("expected ',' or ')' in the arguments of {name}"));
             }
         }
-        Ok(Call { name: name.to_string(), args })
+        Ok(Call {
+            name: name.to_string(),
+            args,
+        })
     }
 
     fn arg(&mut self) -> Result<Arg, String> {
@@ -107,7 +119,10 @@ impl Parser<'_> {
             }
             Some(c) if c == '-' || c.is_ascii_digit() => {
                 let start = self.pos;
-                while self.peek().is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')) {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
+                {
                     self.pos += 1;
                 }
                 let text = &self.src[start..self.pos];
@@ -117,9 +132,14 @@ impl Parser<'_> {
             }
             Some(_) if self.rest().starts_with("States.") => Ok(Arg::Call(self.call()?)),
             Some(_) => {
-                for (word, value) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
+                for (word, value) in [
+                    ("true", Value::Bool(true)),
+                    ("false", Value::Bool(false)),
+                    ("null", Value::Null),
+                ] {
                     if self.rest().starts_with(word)
-                        && !self.rest()[word.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                        && !self.rest()[word.len()..]
+                            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
                     {
                         self.pos += word.len();
                         return Ok(Arg::Literal(value));
@@ -141,7 +161,9 @@ impl Parser<'_> {
             match c {
                 '\\' => match chars.next() {
                     Some((_, e @ ('\'' | '{' | '}' | '\\'))) => value.push(e),
-                    Some((_, e)) => return Err(format!("invalid escape sequence '\\{e}' in a string")),
+                    Some((_, e)) => {
+                        return Err(format!("invalid escape sequence '\\{e}' in a string"));
+                    }
                     None => break,
                 },
                 '\'' => {

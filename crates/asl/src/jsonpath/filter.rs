@@ -100,9 +100,13 @@ pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
             (Some(i), Some(j)) => i == j,
             _ => x.as_f64() == y.as_f64(),
         },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -119,7 +123,7 @@ impl FilterParser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.rest().starts_with(char::is_whitespace) {
+        while self.rest().starts_with(|c: char| c.is_ascii_whitespace()) {
             self.pos += 1;
         }
     }
@@ -165,10 +169,17 @@ impl FilterParser<'_> {
             return Ok(f);
         }
         let left = self.operand()?;
-        let op = [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
-            .into_iter()
-            .find(|(s, _)| self.eat(s))
-            .map(|(_, op)| op);
+        let op = [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find(|(s, _)| self.eat(s))
+        .map(|(_, op)| op);
         match op {
             Some(op) => Ok(Filter::Compare(left, op, self.operand()?)),
             None => {
@@ -186,7 +197,11 @@ impl FilterParser<'_> {
         self.skip_spaces();
         let rest = self.rest();
         if rest.starts_with('@') || rest.starts_with('$') {
-            let mut p = Parser { src: self.src, pos: self.pos, in_filter: true };
+            let mut p = Parser {
+                src: self.src,
+                pos: self.pos,
+                in_filter: true,
+            };
             let path = p.path()?;
             self.pos = p.pos;
             return Ok(Operand::Path(path));
@@ -210,7 +225,9 @@ impl FilterParser<'_> {
             return Err("unclosed string in filter".into());
         }
         let end = rest
-            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '=' | '!' | '<' | '>' | '&' | '|'))
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, ')' | '=' | '!' | '<' | '>' | '&' | '|')
+            })
             .unwrap_or(rest.len());
         let word = &rest[..end];
         let value = match word {

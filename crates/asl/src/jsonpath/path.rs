@@ -49,10 +49,18 @@ pub(crate) struct NotFound(pub String);
 
 impl Path {
     pub fn parse(text: &str) -> Result<Path, String> {
-        let mut parser = Parser { src: text.trim(), pos: 0, in_filter: false };
+        let mut parser = Parser {
+            src: text.trim(),
+            pos: 0,
+            in_filter: false,
+        };
         let path = parser.path()?;
         if parser.pos != parser.src.len() {
-            return Err(format!("unexpected '{}' at position {}", &parser.src[parser.pos..], parser.pos));
+            return Err(format!(
+                "unexpected '{}' at position {}",
+                &parser.src[parser.pos..],
+                parser.pos
+            ));
         }
         Ok(path)
     }
@@ -90,24 +98,39 @@ impl Path {
     /// filters. Definite paths give the one value, indefinite ones an array of the matches.
     pub fn evaluate(&self, root: &Value, doc: &Value) -> Result<Value, NotFound> {
         let mut out = Vec::new();
-        let mut walk = Walk { path: self, doc, out: &mut out };
-        walk.step(0, "$".to_string(), root, true)?;
-        if self.is_definite() {
-            out.into_iter()
-                .next()
-                .ok_or_else(|| NotFound(format!("No results for path: {}", self.jayway_string())))
-        } else {
-            Ok(Value::Array(out))
+        let mut walk = Walk {
+            path: self,
+            doc,
+            out: &mut out,
+        };
+        let walked = walk.step(0, "$".to_string(), root, true);
+        if !self.is_definite() {
+            // AWS answers an indefinite path that cannot be followed with an empty array.
+            return Ok(Value::Array(if walked.is_ok() { out } else { Vec::new() }));
         }
+        walked?;
+        out.into_iter()
+            .next()
+            .ok_or_else(|| NotFound(format!("No results for path: {}", self.jayway_string())))
     }
 }
 
 fn token_string(t: &Token) -> String {
     match t {
         Token::Property(names) => {
-            format!("[{}]", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                names
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         }
-        Token::Index(idx) => format!("[{}]", idx.iter().map(i64::to_string).collect::<Vec<_>>().join(",")),
+        Token::Index(idx) => format!(
+            "[{}]",
+            idx.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        ),
         Token::Slice(from, to) => format!(
             "[{}:{}]",
             from.map(|v| v.to_string()).unwrap_or_default(),
@@ -127,7 +150,13 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn step(&mut self, i: usize, at: String, node: &Value, upstream_definite: bool) -> Result<(), NotFound> {
+    fn step(
+        &mut self,
+        i: usize,
+        at: String,
+        node: &Value,
+        upstream_definite: bool,
+    ) -> Result<(), NotFound> {
         let Some(token) = self.path.tokens.get(i) else {
             self.out.push(node.clone());
             return Ok(());
@@ -149,8 +178,10 @@ impl Walk<'_> {
                 };
                 if names.len() > 1 && leaf {
                     // Jayway merges several leaf properties into one object.
-                    let merged: Map<String, Value> =
-                        names.iter().filter_map(|n| map.get(n).map(|v| (n.clone(), v.clone()))).collect();
+                    let merged: Map<String, Value> = names
+                        .iter()
+                        .filter_map(|n| map.get(n).map(|v| (n.clone(), v.clone())))
+                        .collect();
                     self.out.push(Value::Object(merged));
                     return Ok(());
                 }
@@ -166,18 +197,31 @@ impl Walk<'_> {
                 Ok(())
             }
             Token::Index(indexes) => {
-                let Some(items) = self.array(i, &at, node, upstream_definite)? else { return Ok(()) };
+                let Some(items) = self.array(i, &at, node, upstream_definite)? else {
+                    return Ok(());
+                };
                 let definite = upstream_definite && indexes.len() == 1;
                 for &index in indexes {
-                    let effective = if index < 0 { items.len() as i64 + index } else { index };
+                    let effective = if index < 0 {
+                        items.len() as i64 + index
+                    } else {
+                        index
+                    };
                     if effective >= 0 && (effective as usize) < items.len() {
-                        self.step(i + 1, format!("{at}[{index}]"), &items[effective as usize], definite)?;
+                        self.step(
+                            i + 1,
+                            format!("{at}[{index}]"),
+                            &items[effective as usize],
+                            definite,
+                        )?;
                     }
                 }
                 Ok(())
             }
             Token::Slice(from, to) => {
-                let Some(items) = self.array(i, &at, node, upstream_definite)? else { return Ok(()) };
+                let Some(items) = self.array(i, &at, node, upstream_definite)? else {
+                    return Ok(());
+                };
                 let len = items.len() as i64;
                 let norm = |v: i64| if v < 0 { (len + v).max(0) } else { v.min(len) };
                 let start = from.map(norm).unwrap_or(0);
@@ -213,7 +257,9 @@ impl Walk<'_> {
                             }
                         }
                     }
-                    Value::Object(_) if f.matches(node, self.doc) => self.step(i + 1, at, node, false)?,
+                    Value::Object(_) if f.matches(node, self.doc) => {
+                        self.step(i + 1, at, node, false)?
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -272,7 +318,9 @@ fn java_class(v: &Value) -> &'static str {
         Value::Null => "null",
         Value::Bool(_) => "java.lang.Boolean",
         Value::Number(n) if n.is_f64() => "java.lang.Double",
-        Value::Number(n) if n.as_i64().is_some_and(|x| i32::try_from(x).is_ok()) => "java.lang.Integer",
+        Value::Number(n) if n.as_i64().is_some_and(|x| i32::try_from(x).is_ok()) => {
+            "java.lang.Integer"
+        }
         Value::Number(_) => "java.lang.Long",
         Value::String(_) => "java.lang.String",
         Value::Array(_) => "java.util.ArrayList",
@@ -284,10 +332,16 @@ fn java_class(v: &Value) -> &'static str {
 pub(crate) fn java_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(java_string).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(java_string).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(map) => format!(
             "{{{}}}",
-            map.iter().map(|(k, v)| format!("{k}={}", java_string(v))).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(k, v)| format!("{k}={}", java_string(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         other => other.to_string(),
     }
@@ -315,7 +369,7 @@ impl Parser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             self.pos += 1;
         }
     }
@@ -372,7 +426,10 @@ impl Parser<'_> {
     fn dot_name(&mut self) -> Result<Token, String> {
         let start = self.pos;
         while let Some(c) = self.peek() {
-            let stop = c == '.' || c == '[' || c == '(' || c.is_whitespace()
+            let stop = c == '.'
+                || c == '['
+                || c == '('
+                || c.is_whitespace()
                 || (self.in_filter && matches!(c, ')' | '=' | '!' | '<' | '>' | '&' | '|' | ','));
             if stop {
                 break;
@@ -430,12 +487,17 @@ impl Parser<'_> {
             }
             Some(c) if c == '-' || c == ':' || c.is_ascii_digit() => {
                 let start = self.pos;
-                while self.peek().is_some_and(|c| c != ']') {
-                    self.pos += 1;
+                while let Some(c) = self.peek().filter(|&c| c != ']') {
+                    self.pos += c.len_utf8();
                 }
                 number_token(&self.src[start..self.pos])?
             }
-            _ => return Err(format!("unexpected character in brackets at position {}", self.pos)),
+            _ => {
+                return Err(format!(
+                    "unexpected character in brackets at position {}",
+                    self.pos
+                ));
+            }
         };
         self.skip_spaces();
         if !self.eat(']') {
@@ -501,7 +563,9 @@ fn number_token(text: &str) -> Result<Token, String> {
         if s.is_empty() {
             return Ok(None);
         }
-        s.parse().map(Some).map_err(|_| format!("invalid array index '{s}'"))
+        s.parse()
+            .map(Some)
+            .map_err(|_| format!("invalid array index '{s}'"))
     };
     if text.contains(':') {
         let parts: Vec<&str> = text.split(':').collect();
