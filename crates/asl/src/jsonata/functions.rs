@@ -61,7 +61,10 @@ fn partition(args: &[JValue]) -> Result {
             )));
         }
     };
-    let chunks = items.chunks(size).map(|c| JValue::array(c.to_vec())).collect();
+    let chunks = items
+        .chunks(size)
+        .map(|c| JValue::array(c.to_vec()))
+        .collect();
     Ok(JValue::array(chunks))
 }
 
@@ -83,7 +86,9 @@ fn range(args: &[JValue]) -> Result {
     }
     let [start, end, step] = nums;
     if step == 0.0 || !step.is_finite() {
-        return Err(error("The step argument of the range function must not be zero"));
+        return Err(error(
+            "The step argument of the range function must not be zero",
+        ));
     }
     let count = ((end - start) / step).floor() + 1.0;
     if count > MAX_RANGE {
@@ -91,8 +96,14 @@ fn range(args: &[JValue]) -> Result {
             "D2014: The size of the sequence allocated by the range function must not exceed {MAX_RANGE:.0}, attempted to allocate {count:.0}"
         )));
     }
-    let count = if count.is_finite() && count > 0.0 { count as usize } else { 0 };
-    let items = (0..count).map(|i| JValue::Number(start + step * i as f64)).collect();
+    let count = if count.is_finite() && count > 0.0 {
+        count as usize
+    } else {
+        0
+    };
+    let items = (0..count)
+        .map(|i| JValue::Number(start + step * i as f64))
+        .collect();
     Ok(JValue::sequence(items))
 }
 
@@ -160,7 +171,9 @@ fn parse(args: &[JValue]) -> Result {
         JValue::Undefined => Ok(JValue::Undefined),
         JValue::String(s) => match serde_json::from_str::<serde_json::Value>(s) {
             Ok(value) => Ok(to_jvalue(&value)),
-            Err(e) => Err(error(format!("The argument of the parse function is not valid JSON: {e}"))),
+            Err(e) => Err(error(format!(
+                "The argument of the parse function is not valid JSON: {e}"
+            ))),
         },
         other => Err(error(format!(
             "The argument of the parse function must be a string, but was {}",
@@ -179,7 +192,11 @@ fn now(args: &[JValue]) -> Result {
     };
     evaluate_helper(
         expr,
-        &[("ms", ms), ("picture", arg(args, 0).clone()), ("timezone", arg(args, 1).clone())],
+        &[
+            ("ms", ms),
+            ("picture", arg(args, 0).clone()),
+            ("timezone", arg(args, 1).clone()),
+        ],
     )
 }
 
