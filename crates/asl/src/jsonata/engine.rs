@@ -6,6 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -90,9 +91,12 @@ impl Engine for CoreEngine {
         let mut evaluator = Evaluator::with_context(context);
         functions::register(&mut evaluator);
         let _guard = HostGuard::install(host);
-        let result = evaluator
-            .evaluate(&ast, &JValue::Undefined)
-            .map_err(|e| EngineError(reference_message(e.message(), expr)))?;
+        // A bug in the engine must fail this state, not take the execution's thread down.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            evaluator.evaluate(&ast, &JValue::Undefined)
+        }))
+        .map_err(|_| EngineError("the JSONata engine failed on this expression".to_string()))?
+        .map_err(|e| EngineError(reference_message(e.message(), expr)))?;
         Ok(from_jvalue(&result))
     }
 }
