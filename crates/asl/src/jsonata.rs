@@ -479,6 +479,31 @@ mod tests {
     }
 
     #[test]
+    fn shuffle_draws_from_the_host() {
+        let st = states(json!({ "items": [1, 2, 3, 4, 5] }));
+        let vars = Map::new();
+        let shuffled = |seed| {
+            let mut host = FixedHost::new(0, seed);
+            eval_expr("$shuffle($states.input.items)", &st, &vars, &mut host)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(
+            shuffled(3),
+            shuffled(3),
+            "the same draws give the same order"
+        );
+        let mut items: Vec<i64> = shuffled(3)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        items.sort();
+        assert_eq!(items, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
     fn eval_is_not_available() {
         let failure = eval("$eval('1 + 1')", json!({})).unwrap_err();
         assert!(

@@ -1,6 +1,6 @@
 //! The functions AWS adds to JSONata (`$partition`, `$range`, `$hash`, `$random` with a seed,
 //! `$uuid`, `$parse`), the impure built-ins redirected to the caller's [`Host`] (`$now`,
-//! `$millis`, `$random`), and `$eval`, which AWS does not offer.
+//! `$millis`, `$random`, `$shuffle`), and `$eval`, which AWS does not offer.
 
 use jsonata_core::evaluator::{Evaluator, EvaluatorError};
 use jsonata_core::value::JValue;
@@ -27,6 +27,7 @@ pub(crate) fn register(ev: &mut Evaluator) {
     ev.register_fn_override("random", random).expect(OVERRIDE);
     ev.register_fn_override("now", now).expect(OVERRIDE);
     ev.register_fn_override("millis", millis).expect(OVERRIDE);
+    ev.register_fn_override("shuffle", shuffle).expect(OVERRIDE);
     ev.register_fn_override("eval", |_: &[JValue]| -> Result {
         Err(error("T1006: Attempted to invoke a non-function"))
     })
@@ -203,6 +204,31 @@ fn now(args: &[JValue]) -> Result {
 /// `$millis()` at the host's time.
 fn millis(_: &[JValue]) -> Result {
     Ok(JValue::Number(host(|h| h.now_ms())? as f64))
+}
+
+/// `$shuffle(array)` with the host's randomness, by jsonata-js's inside-out Fisher-Yates.
+fn shuffle(args: &[JValue]) -> Result {
+    let items: Vec<JValue> = match arg(args, 0) {
+        JValue::Undefined => return Ok(JValue::Undefined),
+        JValue::Array(items) => items.iter().cloned().collect(),
+        single => vec![single.clone()],
+    };
+    if items.len() <= 1 {
+        return Ok(JValue::array(items));
+    }
+    let mut result: Vec<JValue> = Vec::with_capacity(items.len());
+    host(|h| {
+        for (i, item) in items.into_iter().enumerate() {
+            let j = ((h.random() * (i + 1) as f64).floor() as usize).min(i);
+            if j == i {
+                result.push(item);
+            } else {
+                let displaced = std::mem::replace(&mut result[j], item);
+                result.push(displaced);
+            }
+        }
+    })?;
+    Ok(JValue::array(result))
 }
 
 fn describe(v: &JValue) -> String {
