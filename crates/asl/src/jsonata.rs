@@ -50,6 +50,24 @@ pub fn eval_expr(
     }
 }
 
+/// Evaluates a field that must produce one JSON type (`Items` an array, `Condition` a boolean):
+/// as [`eval_template`], then, when the field is a `{% %}` expression, checks the result's type
+/// with AWS's cause ([`expect_type`]). Literal values are the validator's business.
+pub fn eval_typed(
+    template: &Value,
+    field: &str,
+    expected: JsonType,
+    states: &Value,
+    vars: &Map<String, Value>,
+    host: &mut dyn Host,
+) -> Result<Value, Failure> {
+    let value = eval_template(template, field, states, vars, host)?;
+    if let Some(expr) = template.as_str().and_then(expression) {
+        expect_type(expr, field, &value, expected)?;
+    }
+    Ok(value)
+}
+
 /// The expression inside a `{% ... %}` string (trimmed), or `None` for any other string.
 pub fn expression(s: &str) -> Option<&str> {
     s.strip_prefix("{%")?.strip_suffix("%}").map(str::trim)
@@ -370,17 +388,43 @@ mod tests {
                 "Expected 'array', but was 'string' for value: \"string\"",
             ),
         ] {
-            let value = template(json!(format!("{{% {expr} %}}")), "Items", json!({})).unwrap();
-            let failure = expect_type(expr, "Items", &value, JsonType::Array).unwrap_err();
+            let items = json!(format!("{{% {expr} %}}"));
+            let st = states(json!({}));
+            let mut host = FixedHost::new(0, 1);
+            let result = eval_typed(
+                &items,
+                "Items",
+                JsonType::Array,
+                &st,
+                &Map::new(),
+                &mut host,
+            );
             assert_eq!(
-                failure.cause.unwrap(),
+                cause(result),
                 format!(
                     "The JSONata expression '{expr}' specified for the field 'Items' returned an \
                      unexpected result type. {expected}"
                 )
             );
         }
-        assert!(expect_type("[0]", "Items", &json!([0]), JsonType::Array).is_ok());
+        let vars = json!({ "ItemsVar": "string" }).as_object().unwrap().clone();
+        let result = eval_typed(
+            &json!("{% $ItemsVar %}"),
+            "Items",
+            JsonType::Array,
+            &states(json!({})),
+            &vars,
+            &mut FixedHost::new(0, 1),
+        );
+        assert_eq!(
+            cause(result),
+            "The JSONata expression '$ItemsVar' specified for the field 'Items' returned an \
+             unexpected result type. Expected 'array', but was 'string' for value: \"string\""
+        );
+        assert_eq!(
+            template(json!("{% [0] %}"), "Items", json!({})).unwrap(),
+            json!([0])
+        );
     }
 
     #[test]
