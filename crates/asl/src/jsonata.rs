@@ -68,6 +68,12 @@ pub fn eval_typed(
     Ok(value)
 }
 
+/// Checks the syntax of one JSONata expression (without `{% %}`) without evaluating it; the
+/// error is the engine's message (`S0207: Unexpected end of expression`).
+pub fn check(expr: &str) -> Result<(), String> {
+    engine::CoreEngine.check(expr).map_err(|e| e.0)
+}
+
 /// The expression inside a `{% ... %}` string (trimmed), or `None` for any other string.
 pub fn expression(s: &str) -> Option<&str> {
     s.strip_prefix("{%")?.strip_suffix("%}").map(str::trim)
@@ -545,6 +551,16 @@ mod tests {
             .collect();
         items.sort();
         assert_eq!(items, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn check_parses_without_evaluating() {
+        assert_eq!(check("$doesNotExist"), Ok(()));
+        assert_eq!(check("$partition([1, 2], 1)"), Ok(()));
+        assert_eq!(
+            check("1 +"),
+            Err("S0207: Unexpected end of expression".to_string())
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub(crate) trait Engine {
 
     fn bind(&self, states: &Value, vars: &Map<String, Value>) -> Self::Bindings;
 
+    /// Parses `expr` without evaluating it.
+    fn check(&self, expr: &str) -> Result<(), EngineError>;
+
     fn evaluate(
         &self,
         expr: &str,
@@ -77,6 +80,10 @@ impl Engine for CoreEngine {
         out
     }
 
+    fn check(&self, expr: &str) -> Result<(), EngineError> {
+        parse(expr).map(drop)
+    }
+
     fn evaluate(
         &self,
         expr: &str,
@@ -105,7 +112,9 @@ fn parse(expr: &str) -> Result<Rc<AstNode>, EngineError> {
     if let Some(ast) = PARSED.with(|p| p.borrow().get(expr).cloned()) {
         return Ok(ast);
     }
-    let ast = Rc::new(jsonata_core::parser::parse(expr).map_err(|e| EngineError(e.to_string()))?);
+    let parsed = std::panic::catch_unwind(|| jsonata_core::parser::parse(expr))
+        .map_err(|_| EngineError("the JSONata engine failed to parse this expression".into()))?;
+    let ast = Rc::new(parsed.map_err(|e| EngineError(e.to_string()))?);
     PARSED.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() >= MAX_CACHED {
