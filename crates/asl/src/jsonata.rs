@@ -71,7 +71,7 @@ pub fn eval_typed(
 /// Checks the syntax of one JSONata expression (without `{% %}`) without evaluating it; the
 /// error is the engine's message (`S0207: Unexpected end of expression`).
 pub fn check(expr: &str) -> Result<(), String> {
-    engine::CoreEngine.check(expr).map_err(|e| e.0)
+    Current::default().check(expr).map_err(|e| e.0)
 }
 
 /// The expression inside a `{% ... %}` string (trimmed), or `None` for any other string.
@@ -175,7 +175,7 @@ struct Scope<'a> {
 impl<'a> Scope<'a> {
     fn new(states: &'a Value, vars: &'a Map<String, Value>, host: &'a mut dyn Host) -> Self {
         Scope {
-            engine: engine::CoreEngine,
+            engine: Current::default(),
             states,
             vars,
             bindings: None,

@@ -56,6 +56,7 @@ pub(crate) trait Engine {
 pub(crate) type Current = CoreEngine;
 
 /// `jsonata-core`, with AWS's functions registered on every evaluator.
+#[derive(Default)]
 pub(crate) struct CoreEngine;
 
 /// Parsed expressions kept per thread; dropped wholesale past this many.
