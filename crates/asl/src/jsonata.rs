@@ -9,6 +9,7 @@
 mod corpus_tests;
 mod engine;
 mod functions;
+mod messages;
 
 use serde_json::{Map, Value};
 
@@ -47,6 +48,30 @@ pub fn eval_expr(
             e.0
         ))),
     }
+}
+
+/// Evaluates a field that must produce one JSON type (`Items` an array, `Condition` a boolean):
+/// as [`eval_template`], then, when the field is a `{% %}` expression, checks the result's type
+/// with AWS's cause ([`expect_type`]). Literal values are the validator's business.
+pub fn eval_typed(
+    template: &Value,
+    field: &str,
+    expected: JsonType,
+    states: &Value,
+    vars: &Map<String, Value>,
+    host: &mut dyn Host,
+) -> Result<Value, Failure> {
+    let value = eval_template(template, field, states, vars, host)?;
+    if let Some(expr) = template.as_str().and_then(expression) {
+        expect_type(expr, field, &value, expected)?;
+    }
+    Ok(value)
+}
+
+/// Checks the syntax of one JSONata expression (without `{% %}`) without evaluating it; the
+/// error is the engine's message (`S0207: Unexpected end of expression`).
+pub fn check(expr: &str) -> Result<(), String> {
+    Current::default().check(expr).map_err(|e| e.0)
 }
 
 /// The expression inside a `{% ... %}` string (trimmed), or `None` for any other string.
@@ -92,7 +117,12 @@ impl JsonType {
 /// Checks the type of what `expr` (the text inside `{% %}`) produced for `field`, failing as
 /// AWS does: `The JSONata expression '$ItemsVar' specified for the field 'Items' returned an
 /// unexpected result type. Expected 'array', but was 'string' for value: "string"`.
-pub fn expect_type(expr: &str, field: &str, value: &Value, expected: JsonType) -> Result<(), Failure> {
+pub fn expect_type(
+    expr: &str,
+    field: &str,
+    value: &Value,
+    expected: JsonType,
+) -> Result<(), Failure> {
     if JsonType::of(value) == expected {
         return Ok(());
     }
@@ -144,13 +174,21 @@ struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     fn new(states: &'a Value, vars: &'a Map<String, Value>, host: &'a mut dyn Host) -> Self {
-        Scope { engine: engine::CoreEngine, states, vars, bindings: None, host }
+        Scope {
+            engine: Current::default(),
+            states,
+            vars,
+            bindings: None,
+            host,
+        }
     }
 
     fn outcome(&mut self, expr: &str) -> Result<Outcome, engine::EngineError> {
         let bindings = match &self.bindings {
             Some(b) => b,
-            None => self.bindings.insert(self.engine.bind(self.states, self.vars)),
+            None => self
+                .bindings
+                .insert(self.engine.bind(self.states, self.vars)),
         };
         self.engine.evaluate(expr, bindings, &mut *self.host)
     }
@@ -169,7 +207,10 @@ impl<'a> Scope<'a> {
             Value::Object(map) => {
                 let mut out = Map::with_capacity(map.len());
                 for (key, value) in map {
-                    out.insert(key.clone(), self.template(value, &format!("{field}/{key}"))?);
+                    out.insert(
+                        key.clone(),
+                        self.template(value, &format!("{field}/{key}"))?,
+                    );
                 }
                 Ok(Value::Object(out))
             }
@@ -202,7 +243,13 @@ mod tests {
     }
 
     fn template(template: Value, field: &str, input: Value) -> Result<Value, Failure> {
-        eval_template(&template, field, &states(input), &Map::new(), &mut FixedHost::new(0, 1))
+        eval_template(
+            &template,
+            field,
+            &states(input),
+            &Map::new(),
+            &mut FixedHost::new(0, 1),
+        )
     }
 
     fn cause(result: Result<Value, Failure>) -> String {
@@ -239,7 +286,11 @@ mod tests {
         ] {
             let input = json!({ "FunctionInput": { "fst": fst, "snd": snd, "trd": trd } });
             let out = eval(expr, input).unwrap().unwrap();
-            assert_eq!(out.to_string(), expected.to_string(), "integral numbers print as integers");
+            assert_eq!(
+                out.to_string(),
+                expected.to_string(),
+                "integral numbers print as integers"
+            );
         }
     }
 
@@ -251,7 +302,10 @@ mod tests {
             ("true", json!(true)),
             ("\"HelloWorld\"", json!("HelloWorld")),
         ] {
-            let out = eval("$parse($states.input.FunctionInput)", json!({ "FunctionInput": text }));
+            let out = eval(
+                "$parse($states.input.FunctionInput)",
+                json!({ "FunctionInput": text }),
+            );
             assert_eq!(out.unwrap().unwrap().to_string(), expected.to_string());
         }
     }
@@ -295,9 +349,21 @@ mod tests {
     fn undefined_results_name_the_field_path() {
         for (tpl, field, path) in [
             (json!("{% $doesNotExist %}"), "Output", "Output"),
-            (json!({ "result": "{% $doesNotExist %}" }), "Output", "Output/result"),
-            (json!({ "result": "{% $doesNotExist %}" }), "Assign", "Assign/result"),
-            (json!({ "FunctionName": "{% $doesNotExist %}" }), "Arguments", "Arguments/FunctionName"),
+            (
+                json!({ "result": "{% $doesNotExist %}" }),
+                "Output",
+                "Output/result",
+            ),
+            (
+                json!({ "result": "{% $doesNotExist %}" }),
+                "Assign",
+                "Assign/result",
+            ),
+            (
+                json!({ "FunctionName": "{% $doesNotExist %}" }),
+                "Arguments",
+                "Arguments/FunctionName",
+            ),
             (json!("{% $doesNotExist %}"), "Arguments", "Arguments"),
         ] {
             assert_eq!(
@@ -313,29 +379,68 @@ mod tests {
     #[test]
     fn items_type_errors_match_aws() {
         for (expr, expected) in [
-            ("true", "Expected 'array', but was 'boolean' for value: true"),
+            (
+                "true",
+                "Expected 'array', but was 'boolean' for value: true",
+            ),
             ("null", "Expected 'array', but was 'null' for value: null"),
             ("1", "Expected 'array', but was 'number' for value: 1"),
-            ("{'foo': 'bar'}", "Expected 'array', but was 'object' for value: {\"foo\":\"bar\"}"),
-            ("'string'", "Expected 'array', but was 'string' for value: \"string\""),
+            (
+                "{'foo': 'bar'}",
+                "Expected 'array', but was 'object' for value: {\"foo\":\"bar\"}",
+            ),
+            (
+                "'string'",
+                "Expected 'array', but was 'string' for value: \"string\"",
+            ),
         ] {
-            let value = template(json!(format!("{{% {expr} %}}")), "Items", json!({})).unwrap();
-            let failure = expect_type(expr, "Items", &value, JsonType::Array).unwrap_err();
+            let items = json!(format!("{{% {expr} %}}"));
+            let st = states(json!({}));
+            let mut host = FixedHost::new(0, 1);
+            let result = eval_typed(
+                &items,
+                "Items",
+                JsonType::Array,
+                &st,
+                &Map::new(),
+                &mut host,
+            );
             assert_eq!(
-                failure.cause.unwrap(),
+                cause(result),
                 format!(
                     "The JSONata expression '{expr}' specified for the field 'Items' returned an \
                      unexpected result type. {expected}"
                 )
             );
         }
-        assert!(expect_type("[0]", "Items", &json!([0]), JsonType::Array).is_ok());
+        let vars = json!({ "ItemsVar": "string" }).as_object().unwrap().clone();
+        let result = eval_typed(
+            &json!("{% $ItemsVar %}"),
+            "Items",
+            JsonType::Array,
+            &states(json!({})),
+            &vars,
+            &mut FixedHost::new(0, 1),
+        );
+        assert_eq!(
+            cause(result),
+            "The JSONata expression '$ItemsVar' specified for the field 'Items' returned an \
+             unexpected result type. Expected 'array', but was 'string' for value: \"string\""
+        );
+        assert_eq!(
+            template(json!("{% [0] %}"), "Items", json!({})).unwrap(),
+            json!([0])
+        );
     }
 
     #[test]
     fn a_function_result_is_unsupported() {
         assert_eq!(
-            cause(template(json!("{% $fn := function($x){$x} %}"), "Items", json!({}))),
+            cause(template(
+                json!("{% $fn := function($x){$x} %}"),
+                "Items",
+                json!({})
+            )),
             "The JSONata expression '$fn := function($x){$x}' specified for the field 'Items' \
              returned an unsupported result type."
         );
@@ -358,8 +463,14 @@ mod tests {
 
     #[test]
     fn regular_expressions_and_merge() {
-        assert_eq!(eval("$contains('hello$world', /^hello\\$/)", json!({})).unwrap(), Some(json!(true)));
-        assert_eq!(eval("$contains(\"hello$world\", /^hello\\$/)", json!({})).unwrap(), Some(json!(true)));
+        assert_eq!(
+            eval("$contains('hello$world', /^hello\\$/)", json!({})).unwrap(),
+            Some(json!(true))
+        );
+        assert_eq!(
+            eval("$contains(\"hello$world\", /^hello\\$/)", json!({})).unwrap(),
+            Some(json!(true))
+        );
         let input = json!({ "part1": { "hello": "world" }, "part2": { "foo": "bar" } });
         assert_eq!(
             eval("$merge([$states.input.part1, $states.input.part2])", input).unwrap(),
@@ -369,12 +480,23 @@ mod tests {
 
     #[test]
     fn variables_are_bound_and_null_is_not_undefined() {
-        let vars = json!({ "var_constant_1": 1, "nothing": null }).as_object().unwrap().clone();
+        let vars = json!({ "var_constant_1": 1, "nothing": null })
+            .as_object()
+            .unwrap()
+            .clone();
         let st = states(json!({ "input_values": [1, 2, 3] }));
         let mut host = FixedHost::new(0, 1);
-        let sum = eval_expr("$sum($states.input.input_values) + $var_constant_1", &st, &vars, &mut host);
+        let sum = eval_expr(
+            "$sum($states.input.input_values) + $var_constant_1",
+            &st,
+            &vars,
+            &mut host,
+        );
         assert_eq!(sum.unwrap(), Some(json!(7)));
-        assert_eq!(eval_expr("$nothing", &st, &vars, &mut host).unwrap(), Some(Value::Null));
+        assert_eq!(
+            eval_expr("$nothing", &st, &vars, &mut host).unwrap(),
+            Some(Value::Null)
+        );
         assert_eq!(eval_expr("$missing", &st, &vars, &mut host).unwrap(), None);
     }
 
@@ -396,22 +518,72 @@ mod tests {
         let random = eval_expr("$random()", &st, &vars, &mut host).unwrap();
         assert_eq!(random.unwrap().as_f64().unwrap(), expected.random());
 
-        let a = eval_expr("$random(42)", &st, &vars, &mut host).unwrap().unwrap();
-        let b = eval_expr("$random(42)", &st, &vars, &mut FixedHost::new(0, 77)).unwrap().unwrap();
+        let a = eval_expr("$random(42)", &st, &vars, &mut host)
+            .unwrap()
+            .unwrap();
+        let b = eval_expr("$random(42)", &st, &vars, &mut FixedHost::new(0, 77))
+            .unwrap()
+            .unwrap();
         assert_eq!(a, b, "a seed fixes the number");
         assert!((0.0..1.0).contains(&a.as_f64().unwrap()));
     }
 
     #[test]
+    fn shuffle_draws_from_the_host() {
+        let st = states(json!({ "items": [1, 2, 3, 4, 5] }));
+        let vars = Map::new();
+        let shuffled = |seed| {
+            let mut host = FixedHost::new(0, seed);
+            eval_expr("$shuffle($states.input.items)", &st, &vars, &mut host)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(
+            shuffled(3),
+            shuffled(3),
+            "the same draws give the same order"
+        );
+        let mut items: Vec<i64> = shuffled(3)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        items.sort();
+        assert_eq!(items, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn check_parses_without_evaluating() {
+        assert_eq!(check("$doesNotExist"), Ok(()));
+        assert_eq!(check("$partition([1, 2], 1)"), Ok(()));
+        assert_eq!(
+            check("1 +"),
+            Err("S0207: Unexpected end of expression".to_string())
+        );
+    }
+
+    #[test]
     fn eval_is_not_available() {
         let failure = eval("$eval('1 + 1')", json!({})).unwrap_err();
-        assert!(failure.cause.unwrap().ends_with("T1006: Attempted to invoke a non-function"));
+        assert!(
+            failure
+                .cause
+                .unwrap()
+                .ends_with("T1006: Attempted to invoke a non-function")
+        );
     }
 
     #[test]
     fn integral_results_print_as_integers() {
         assert_eq!(eval("6 / 2", json!({})).unwrap().unwrap().to_string(), "3");
-        assert_eq!(eval("1 / 4", json!({})).unwrap().unwrap().to_string(), "0.25");
-        assert_eq!(eval("[1.0, 2.5]", json!({})).unwrap().unwrap().to_string(), "[1,2.5]");
+        assert_eq!(
+            eval("1 / 4", json!({})).unwrap().unwrap().to_string(),
+            "0.25"
+        );
+        assert_eq!(
+            eval("[1.0, 2.5]", json!({})).unwrap().unwrap().to_string(),
+            "[1,2.5]"
+        );
     }
 }

@@ -13,15 +13,22 @@ fn cases_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("AGENTRY_CONFORMANCE_DIR") {
         return Some(PathBuf::from(dir));
     }
-    let beside_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/asl-conformance/cases");
-    [beside_repo, PathBuf::from("/work/shared/asl-conformance/cases")]
-        .into_iter()
-        .find(|dir| dir.is_dir())
+    let beside_repo =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/asl-conformance/cases");
+    [
+        beside_repo,
+        PathBuf::from("/work/shared/asl-conformance/cases"),
+    ]
+    .into_iter()
+    .find(|dir| dir.is_dir())
 }
 
 /// The state of a one-state JSONata Pass machine using only `Output` and `Assign`.
 fn single_pass_state(case: &Value) -> Option<(&str, &Map<String, Value>)> {
-    if !matches!(case["api"].as_str(), Some("StartExecution" | "StartSyncExecution")) {
+    if !matches!(
+        case["api"].as_str(),
+        Some("StartExecution" | "StartSyncExecution")
+    ) {
         return None;
     }
     let definition = &case["definition"];
@@ -31,8 +38,17 @@ fn single_pass_state(case: &Value) -> Option<(&str, &Map<String, Value>)> {
     }
     let (name, state) = states.iter().next()?;
     let state = state.as_object()?;
-    let language = state.get("QueryLanguage").or(definition.get("QueryLanguage"));
-    let allowed = ["Type", "Output", "Assign", "End", "QueryLanguage", "Comment"];
+    let language = state
+        .get("QueryLanguage")
+        .or(definition.get("QueryLanguage"));
+    let allowed = [
+        "Type",
+        "Output",
+        "Assign",
+        "End",
+        "QueryLanguage",
+        "Comment",
+    ];
     (state.get("Type") == Some(&json!("Pass"))
         && language == Some(&json!("JSONata"))
         && state.keys().all(|k| allowed.contains(&k.as_str())))
@@ -75,11 +91,16 @@ fn same(expected: &Value, actual: &Value) -> bool {
 }
 
 fn same_text(expected: &str, actual: &str) -> bool {
-    match expected.find('<').and_then(|start| Some((start, start + expected[start..].find('>')?))) {
+    match expected
+        .find('<')
+        .and_then(|start| Some((start, start + expected[start..].find('>')?)))
+    {
         None => expected == actual,
         Some((start, end)) => {
             let (prefix, rest) = (&expected[..start], &expected[end + 1..]);
-            let Some(tail) = actual.strip_prefix(prefix) else { return false };
+            let Some(tail) = actual.strip_prefix(prefix) else {
+                return false;
+            };
             (1..=tail.len())
                 .filter(|&i| tail.is_char_boundary(i))
                 .any(|i| same_text(rest, &tail[i..]))
@@ -103,9 +124,15 @@ fn single_state_jsonata_pass_cases() {
     let (mut total, mut failing) = (0, Vec::new());
     for path in paths {
         let case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let Some((name, state)) = single_pass_state(&case) else { continue };
+        let Some((name, state)) = single_pass_state(&case) else {
+            continue;
+        };
         total += 1;
-        let input = if case["input"].is_null() { json!({}) } else { case["input"].clone() };
+        let input = if case["input"].is_null() {
+            json!({})
+        } else {
+            case["input"].clone()
+        };
         let expected = &case["expected"];
         let ok = match (expected["status"].as_str(), run_pass(state, &input)) {
             (Some("SUCCEEDED"), Ok(output)) => same(&expected["output"], &output),
@@ -123,10 +150,21 @@ fn single_state_jsonata_pass_cases() {
             failing.push(case["name"].as_str().unwrap_or("?").to_string());
         }
     }
-    println!("jsonata single-state Pass cases: {}/{total} passed", total - failing.len());
+    println!(
+        "jsonata single-state Pass cases: {}/{total} passed",
+        total - failing.len()
+    );
     for name in &failing {
         println!("  failing: {name}");
     }
-    assert!(total > 0, "no single-state JSONata Pass case in {}", dir.display());
-    assert!(failing.is_empty(), "{} of {total} cases fail", failing.len());
+    assert!(
+        total > 0,
+        "no single-state JSONata Pass case in {}",
+        dir.display()
+    );
+    assert!(
+        failing.is_empty(),
+        "{} of {total} cases fail",
+        failing.len()
+    );
 }

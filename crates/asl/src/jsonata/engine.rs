@@ -6,6 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -15,6 +16,7 @@ use jsonata_core::value::{JArray, JMap, JValue};
 use serde_json::{Map, Number, Value};
 
 use super::functions;
+use super::messages::reference_message;
 use crate::env::Host;
 
 /// What an expression produced.
@@ -39,6 +41,9 @@ pub(crate) trait Engine {
 
     fn bind(&self, states: &Value, vars: &Map<String, Value>) -> Self::Bindings;
 
+    /// Parses `expr` without evaluating it.
+    fn check(&self, expr: &str) -> Result<(), EngineError>;
+
     fn evaluate(
         &self,
         expr: &str,
@@ -51,6 +56,7 @@ pub(crate) trait Engine {
 pub(crate) type Current = CoreEngine;
 
 /// `jsonata-core`, with AWS's functions registered on every evaluator.
+#[derive(Default)]
 pub(crate) struct CoreEngine;
 
 /// Parsed expressions kept per thread; dropped wholesale past this many.
@@ -75,6 +81,10 @@ impl Engine for CoreEngine {
         out
     }
 
+    fn check(&self, expr: &str) -> Result<(), EngineError> {
+        parse(expr).map(drop)
+    }
+
     fn evaluate(
         &self,
         expr: &str,
@@ -89,7 +99,12 @@ impl Engine for CoreEngine {
         let mut evaluator = Evaluator::with_context(context);
         functions::register(&mut evaluator);
         let _guard = HostGuard::install(host);
-        let result = evaluator.evaluate(&ast, &JValue::Undefined).map_err(engine_error)?;
+        // A bug in the engine must fail this state, not take the execution's thread down.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            evaluator.evaluate(&ast, &JValue::Undefined)
+        }))
+        .map_err(|_| EngineError("the JSONata engine failed on this expression".to_string()))?
+        .map_err(|e| EngineError(reference_message(e.message(), expr)))?;
         Ok(from_jvalue(&result))
     }
 }
@@ -98,9 +113,9 @@ fn parse(expr: &str) -> Result<Rc<AstNode>, EngineError> {
     if let Some(ast) = PARSED.with(|p| p.borrow().get(expr).cloned()) {
         return Ok(ast);
     }
-    let ast = Rc::new(
-        jsonata_core::parser::parse(expr).map_err(|e| EngineError(e.to_string()))?,
-    );
+    let parsed = std::panic::catch_unwind(|| jsonata_core::parser::parse(expr))
+        .map_err(|_| EngineError("the JSONata engine failed to parse this expression".into()))?;
+    let ast = Rc::new(parsed.map_err(|e| EngineError(e.to_string()))?);
     PARSED.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() >= MAX_CACHED {
@@ -159,15 +174,6 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut dyn Host) -> R) -> Option<R> {
     Some(result)
 }
 
-fn engine_error(e: EvaluatorError) -> EngineError {
-    let msg = e.message();
-    // jsonata-core names the callee in T1006; jsonata-js (and so AWS) does not.
-    if msg.starts_with("T1006: Attempted to invoke a non-function") {
-        return EngineError("T1006: Attempted to invoke a non-function".to_string());
-    }
-    EngineError(msg.to_string())
-}
-
 /// JSON into the engine's values. JSONata numbers are doubles.
 pub(crate) fn to_jvalue(v: &Value) -> JValue {
     match v {
@@ -177,10 +183,15 @@ pub(crate) fn to_jvalue(v: &Value) -> JValue {
         Value::String(s) => JValue::string(s.as_str()),
         Value::Array(items) => {
             let flat = !items.iter().any(Value::is_array);
-            JValue::Array(JArray::new_flat(items.iter().map(to_jvalue).collect(), flat))
+            JValue::Array(JArray::new_flat(
+                items.iter().map(to_jvalue).collect(),
+                flat,
+            ))
         }
         Value::Object(map) => JValue::Object(Rc::new(
-            map.iter().map(|(k, v)| (k.clone(), to_jvalue(v))).collect::<JMap>(),
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_jvalue(v)))
+                .collect::<JMap>(),
         )),
     }
 }
@@ -234,6 +245,8 @@ pub(crate) fn number(n: f64) -> Value {
     if n.is_finite() && n.fract() == 0.0 && n.abs() < LIMIT {
         Value::Number(Number::from(n as i64))
     } else {
-        Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null)
+        Number::from_f64(n)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }

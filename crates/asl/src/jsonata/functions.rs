@@ -1,6 +1,6 @@
 //! The functions AWS adds to JSONata (`$partition`, `$range`, `$hash`, `$random` with a seed,
 //! `$uuid`, `$parse`), the impure built-ins redirected to the caller's [`Host`] (`$now`,
-//! `$millis`, `$random`), and `$eval`, which AWS does not offer.
+//! `$millis`, `$random`, `$shuffle`), and `$eval`, which AWS does not offer.
 
 use jsonata_core::evaluator::{Evaluator, EvaluatorError};
 use jsonata_core::value::JValue;
@@ -27,6 +27,7 @@ pub(crate) fn register(ev: &mut Evaluator) {
     ev.register_fn_override("random", random).expect(OVERRIDE);
     ev.register_fn_override("now", now).expect(OVERRIDE);
     ev.register_fn_override("millis", millis).expect(OVERRIDE);
+    ev.register_fn_override("shuffle", shuffle).expect(OVERRIDE);
     ev.register_fn_override("eval", |_: &[JValue]| -> Result {
         Err(error("T1006: Attempted to invoke a non-function"))
     })
@@ -61,7 +62,10 @@ fn partition(args: &[JValue]) -> Result {
             )));
         }
     };
-    let chunks = items.chunks(size).map(|c| JValue::array(c.to_vec())).collect();
+    let chunks = items
+        .chunks(size)
+        .map(|c| JValue::array(c.to_vec()))
+        .collect();
     Ok(JValue::array(chunks))
 }
 
@@ -83,7 +87,9 @@ fn range(args: &[JValue]) -> Result {
     }
     let [start, end, step] = nums;
     if step == 0.0 || !step.is_finite() {
-        return Err(error("The step argument of the range function must not be zero"));
+        return Err(error(
+            "The step argument of the range function must not be zero",
+        ));
     }
     let count = ((end - start) / step).floor() + 1.0;
     if count > MAX_RANGE {
@@ -91,8 +97,14 @@ fn range(args: &[JValue]) -> Result {
             "D2014: The size of the sequence allocated by the range function must not exceed {MAX_RANGE:.0}, attempted to allocate {count:.0}"
         )));
     }
-    let count = if count.is_finite() && count > 0.0 { count as usize } else { 0 };
-    let items = (0..count).map(|i| JValue::Number(start + step * i as f64)).collect();
+    let count = if count.is_finite() && count > 0.0 {
+        count as usize
+    } else {
+        0
+    };
+    let items = (0..count)
+        .map(|i| JValue::Number(start + step * i as f64))
+        .collect();
     Ok(JValue::sequence(items))
 }
 
@@ -160,7 +172,9 @@ fn parse(args: &[JValue]) -> Result {
         JValue::Undefined => Ok(JValue::Undefined),
         JValue::String(s) => match serde_json::from_str::<serde_json::Value>(s) {
             Ok(value) => Ok(to_jvalue(&value)),
-            Err(e) => Err(error(format!("The argument of the parse function is not valid JSON: {e}"))),
+            Err(e) => Err(error(format!(
+                "The argument of the parse function is not valid JSON: {e}"
+            ))),
         },
         other => Err(error(format!(
             "The argument of the parse function must be a string, but was {}",
@@ -179,13 +193,42 @@ fn now(args: &[JValue]) -> Result {
     };
     evaluate_helper(
         expr,
-        &[("ms", ms), ("picture", arg(args, 0).clone()), ("timezone", arg(args, 1).clone())],
+        &[
+            ("ms", ms),
+            ("picture", arg(args, 0).clone()),
+            ("timezone", arg(args, 1).clone()),
+        ],
     )
 }
 
 /// `$millis()` at the host's time.
 fn millis(_: &[JValue]) -> Result {
     Ok(JValue::Number(host(|h| h.now_ms())? as f64))
+}
+
+/// `$shuffle(array)` with the host's randomness, by jsonata-js's inside-out Fisher-Yates.
+fn shuffle(args: &[JValue]) -> Result {
+    let items: Vec<JValue> = match arg(args, 0) {
+        JValue::Undefined => return Ok(JValue::Undefined),
+        JValue::Array(items) => items.iter().cloned().collect(),
+        single => vec![single.clone()],
+    };
+    if items.len() <= 1 {
+        return Ok(JValue::array(items));
+    }
+    let mut result: Vec<JValue> = Vec::with_capacity(items.len());
+    host(|h| {
+        for (i, item) in items.into_iter().enumerate() {
+            let j = ((h.random() * (i + 1) as f64).floor() as usize).min(i);
+            if j == i {
+                result.push(item);
+            } else {
+                let displaced = std::mem::replace(&mut result[j], item);
+                result.push(displaced);
+            }
+        }
+    })?;
+    Ok(JValue::array(result))
 }
 
 fn describe(v: &JValue) -> String {
