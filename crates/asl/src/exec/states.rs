@@ -162,19 +162,9 @@ impl Execution {
         let io = self.io(tid, state, context);
         let field = |v: &Option<Value>, path: &Option<String>, name: &str, host: &mut dyn crate::Host| -> Result<Option<String>, Failure> {
             if let Some(p) = path {
-                if crate::intrinsics::is_call(p) {
-                    return match crate::intrinsics::eval(p, &io.scope(io.input), host)? {
-                        Value::String(s) => Ok(Some(s)),
-                        other => Ok(Some(other.to_string())),
-                    };
-                }
-                return match jsonpath::read(p, &io.scope(io.input))? {
-                    Some(Value::String(s)) => Ok(Some(s)),
-                    Some(other) => Ok(Some(other.to_string())),
-                    None => Err(Failure::runtime(format!(
-                        "The JSONPath '{p}' specified for the field '{name}' could not be found in the input '{}'",
-                        io.input
-                    ))),
+                return match jsonpath::eval_expression(p, name, &io.scope(io.input), host)? {
+                    Value::String(s) => Ok(Some(s)),
+                    other => Ok(Some(other.to_string())),
                 };
             }
             match v {
@@ -535,13 +525,7 @@ impl Execution {
         let jsonata = io.lang == QueryLanguage::Jsonata;
         let items = if jsonata {
             match &map.items {
-                Some(t) => {
-                    let v = jsonata::eval_template(t, "Items", &io.states(&[]), io.vars, cx.host)?;
-                    if !v.is_array() {
-                        return Err(unexpected_items(t, &v));
-                    }
-                    v
-                }
+                Some(t) => jsonata::eval_typed(t, "Items", jsonata::JsonType::Array, &io.states(&[]), io.vars, cx.host)?,
                 None => {
                     if !eff.is_array() {
                         return Err(Failure::query_evaluation(format!("Map state input must be an array but was: {eff}")));
@@ -850,21 +834,4 @@ fn resource_name(resource: &str) -> String {
         return parts[6..].join(":");
     }
     resource.to_string()
-}
-
-/// AWS's message for a JSONata `Items` expression that does not give an array.
-fn unexpected_items(template: &Value, v: &Value) -> Failure {
-    let expr = template.as_str().unwrap_or_default().trim();
-    let expr = expr.strip_prefix("{%").and_then(|e| e.strip_suffix("%}")).unwrap_or(expr).trim();
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    Failure::query_evaluation(format!(
-        "The JSONata expression '{expr}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{kind}' for value: {v}"
-    ))
 }
