@@ -319,7 +319,7 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
     let mut history = Vec::new();
     let mut pending: VecDeque<Event> = VecDeque::new();
     loop {
-        history.extend(step.events.drain(..));
+        history.append(&mut step.events);
         let mut timers = Vec::new();
         for e in step.effects.drain(..) {
             match e {

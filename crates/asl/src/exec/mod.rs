@@ -128,7 +128,7 @@ pub struct TaskRequest {
 /// What the runtime must do after a step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Effect {
-    Invoke(TaskRequest),
+    Invoke(Box<TaskRequest>),
     /// Deliver `Event::TimerFired { timer }` at `at_ms` (epoch milliseconds).
     StartTimer { timer: u64, at_ms: i64 },
     /// A task the execution no longer waits for (its branch ended, the execution stopped).

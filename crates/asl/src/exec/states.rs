@@ -344,7 +344,7 @@ impl Execution {
         let t = self.threads.get_mut(&tid).unwrap();
         t.status = TStatus::Task { task: task_id };
         t.task_heartbeat = heartbeat;
-        cx.step.effects.push(Effect::Invoke(TaskRequest {
+        cx.step.effects.push(Effect::Invoke(Box::new(TaskRequest {
             task: task_id,
             state: t.state.clone(),
             resource,
@@ -354,7 +354,7 @@ impl Execution {
             heartbeat_seconds: heartbeat,
             task_token: token,
             credentials,
-        }));
+        })));
         Ok(Flow::Wait)
     }
 

@@ -46,7 +46,7 @@ impl Wildcards {
     }
 }
 
-pub fn normalize(v: &Value, key: Option<&str>) -> Value {
+pub fn normalize(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
@@ -54,11 +54,11 @@ pub fn normalize(v: &Value, key: Option<&str>) -> Value {
                     let lk = k.to_ascii_lowercase();
                     let is_ts_key = lk.contains("timestamp") || k == "creationTime" || k == "ingestionTime";
                     let iso = x.as_str().is_some_and(|s| ISO8601.is_match(s));
-                    if is_ts_key && !iso { (k.clone(), Value::String("timestamp".into())) } else { (k.clone(), normalize(x, Some(k))) }
+                    if is_ts_key && !iso { (k.clone(), Value::String("timestamp".into())) } else { (k.clone(), normalize(x)) }
                 })
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(|x| normalize(x, key)).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
         Value::String(s) => {
             let s = s.replace("us-east-1", "<region>").replace("arn:aws:", "arn:<partition>:");
             Value::String(ISO8601.replace_all(&s, "date").into_owned())
@@ -198,7 +198,7 @@ pub fn compare(case: &Value, act: &Actual) -> Vec<String> {
         diffs.push(format!("status: {} != {}", exp["status"], act.status));
     }
     if let Some(e) = exp.get("output") {
-        let a = normalize(act.output.as_ref().unwrap_or(&Value::Null), None);
+        let a = normalize(act.output.as_ref().unwrap_or(&Value::Null));
         matches(e, &a, &mut b, "$output", &mut diffs, &w);
     }
     for (k, a) in [("error", &act.error), ("cause", &act.cause)] {
@@ -206,13 +206,13 @@ pub fn compare(case: &Value, act: &Actual) -> Vec<String> {
         match e {
             Value::Object(_) | Value::Array(_) => {
                 let a = a.as_deref().map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.into())));
-                let a = normalize(&a.unwrap_or(Value::Null), None);
+                let a = normalize(&a.unwrap_or(Value::Null));
                 matches(e, &a, &mut b, &format!("${k}"), &mut diffs, &w);
             }
             Value::Null if a.is_none() => {}
             Value::String(es) if w.whole.iter().any(|x| x == es) => {}
             Value::String(es) => {
-                let a = a.as_deref().map(|s| normalize(&Value::String(s.into()), None));
+                let a = a.as_deref().map(|s| normalize(&Value::String(s.into())));
                 match a {
                     Some(Value::String(a)) if str_match(es, &a, &mut b, &w) => {}
                     other => diffs.push(format!("{k}: {es:?} != {other:?}")),
