@@ -43,8 +43,13 @@ pub fn validate(definition: &Value, machine_type: MachineType) -> Result<(), Val
 /// Validates definition text as sent to CreateStateMachine: JSON syntax and duplicate keys
 /// first, then [`validate`]. Messages that quote the definition quote this text.
 pub fn validate_text(text: &str, machine_type: MachineType) -> Result<(), ValidationError> {
-    let definition = parse_strict(text)
-        .map_err(|e| ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {e}")))?;
+    if text.trim().is_empty() {
+        return validate(&Value::Null, machine_type);
+    }
+    let definition = parse_strict(text).map_err(|e| {
+        let (message, location) = text::jackson_error(text, &e);
+        ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {message} at {location}"))
+    })?;
     check(&definition, machine_type, Some(text))
 }
 
@@ -72,7 +77,11 @@ fn check(
 ) -> Result<(), ValidationError> {
     let mut d = Diagnostics::default();
     let Some(root) = definition.as_object() else {
-        d.schema("The value must be an OBJECT", "/");
+        d.push(
+            "SCHEMA_VALIDATION_FAILED",
+            "Definition must be a valid JSON object",
+            None,
+        );
         return d.into_result();
     };
     for key in root.keys() {
@@ -146,7 +155,7 @@ fn check_container(
     d: &mut Diagnostics,
 ) {
     let here = if prefix.is_empty() { "/" } else { prefix };
-    let missing: Vec<&str> = ["StartAt", "States"]
+    let missing: Vec<&str> = ["States", "StartAt"]
         .into_iter()
         .filter(|f| !container.contains_key(*f))
         .collect();
@@ -212,8 +221,8 @@ fn check_states(
         };
         if machine_ql == QueryLanguage::JSONata && state_ql == QueryLanguage::JSONPath {
             d.schema(
-                "The QueryLanguage of a state cannot be 'JSONPath' when the state machine's QueryLanguage is 'JSONata'",
-                &format!("{path}/QueryLanguage"),
+                "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine",
+                &path,
             );
         }
         schema::check_state(
@@ -271,7 +280,7 @@ fn check_label(label: &str) -> Option<String> {
 }
 
 /// Parses JSON text, refusing duplicate object keys as AWS does.
-fn parse_strict(text: &str) -> Result<Value, String> {
+fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
     use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
     struct Strict;
@@ -327,8 +336,8 @@ fn parse_strict(text: &str) -> Result<Value, String> {
         }
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict.deserialize(&mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
+    let value = Strict.deserialize(&mut de)?;
+    de.end()?;
     Ok(value)
 }
 

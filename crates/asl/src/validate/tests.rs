@@ -85,7 +85,11 @@ fn refuses_jsonpath_fields_in_jsonata_states_and_back() {
     let c = cause(
         json!({"QueryLanguage": "JSONata", "StartAt": "S", "States": {"S": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}),
     );
-    assert!(c.contains("at /States/S/QueryLanguage"), "{c}");
+    assert_eq!(
+        c,
+        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: 'QueryLanguage' can not be 'JSONPath' if \
+         set to 'JSONata' for whole state machine at /States/S'"
+    );
 }
 
 #[test]

@@ -143,6 +143,75 @@ fn dump_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// A JSON syntax error worded as the Jackson parser behind AWS words it: the message (with
+/// its `\n at [Source: ...]` tail) and the location AWS reports separately.
+pub fn jackson_error(text: &str, error: &serde_json::Error) -> (String, String) {
+    let line = error.line().max(1);
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    let offset = (line_start + error.column().saturating_sub(1)).min(text.len());
+    let offset = (0..=offset)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let is_token_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let start = text[..offset]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_token_char(*c))
+        .last()
+        .map_or(offset, |(i, _)| i);
+    let end = text[start..]
+        .char_indices()
+        .find(|(_, c)| !is_token_char(*c))
+        .map_or(text.len(), |(i, _)| start + i);
+    let full = error.to_string();
+    let unexpected_token = error.is_syntax()
+        && (full.starts_with("expected value") || full.starts_with("expected ident"));
+    let (message, column_at) = if unexpected_token
+        && end > start
+        && !text[start..end].starts_with(|c: char| c.is_ascii_digit())
+    {
+        let token = &text[start..end];
+        (
+            format!(
+                "Unrecognized token '{token}': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
+            ),
+            end,
+        )
+    } else {
+        let plain = full.split(" at line ").next().unwrap_or(&full);
+        let mut chars = plain.chars();
+        let capitalised: String = chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        (capitalised, offset)
+    };
+    let line_start = text[..column_at].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..column_at].matches('\n').count() + 1;
+    let column = text[line_start..column_at].chars().count() + 1;
+    let location = format!(
+        "[Source: {}; line: {line_no}, column: {column}]",
+        jackson_source(text)
+    );
+    (format!("{message}\n at {location}"), location)
+}
+
+/// Jackson's source description: the text quoted, cut after 500 characters.
+fn jackson_source(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= 500 {
+        format!("(String)\"{text}\"")
+    } else {
+        let head: String = text.chars().take(500).collect();
+        format!("(String)\"{head}\"[truncated {} chars]", count - 500)
+    }
+}
+
 /// An RFC 3339 date-time as the Wait state's `Timestamp` requires:
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with real calendar dates.
 pub fn is_rfc3339(s: &str) -> bool {
@@ -223,6 +292,22 @@ mod tests {
             r#"{"a": [1, 2.5, true, null], "b": "x\u0085\"\u00e9"}"#
         );
         assert_eq!(py_json_dumps(&json!(1.0)), "1.0");
+    }
+
+    #[test]
+    fn json_errors_read_like_jackson() {
+        let text = "not a definition";
+        let e = serde_json::from_str::<Value>(text).unwrap_err();
+        let (message, location) = jackson_error(text, &e);
+        assert_eq!(
+            location,
+            "[Source: (String)\"not a definition\"; line: 1, column: 4]"
+        );
+        assert_eq!(
+            message,
+            "Unrecognized token 'not': was expecting (JSON String, Number, Array, Object or token 'null', \
+             'true' or 'false')\n at [Source: (String)\"not a definition\"; line: 1, column: 4]"
+        );
     }
 
     #[test]
