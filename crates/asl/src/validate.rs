@@ -7,8 +7,10 @@
 //! `ValueError` quoting the definition, `text`), then transitions and state names (`graph`).
 //! Task resources and Express-only limits live in `resource`.
 
+mod choice;
 mod graph;
 mod resource;
+mod retry;
 mod schema;
 mod text;
 
@@ -67,7 +69,7 @@ pub fn validate_state(state: &Value, machine_type: MachineType) -> Result<(), Va
         machine_type,
         &mut d,
     );
-    d.into_result()
+    d.finish()
 }
 
 fn check(
@@ -82,7 +84,7 @@ fn check(
             "Definition must be a valid JSON object",
             None,
         );
-        return d.into_result();
+        return d.finish();
     };
     for key in root.keys() {
         if !matches!(
@@ -96,24 +98,24 @@ fn check(
         None => QueryLanguage::JSONPath,
         Some(v) => query_language(v, "/QueryLanguage", &mut d),
     };
-    if let Some(t) = root.get("TimeoutSeconds") {
-        if !t.as_i64().is_some_and(|n| n >= 1) {
-            d.schema(
-                "The value for the field 'TimeoutSeconds' must be greater than or equal to 1",
-                "/TimeoutSeconds",
-            );
-        }
+    if let Some(t) = root.get("TimeoutSeconds")
+        && t.as_i64().is_none_or(|n| n < 1)
+    {
+        d.schema(
+            "The value for the field 'TimeoutSeconds' must be greater than or equal to 1",
+            "/TimeoutSeconds",
+        );
     }
-    if let Some(v) = root.get("Version") {
-        if v.as_str() != Some("1.0") {
-            d.schema(
-                "The field 'Version' should have one of these values: [1.0]",
-                "/Version",
-            );
-        }
+    if let Some(v) = root.get("Version")
+        && v.as_str() != Some("1.0")
+    {
+        d.schema(
+            "The field 'Version' should have one of these values: [1.0]",
+            "/Version",
+        );
     }
     check_container(root, "", machine_ql, machine_ql, machine_type, &mut d);
-    d.into_result()?;
+    d.finish()?;
 
     if let Some(message) = label_error(root) {
         let quoted = raw.map_or_else(|| text::py_json_dumps(definition), str::to_owned);
@@ -128,7 +130,7 @@ fn check(
 
     graph::check(root, "", &mut d);
     graph::check_duplicates(root, "", &mut HashSet::new(), &mut d);
-    d.into_result()
+    d.finish()
 }
 
 fn query_language(v: &Value, at: &str, d: &mut Diagnostics) -> QueryLanguage {
@@ -175,13 +177,13 @@ fn check_container(
             }
         }
     }
-    if let Some(start) = container.get("StartAt") {
-        if !start.is_string() {
-            d.schema(
-                "The value for the field 'StartAt' must be a STRING",
-                &format!("{prefix}/StartAt"),
-            );
-        }
+    if let Some(start) = container.get("StartAt")
+        && !start.is_string()
+    {
+        d.schema(
+            "The value for the field 'StartAt' must be a STRING",
+            &format!("{prefix}/StartAt"),
+        );
     }
     match container.get("States") {
         None => {}
@@ -244,10 +246,10 @@ fn check_states(
 fn label_error(container: &Map<String, Value>) -> Option<String> {
     let states = container.get("States")?.as_object()?;
     for state in states.values() {
-        if let Some(label) = state.get("Label").and_then(Value::as_str) {
-            if let Some(message) = check_label(label) {
-                return Some(message);
-            }
+        if let Some(label) = state.get("Label").and_then(Value::as_str)
+            && let Some(message) = check_label(label)
+        {
+            return Some(message);
         }
         for (nested, _) in graph::nested_containers(state, "") {
             if let Some(message) = label_error(nested) {
@@ -393,7 +395,7 @@ impl Diagnostics {
         );
     }
 
-    fn into_result(&mut self) -> Result<(), ValidationError> {
+    fn finish(&mut self) -> Result<(), ValidationError> {
         if self.items.is_empty() {
             return Ok(());
         }

@@ -257,7 +257,7 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
     match rest.as_bytes() {
         [b'Z' | b'z'] => true,
-        [sign, h1, h2, b':', m1, m2] if matches!(sign, b'+' | b'-') => {
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
             let two = |a: u8, b: u8| {
                 (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
             };
