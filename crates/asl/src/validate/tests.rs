@@ -508,6 +508,19 @@ fn conformance_cases() {
                     false_positives.push(format!("{name}: {}", e.message));
                 }
             }
+            "TestState" if expected["error"] != "InvalidDefinition" => {
+                // TestState ran these (or refused them for API reasons, such as a mock that
+                // does not fit): the definitions themselves are valid.
+                accepted_total += 1;
+                let got = if case["definition"].get("Type").is_some() {
+                    validate_state(&case["definition"], machine_type)
+                } else {
+                    run()
+                };
+                if let Err(e) = got {
+                    false_positives.push(format!("{name}: {}", e.message));
+                }
+            }
             "CreateStateMachine" | "UpdateStateMachine" | "TestState"
                 if expected["status"] == "API_ERROR"
                     && expected["error"] == "InvalidDefinition" =>
