@@ -407,7 +407,14 @@ pub(super) fn exclusive(cx: &StateCx<'_>, a: &str, b: &str, d: &mut Diagnostics)
 fn check_task(cx: &StateCx<'_>, d: &mut Diagnostics) {
     match cx.state.get("Resource") {
         None => d.schema("These fields are required: [Resource]", &cx.path),
-        Some(Value::String(r)) => resource::check(r, &cx.at("Resource"), cx.machine_type, d),
+        Some(Value::String(r)) => {
+            resource::check(r, &cx.at("Resource"), cx.machine_type, d);
+            for field in ["Parameters", "Arguments"] {
+                if let Some(p) = cx.state.get(field) {
+                    resource::check_parameters(r, p, &cx.at(field), d);
+                }
+            }
+        }
         Some(_) => expect_string(cx, "Resource", &Value::Null, d),
     }
     exclusive(cx, "TimeoutSeconds", "TimeoutSecondsPath", d);

@@ -362,6 +362,25 @@ fn resources_must_be_known_and_express_has_no_callbacks() {
 }
 
 #[test]
+fn optimised_integrations_need_their_required_parameters() {
+    let task = |params: Value| {
+        pass_machine(
+            json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": params, "End": true}),
+        )
+    };
+    assert_eq!(
+        cause(task(json!({"Payload": {}}))),
+        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: The field 'FunctionName' is required but was \
+         missing at /States/S/Parameters'"
+    );
+    validate(
+        &task(json!({"FunctionName.$": "$.fn"})),
+        MachineType::Standard,
+    )
+    .unwrap();
+}
+
+#[test]
 fn map_labels_fail_as_aws_quotes_them() {
     let def = pass_machine(json!({"Type": "Map", "Label": "a b", "End": true,
         "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Succeed"}}}}));
