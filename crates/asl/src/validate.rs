@@ -98,13 +98,8 @@ fn check(
         None => QueryLanguage::JSONPath,
         Some(v) => query_language(v, "/QueryLanguage", &mut d),
     };
-    if let Some(t) = root.get("TimeoutSeconds")
-        && t.as_i64().is_none_or(|n| n < 1)
-    {
-        d.schema(
-            "The value for the field 'TimeoutSeconds' must be greater than or equal to 1",
-            "/TimeoutSeconds",
-        );
+    if let Some(t) = root.get("TimeoutSeconds") {
+        schema::check_bounds(t, "/TimeoutSeconds", schema::SECONDS_FROM_1, &mut d);
     }
     if let Some(v) = root.get("Version")
         && v.as_str() != Some("1.0")
@@ -133,16 +128,18 @@ fn check(
     d.finish()
 }
 
+/// A `QueryLanguage` value: only the exact string `JSONPath` selects JSONPath; any other
+/// value is reported and read as JSONata, as AWS does.
 fn query_language(v: &Value, at: &str, d: &mut Diagnostics) -> QueryLanguage {
     match v.as_str() {
-        Some("JSONata") => QueryLanguage::JSONata,
         Some("JSONPath") => QueryLanguage::JSONPath,
+        Some("JSONata") => QueryLanguage::JSONata,
         _ => {
             d.schema(
                 "The field 'QueryLanguage' should have one of these values: [JSONPath, JSONata]",
                 at,
             );
-            QueryLanguage::JSONPath
+            QueryLanguage::JSONata
         }
     }
 }
@@ -236,8 +233,17 @@ fn check_states(
             },
             d,
         );
+        // States in a branch or item processor inherit the machine's language, not the
+        // enclosing state's.
         for (nested, nested_path) in graph::nested_containers(state, &path) {
-            check_container(nested, &nested_path, state_ql, machine_ql, machine_type, d);
+            check_container(
+                nested,
+                &nested_path,
+                machine_ql,
+                machine_ql,
+                machine_type,
+                d,
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::Diagnostics;
-use super::schema::{StateCx, expect_string, path_ok};
+use super::schema::{StateCx, exclusive, expect_string, not_a_path, path_ok};
 use super::text::is_rfc3339;
 
 #[rustfmt::skip]
@@ -140,21 +140,12 @@ fn check_rule(rule: &Map<String, Value>, at: &str, top: bool, d: &mut Diagnostic
             match rule.get("Variable") {
                 None => d.schema("These fields are required: [Variable]", at),
                 Some(Value::String(p)) if path_ok(p, false) => {}
-                Some(_) => d.schema(
-                    "The value for the field 'Variable' must be a valid JSONPath",
-                    &format!("{at}/Variable"),
-                ),
+                Some(_) => d.schema(not_a_path(false), &format!("{at}/Variable")),
             }
             let op = operators[0];
             check_operand(op, &rule[op], &format!("{at}/{op}"), d);
         }
-        ([], _) => d.schema(
-            format!(
-                "Only one of these fields is allowed: [{}]",
-                operators.join(", ")
-            ),
-            at,
-        ),
+        ([], _) => exclusive(rule, &operators, at, d),
         ([c], 0) => {
             if rule.contains_key("Variable") {
                 d.schema("Field 'Variable' is not supported", at);
@@ -183,10 +174,7 @@ fn check_rule(rule: &Map<String, Value>, at: &str, top: bool, d: &mut Diagnostic
         _ => {
             let mut all: Vec<&str> = combinators.clone();
             all.extend(&operators);
-            d.schema(
-                format!("Only one of these fields is allowed: [{}]", all.join(", ")),
-                at,
-            );
+            exclusive(rule, &all, at, d);
         }
     }
 }
@@ -194,10 +182,7 @@ fn check_rule(rule: &Map<String, Value>, at: &str, top: bool, d: &mut Diagnostic
 fn check_operand(op: &str, v: &Value, at: &str, d: &mut Diagnostics) {
     if op.ends_with("Path") {
         if !v.as_str().is_some_and(|p| path_ok(p, false)) {
-            d.schema(
-                format!("The value for the field '{op}' must be a valid JSONPath"),
-                at,
-            );
+            d.schema(not_a_path(false), at);
         }
         return;
     }

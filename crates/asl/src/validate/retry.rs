@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::Diagnostics;
-use super::schema::{StateCx, check_template, path_ok};
+use super::schema::{Bounds, StateCx, check_bounds, check_template, not_a_path, path_ok};
 
 pub(super) fn check_retry_catch(cx: &StateCx<'_>, d: &mut Diagnostics) {
     for field in ["Retry", "Catch"] {
@@ -84,10 +84,7 @@ pub(super) fn check_retry_catch(cx: &StateCx<'_>, d: &mut Diagnostics) {
                     match obj.get("ResultPath") {
                         None | Some(Value::Null) => {}
                         Some(Value::String(p)) if path_ok(p, true) => {}
-                        Some(_) => d.schema(
-                            "The value for the field 'ResultPath' must be a valid ReferencePath",
-                            &format!("{at}/ResultPath"),
-                        ),
+                        Some(_) => d.schema(not_a_path(true), &format!("{at}/ResultPath")),
                     }
                     if let Some(a) = obj.get("Assign") {
                         check_template(a, &format!("{at}/Assign"), d);
@@ -134,33 +131,15 @@ fn check_error_equals(errors: &Value, at: &str, last: bool, field: &str, d: &mut
 }
 
 fn check_retrier_numbers(obj: &Map<String, Value>, at: &str, d: &mut Diagnostics) {
-    let int_at_least = |field: &str, min: i64, d: &mut Diagnostics| {
+    for (field, bounds) in [
+        ("IntervalSeconds", Bounds::int(1, Some(99_999_999))),
+        ("MaxAttempts", Bounds::int(0, Some(99_999_999))),
+        ("MaxDelaySeconds", Bounds::int(1, Some(31_622_400))),
+        ("BackoffRate", Bounds::decimal(1.0, None)),
+    ] {
         if let Some(v) = obj.get(field) {
-            match v.as_i64() {
-                Some(n) if n >= min => {}
-                Some(_) => d.schema(
-                    format!(
-                        "The value for the field '{field}' must be greater than or equal to {min}"
-                    ),
-                    &format!("{at}/{field}"),
-                ),
-                None => d.schema(
-                    format!("The value for the field '{field}' must be an INTEGER"),
-                    &format!("{at}/{field}"),
-                ),
-            }
+            check_bounds(v, &format!("{at}/{field}"), bounds, d);
         }
-    };
-    int_at_least("IntervalSeconds", 1, d);
-    int_at_least("MaxAttempts", 0, d);
-    int_at_least("MaxDelaySeconds", 1, d);
-    if let Some(v) = obj.get("BackoffRate")
-        && !v.as_f64().is_some_and(|r| r >= 1.0)
-    {
-        d.schema(
-            "The value for the field 'BackoffRate' must be greater than or equal to 1.0",
-            &format!("{at}/BackoffRate"),
-        );
     }
     if let Some(v) = obj.get("JitterStrategy")
         && !matches!(v.as_str(), Some("FULL" | "NONE"))

@@ -251,7 +251,7 @@ fn check_transition(cx: &StateCx<'_>, ty: &str, d: &mut Diagnostics) {
     }
     let ends = end == Some(&Value::Bool(true));
     match (next.is_some(), ends) {
-        (true, true) => d.schema("Only one of these fields is allowed: [Next, End]", &cx.path),
+        (true, true) => exclusive(cx.state, &["Next", "End"], &cx.path, d),
         (false, false) => d.schema(
             "Exactly one of these fields is required: [Next, End]",
             &cx.path,
@@ -282,18 +282,17 @@ fn check_paths(cx: &StateCx<'_>, d: &mut Diagnostics) {
             None => {}
             Some(Value::Null) if nullable => {}
             Some(Value::String(p)) if path_ok(p, reference) => {}
-            Some(_) => {
-                let kind = if reference {
-                    "ReferencePath"
-                } else {
-                    "JSONPath"
-                };
-                d.schema(
-                    format!("The value for the field '{field}' must be a valid {kind}"),
-                    &cx.at(field),
-                );
-            }
+            Some(_) => d.schema(not_a_path(reference), &cx.at(field)),
         }
+    }
+}
+
+/// AWS's words for a value that is not a path of the required kind.
+pub(super) fn not_a_path(reference: bool) -> &'static str {
+    if reference {
+        "Value is not a Reference Path"
+    } else {
+        "Value is not a JSONPath"
     }
 }
 
@@ -357,49 +356,99 @@ pub(super) fn is_expression(v: &Value) -> bool {
     })
 }
 
-/// An integer field: a JSON integer in range, or (JSONata) an expression.
-pub(super) fn check_int(
+/// A numeric field: a JSON number within AWS's bounds (an integer where `integer`), or in a
+/// JSONata state an expression. Returns the value when it is a literal in range.
+pub(super) fn check_number(
     cx: &StateCx<'_>,
     field: &str,
-    min: i64,
-    max: i64,
+    bounds: Bounds,
     d: &mut Diagnostics,
-) -> Option<i64> {
+) -> Option<f64> {
     let v = cx.state.get(field)?;
     if cx.jsonata() && is_expression(v) {
         return None;
     }
-    match v.as_i64() {
-        Some(n) if (min..=max).contains(&n) => Some(n),
-        Some(_) if min > 0 && v.as_i64().is_some_and(|n| n < min) => {
-            d.schema(
-                format!("The value for the field '{field}' must be greater than or equal to {min}"),
-                &cx.at(field),
-            );
-            None
+    check_bounds(v, &cx.at(field), bounds, d)
+}
+
+/// Inclusive bounds of a numeric field; AWS prints integer bounds as integers and decimal
+/// bounds with a fraction ("Minimum value is 0.0").
+#[derive(Clone, Copy)]
+pub(super) struct Bounds {
+    pub min: f64,
+    pub max: Option<f64>,
+    pub integer: bool,
+}
+
+impl Bounds {
+    pub const fn int(min: i64, max: Option<i64>) -> Self {
+        Self {
+            min: min as f64,
+            max: match max {
+                Some(m) => Some(m as f64),
+                None => None,
+            },
+            integer: true,
         }
-        Some(_) => {
-            d.schema(
-                format!("The value for the field '{field}' must be between {min} and {max}"),
-                &cx.at(field),
-            );
-            None
+    }
+
+    pub const fn decimal(min: f64, max: Option<f64>) -> Self {
+        Self {
+            min,
+            max,
+            integer: false,
         }
-        None => {
-            d.schema(
-                format!("The value for the field '{field}' must be an INTEGER"),
-                &cx.at(field),
-            );
-            None
+    }
+
+    fn show(&self, n: f64) -> String {
+        if self.integer {
+            format!("{}", n as i64)
+        } else {
+            format!("{n:.1}")
         }
     }
 }
 
-pub(super) fn exclusive(cx: &StateCx<'_>, a: &str, b: &str, d: &mut Diagnostics) {
-    if cx.state.contains_key(a) && cx.state.contains_key(b) {
+pub(super) fn check_bounds(
+    v: &Value,
+    at: &str,
+    bounds: Bounds,
+    d: &mut Diagnostics,
+) -> Option<f64> {
+    let n = if bounds.integer {
+        v.as_i64().map(|n| n as f64)
+    } else {
+        v.as_f64()
+    };
+    let Some(n) = n else {
+        let kind = if bounds.integer {
+            "an integer"
+        } else {
+            "a number"
+        };
+        d.schema(format!("Value must be {kind}"), at);
+        return None;
+    };
+    if n < bounds.min {
+        d.schema(format!("Minimum value is {}", bounds.show(bounds.min)), at);
+        return None;
+    }
+    if let Some(max) = bounds.max.filter(|m| n > *m) {
+        d.schema(format!("Maximum value is {}", bounds.show(max)), at);
+        return None;
+    }
+    Some(n)
+}
+
+/// Fields of which at most one may be given, as AWS words it.
+pub(super) fn exclusive(obj: &Map<String, Value>, fields: &[&str], at: &str, d: &mut Diagnostics) {
+    if fields.iter().filter(|f| obj.contains_key(**f)).count() > 1 {
         d.schema(
-            format!("Only one of these fields is allowed: [{a}, {b}]"),
-            &cx.path,
+            format!(
+                "There should only be one of the following fields: [{}]",
+                fields.join(", ")
+            ),
+            at,
         );
     }
 }
@@ -417,10 +466,20 @@ fn check_task(cx: &StateCx<'_>, d: &mut Diagnostics) {
         }
         Some(_) => expect_string(cx, "Resource", &Value::Null, d),
     }
-    exclusive(cx, "TimeoutSeconds", "TimeoutSecondsPath", d);
-    exclusive(cx, "HeartbeatSeconds", "HeartbeatSecondsPath", d);
-    let timeout = check_int(cx, "TimeoutSeconds", 1, 99_999_999, d);
-    let heartbeat = check_int(cx, "HeartbeatSeconds", 1, 99_999_999, d);
+    exclusive(
+        cx.state,
+        &["TimeoutSeconds", "TimeoutSecondsPath"],
+        &cx.path,
+        d,
+    );
+    exclusive(
+        cx.state,
+        &["HeartbeatSeconds", "HeartbeatSecondsPath"],
+        &cx.path,
+        d,
+    );
+    let timeout = check_number(cx, "TimeoutSeconds", SECONDS_FROM_1, d);
+    let heartbeat = check_number(cx, "HeartbeatSeconds", SECONDS_FROM_1, d);
     if let (Some(t), Some(h)) = (timeout, heartbeat)
         && h >= t
     {
@@ -444,15 +503,25 @@ fn check_task(cx: &StateCx<'_>, d: &mut Diagnostics) {
     }
 }
 
+const WAIT_FIELDS: [&str; 4] = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"];
+
+/// `TimeoutSeconds`, `HeartbeatSeconds` and the machine's `TimeoutSeconds`.
+pub(super) const SECONDS_FROM_1: Bounds = Bounds::int(1, Some(99_999_999));
+
 fn check_wait(cx: &StateCx<'_>, d: &mut Diagnostics) {
-    let given: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
+    let given: Vec<&str> = WAIT_FIELDS
         .into_iter()
         .filter(|f| cx.state.contains_key(*f))
         .collect();
-    if given.len() != 1 {
-        d.schema("Exactly one of these fields is required: [Seconds, Timestamp, SecondsPath, TimestampPath]", &cx.path);
+    match given.len() {
+        0 => d.schema(
+            format!("These fields are required: [{}]", WAIT_FIELDS.join(", ")),
+            &cx.path,
+        ),
+        1 => {}
+        _ => exclusive(cx.state, &WAIT_FIELDS, &cx.path, d),
     }
-    check_int(cx, "Seconds", 0, 99_999_999, d);
+    check_number(cx, "Seconds", Bounds::int(0, Some(99_999_999)), d);
     if let Some(ts) = cx.state.get("Timestamp") {
         let ok = (cx.jsonata() && is_expression(ts)) || ts.as_str().is_some_and(is_rfc3339);
         if !ok {
@@ -465,8 +534,8 @@ fn check_wait(cx: &StateCx<'_>, d: &mut Diagnostics) {
 }
 
 fn check_fail(cx: &StateCx<'_>, d: &mut Diagnostics) {
-    exclusive(cx, "Error", "ErrorPath", d);
-    exclusive(cx, "Cause", "CausePath", d);
+    exclusive(cx.state, &["Error", "ErrorPath"], &cx.path, d);
+    exclusive(cx.state, &["Cause", "CausePath"], &cx.path, d);
     for field in ["Error", "Cause"] {
         if let Some(v) = cx.state.get(field) {
             expect_string(cx, field, v, d);
@@ -494,10 +563,7 @@ fn check_map(cx: &StateCx<'_>, d: &mut Diagnostics) {
             None
         }
         (Some(_), Some(_)) => {
-            d.schema(
-                "Only one of these fields is allowed: [ItemProcessor, Iterator]",
-                &cx.path,
-            );
+            exclusive(cx.state, &["ItemProcessor", "Iterator"], &cx.path, d);
             None
         }
         (Some(p), None) => Some(("ItemProcessor", p)),
@@ -532,26 +598,95 @@ fn check_map(cx: &StateCx<'_>, d: &mut Diagnostics) {
             ),
         }
     }
-    exclusive(cx, "ItemsPath", "Items", d);
-    exclusive(cx, "ItemSelector", "Parameters", d);
-    exclusive(cx, "MaxConcurrency", "MaxConcurrencyPath", d);
-    exclusive(cx, "ToleratedFailureCount", "ToleratedFailureCountPath", d);
-    exclusive(
+    let pairs = [
+        ["ItemsPath", "Items"],
+        ["ItemSelector", "Parameters"],
+        ["MaxConcurrency", "MaxConcurrencyPath"],
+        ["ToleratedFailureCount", "ToleratedFailureCountPath"],
+        [
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+        ],
+    ];
+    for pair in pairs {
+        exclusive(cx.state, &pair, &cx.path, d);
+    }
+    check_number(cx, "MaxConcurrency", Bounds::int(0, None), d);
+    check_number(cx, "ToleratedFailureCount", Bounds::int(0, None), d);
+    check_number(
         cx,
         "ToleratedFailurePercentage",
-        "ToleratedFailurePercentagePath",
+        Bounds::decimal(0.0, Some(100.0)),
         d,
     );
-    check_int(cx, "MaxConcurrency", 0, i64::MAX, d);
-    check_int(cx, "ToleratedFailureCount", 0, i64::MAX, d);
-    if let Some(v) = cx.state.get("ToleratedFailurePercentage") {
-        let ok = (cx.jsonata() && is_expression(v))
-            || v.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p));
-        if !ok {
-            d.schema(
-                "The value for the field 'ToleratedFailurePercentage' must be between 0 and 100",
-                &cx.at("ToleratedFailurePercentage"),
-            );
+    // The numeric `...Path` fields read a number from the input: the context object is no
+    // source for them (only `ItemsPath` may read it).
+    if !cx.jsonata() {
+        for field in [
+            "MaxConcurrencyPath",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentagePath",
+        ] {
+            if cx
+                .state
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.starts_with("$$"))
+            {
+                d.schema(not_a_path(true), &cx.at(field));
+            }
+        }
+    }
+    if let Some(batcher) = cx.state.get("ItemBatcher").and_then(Value::as_object) {
+        let at = cx.at("ItemBatcher");
+        check_numeric_config(
+            cx,
+            batcher,
+            &at,
+            &[
+                ("MaxItemsPerBatch", None),
+                ("MaxInputBytesPerBatch", Some(262_144)),
+            ],
+            d,
+        );
+    }
+    if let Some(config) = cx
+        .state
+        .get("ItemReader")
+        .and_then(|r| r.get("ReaderConfig"))
+        .and_then(Value::as_object)
+    {
+        let at = cx.at("ItemReader/ReaderConfig");
+        check_numeric_config(cx, config, &at, &[("MaxItems", Some(100_000_000))], d);
+    }
+}
+
+/// Numeric settings of `ItemBatcher` and `ReaderConfig`: each a literal or its `...Path`.
+fn check_numeric_config(
+    cx: &StateCx<'_>,
+    obj: &Map<String, Value>,
+    at: &str,
+    fields: &[(&str, Option<i64>)],
+    d: &mut Diagnostics,
+) {
+    for (field, max) in fields {
+        let path_field = format!("{field}Path");
+        exclusive(obj, &[field, &path_field], at, d);
+        if let Some(v) = obj.get(*field)
+            && !(cx.jsonata() && is_expression(v))
+        {
+            check_bounds(v, &format!("{at}/{field}"), Bounds::int(0, *max), d);
+        }
+        match obj.get(&path_field) {
+            Some(_) if cx.jsonata() => d.schema(
+                format!(
+                    "The QueryLanguage is set to 'JSONata', but field '{path_field}' is only supported for the 'JSONPath' QueryLanguage"
+                ),
+                at,
+            ),
+            Some(Value::String(p)) if !p.starts_with("$$") && path_ok(p, true) => {}
+            Some(_) => d.schema(not_a_path(true), &format!("{at}/{path_field}")),
+            None => {}
         }
     }
 }

@@ -191,12 +191,59 @@ fn wait_needs_exactly_one_duration_and_a_real_timestamp() {
     let c = cause(pass_machine(
         json!({"Type": "Wait", "Seconds": 1, "Timestamp": "2016-03-14T01:59:00Z", "End": true}),
     ));
-    assert!(c.contains("Exactly one of these fields is required"), "{c}");
+    assert_eq!(
+        c,
+        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: There should only be one of the following \
+         fields: [Seconds, Timestamp, SecondsPath, TimestampPath] at /States/S'"
+    );
     assert_eq!(
         cause(pass_machine(
             json!({"Type": "Wait", "Timestamp": "2016-12-05 21:29:29Z", "End": true})
         )),
         "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: String does not match RFC3339 timestamp at /States/S/Timestamp'"
+    );
+}
+
+#[test]
+fn numbers_stay_within_aws_bounds() {
+    let map = |extra: Value| {
+        let mut state = json!({"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Succeed"}}}});
+        state
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        pass_machine(state)
+    };
+    assert_eq!(
+        cause(map(json!({"ToleratedFailurePercentage": 100.5}))),
+        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Maximum value is 100.0 at /States/S/ToleratedFailurePercentage'"
+    );
+    assert!(
+        cause(map(json!({"MaxConcurrency": -1})))
+            .contains("Minimum value is 0 at /States/S/MaxConcurrency")
+    );
+    assert!(
+        cause(map(json!({"ItemBatcher": {"MaxItemsPerBatch": 2, "MaxItemsPerBatchPath": "$.n"}})))
+            .contains("There should only be one of the following fields: [MaxItemsPerBatch, MaxItemsPerBatchPath] at /States/S/ItemBatcher")
+    );
+    assert!(
+        cause(map(json!({"MaxConcurrencyPath": "$$.Execution.Input.n"})))
+            .contains("Value is not a Reference Path at /States/S/MaxConcurrencyPath")
+    );
+}
+
+#[test]
+fn nested_states_take_the_machines_query_language() {
+    let c = cause(pass_machine(
+        json!({"Type": "Map", "QueryLanguage": "JSONata", "End": true,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": {}, "End": true}}}}),
+    ));
+    assert!(c.contains("field 'Output' is only supported for the 'JSONata' QueryLanguage at /States/S/ItemProcessor/States/P"), "{c}");
+    let c = cause(pass_machine(json!({"Type": "Map", "End": true,
+        "ItemProcessor": {"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Succeed"}}}})));
+    assert!(
+        c.contains("Field 'QueryLanguage' is not supported at /States/S/ItemProcessor"),
+        "{c}"
     );
 }
 
