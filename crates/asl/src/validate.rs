@@ -124,7 +124,7 @@ fn check(
     }
 
     graph::check(root, "", &mut d);
-    graph::check_duplicates(root, "", &mut HashSet::new(), &mut d);
+    graph::check_duplicates(root, "", &mut HashSet::new(), &mut HashSet::new(), &mut d);
     d.finish()
 }
 

@@ -122,11 +122,13 @@ pub(super) fn nested_containers<'a>(
     out
 }
 
-/// State names must be unique across the whole machine, nested containers included.
+/// State names, and the `Label`s of Map states, must be unique across the whole machine,
+/// nested containers included.
 pub(super) fn check_duplicates(
     container: &Map<String, Value>,
     prefix: &str,
     seen: &mut HashSet<String>,
+    labels: &mut HashSet<String>,
     d: &mut Diagnostics,
 ) {
     let Some(states) = container.get("States").and_then(Value::as_object) else {
@@ -141,8 +143,17 @@ pub(super) fn check_duplicates(
                 Some(path.clone()),
             );
         }
+        if let Some(label) = state.get("Label").and_then(Value::as_str)
+            && !labels.insert(label.to_owned())
+        {
+            d.push(
+                "DUPLICATE_LABEL_NAME",
+                format!("Duplicate Label name: {label}"),
+                Some(format!("{path}/Label")),
+            );
+        }
         for (nested, nested_path) in nested_containers(state, &path) {
-            check_duplicates(nested, &nested_path, seen, d);
+            check_duplicates(nested, &nested_path, seen, labels, d);
         }
     }
 }

@@ -180,6 +180,23 @@ fn state_names_are_unique_across_the_machine() {
 }
 
 #[test]
+fn map_labels_are_unique() {
+    let map = |label: &str, next: Option<&str>| {
+        let mut m = json!({"Type": "Map", "Label": label,
+            "ItemProcessor": {"StartAt": format!("In{label}{}", next.is_some()), "States": {format!("In{label}{}", next.is_some()): {"Type": "Succeed"}}}});
+        match next {
+            Some(n) => m["Next"] = json!(n),
+            None => m["End"] = json!(true),
+        }
+        m
+    };
+    let c = cause(
+        json!({"StartAt": "A", "States": {"A": map("same", Some("B")), "B": map("same", None)}}),
+    );
+    assert!(c.contains("DUPLICATE_LABEL_NAME"), "{c}");
+}
+
+#[test]
 fn state_names_are_at_most_80_characters() {
     let name = "n".repeat(81);
     let c = cause(json!({"StartAt": name, "States": {name.clone(): {"Type": "Succeed"}}}));

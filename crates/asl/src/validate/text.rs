@@ -213,7 +213,8 @@ fn jackson_source(text: &str) -> String {
 }
 
 /// An RFC 3339 date-time as the Wait state's `Timestamp` requires:
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with real calendar dates.
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with real calendar dates and, as the States
+/// Language requires, an uppercase `T` and `Z`.
 pub fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -226,7 +227,7 @@ pub fn is_rfc3339(s: &str) -> bool {
     let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
         return false;
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return false;
     }
     let (Some(hour), Some(minute), Some(second)) = (digits(11..13), digits(14..16), digits(17..19))
@@ -256,7 +257,7 @@ pub fn is_rfc3339(s: &str) -> bool {
         rest = &frac[n..];
     }
     match rest.as_bytes() {
-        [b'Z' | b'z'] => true,
+        [b'Z'] => true,
         [b'+' | b'-', h1, h2, b':', m1, m2] => {
             let two = |a: u8, b: u8| {
                 (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
@@ -322,6 +323,8 @@ mod tests {
             "2016-12-05 21:29:29Z",
             "2016-12-05T21:29:29",
             "2015-02-29T01:59:00Z",
+            "2016-03-14t01:59:00Z",
+            "2016-03-14T01:59:00z",
             "{% '2016-03-14T01:59:00Z' %}",
         ] {
             assert!(!is_rfc3339(bad), "{bad}");
