@@ -208,7 +208,11 @@ fn check_states(
     for (name, state) in states {
         let path = format!("{prefix}/States/{name}");
         if name.chars().count() > 80 {
-            d.schema("State name cannot be longer than 80 characters", &path);
+            d.push(
+                "INVALID_STATE_NAME",
+                format!("Invalid State name: State '{name}' exceeds the 80-character limit allowed by the service"),
+                Some(path.clone()),
+            );
         }
         let Some(obj) = state.as_object() else {
             d.schema("The value must be an OBJECT", &path);

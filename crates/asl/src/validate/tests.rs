@@ -199,8 +199,19 @@ fn map_labels_are_unique() {
 #[test]
 fn state_names_are_at_most_80_characters() {
     let name = "n".repeat(81);
-    let c = cause(json!({"StartAt": name, "States": {name.clone(): {"Type": "Succeed"}}}));
-    assert!(c.contains(&format!("at /States/{name}")), "{c}");
+    assert_eq!(
+        cause(json!({"StartAt": name, "States": {name.clone(): {"Type": "Succeed"}}})),
+        format!(
+            "Invalid State Machine Definition: 'INVALID_STATE_NAME: Invalid State name: State '{name}' exceeds the \
+             80-character limit allowed by the service at /States/{name}'"
+        )
+    );
+    let name = "n".repeat(80);
+    validate(
+        &json!({"StartAt": name, "States": {name.clone(): {"Type": "Succeed"}}}),
+        MachineType::Standard,
+    )
+    .unwrap();
 }
 
 #[test]
