@@ -242,8 +242,7 @@ fn check_transition(cx: &StateCx<'_>, ty: &str, d: &mut Diagnostics) {
     if let Some(v) = next {
         expect_string(cx, "Next", v, d);
     }
-    if let Some(v) = end.filter(|v| !v.is_boolean()) {
-        let _ = v;
+    if end.is_some_and(|v| !v.is_boolean()) {
         d.schema(
             "The value for the field 'End' must be a BOOLEAN",
             &cx.at("End"),

@@ -124,6 +124,19 @@ fn start_at_must_name_a_state() {
 }
 
 #[test]
+fn unreachable_means_no_transition_names_the_state() {
+    // As AWS reported for this shape: only "Pass One" is unreachable, "Success" is named.
+    assert_eq!(
+        cause(json!({"StartAt": "Not sure", "States": {
+            "Pass One": {"Type": "Pass", "Next": "Success"},
+            "Success": {"Type": "Succeed"}
+        }})),
+        "Invalid State Machine Definition: 'MISSING_TRANSITION_TARGET: Missing 'Next' target: Not sure at /StartAt, \
+         MISSING_TRANSITION_TARGET: State \"Pass One\" is not reachable. at /States/Pass One'"
+    );
+}
+
+#[test]
 fn a_loop_without_a_terminal_state_is_missing_its_end() {
     assert_eq!(
         cause(
