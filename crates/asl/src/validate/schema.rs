@@ -317,8 +317,17 @@ fn check_templates(cx: &StateCx<'_>, d: &mut Diagnostics) {
             check_template(v, &cx.at(field), d);
         }
     }
-    if let Some(Value::Object(creds)) = cx.state.get("Credentials") {
-        check_template(&Value::Object(creds.clone()), &cx.at("Credentials"), d);
+    if let Some(creds) = cx.state.get("Credentials").filter(|c| c.is_object()) {
+        check_template(creds, &cx.at("Credentials"), d);
+    }
+    for (outer, inner) in [
+        ("ItemReader", "Parameters"),
+        ("ResultWriter", "Parameters"),
+        ("ItemBatcher", "BatchInput"),
+    ] {
+        if let Some(v) = cx.state.get(outer).and_then(|o| o.get(inner)) {
+            check_template(v, &cx.at(&format!("{outer}/{inner}")), d);
+        }
     }
 }
 
