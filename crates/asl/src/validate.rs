@@ -9,6 +9,7 @@
 
 mod choice;
 mod graph;
+mod jsonata_refs;
 mod resource;
 mod retry;
 mod schema;

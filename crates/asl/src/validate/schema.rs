@@ -5,7 +5,9 @@
 use serde_json::{Map, Value};
 
 use super::text::is_rfc3339;
-use super::{Diagnostics, MachineType, QueryLanguage, choice, guarded, resource, retry};
+use super::{
+    Diagnostics, MachineType, QueryLanguage, choice, guarded, jsonata_refs, resource, retry,
+};
 
 pub(super) const STATE_TYPES: &str = "[Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]";
 
@@ -194,6 +196,26 @@ pub(super) fn check_state(cx: &StateCx<'_>, d: &mut Diagnostics) {
         }
     }
 
+    if cx.jsonata() {
+        for (key, value) in state {
+            // Structural fields and nested states are not expressions (nested states are
+            // checked on their own).
+            let structural = matches!(
+                key.as_str(),
+                "Type"
+                    | "Comment"
+                    | "QueryLanguage"
+                    | "Resource"
+                    | "Label"
+                    | "ItemProcessor"
+                    | "Iterator"
+                    | "Branches"
+            );
+            if !structural {
+                jsonata_refs::check_value(value, &cx.at(key), d);
+            }
+        }
+    }
     check_transition(cx, ty, d);
     check_paths(cx, d);
     check_templates(cx, d);
@@ -358,10 +380,7 @@ pub(super) fn check_template(v: &Value, path: &str, d: &mut Diagnostics) {
 }
 
 pub(super) fn is_expression(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| {
-        let t = s.trim();
-        t.starts_with("{%") && t.ends_with("%}")
-    })
+    v.as_str().and_then(jsonata_refs::expression_body).is_some()
 }
 
 /// A numeric field: a JSON number within AWS's bounds (an integer where `integer`), or in a

@@ -93,6 +93,23 @@ fn refuses_jsonpath_fields_in_jsonata_states_and_back() {
 }
 
 #[test]
+fn jsonata_paths_must_start_from_a_variable() {
+    assert_eq!(
+        cause(
+            json!({"QueryLanguage": "JSONata", "StartAt": "E", "States": {"E": {"Type": "Pass", "Output": {"v": "{% phone %}"}, "End": true}}})
+        ),
+        "Invalid State Machine Definition: 'UNSUPPORTED_JSONATA_EXPRESSION: Reference to 'phone' at the top level \
+         is not supported. at /States/E/Output/v'"
+    );
+    // Only exact `{%`...`%}` strings are expressions.
+    validate(
+        &json!({"QueryLanguage": "JSONata", "StartAt": "E", "States": {"E": {"Type": "Pass", "Output": {"v": " {% phone %} "}, "End": true}}}),
+        MachineType::Standard,
+    )
+    .unwrap();
+}
+
+#[test]
 fn needs_exactly_one_of_next_and_end() {
     let both = cause(
         json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B", "End": true}, "B": {"Type": "Succeed"}}}),
