@@ -1,11 +1,12 @@
 //! The rules AWS enforces at CreateStateMachine and ValidateStateMachineDefinition, with its
 //! error codes and message text.
 //!
-//! AWS checks a definition in phases and reports every diagnostic of the first phase that
-//! finds any, joined as `Invalid State Machine Definition: 'CODE: message at /path, ...'`:
-//! the schema of each state (`schema`), then the Map `Label` rule (reported as a Python
-//! `ValueError` quoting the definition, `text`), then transitions and state names (`graph`).
-//! Task resources and Express-only limits live in `resource`.
+//! Diagnostics are joined as AWS joins them: `Invalid State Machine Definition: 'CODE:
+//! message at /path, CODE: ...'`. They come in phases, and the first phase that finds
+//! anything is reported: the schema of the machine and of each state (`schema`, `choice`,
+//! `retry`, `resource`, `jsonata_refs`), then the Map `Label` rule (which AWS reports as a
+//! Python `ValueError` quoting the definition, see `text`), then transitions and names
+//! (`graph`).
 
 mod choice;
 mod graph;
