@@ -494,6 +494,14 @@ fn map_labels_fail_as_aws_quotes_them() {
         e.message,
         r#"Error=ValueError Args=["Label contains invalid character: ' '"] in definition '{"StartAt": "S", "States": {"S": {"Type": "Map", "Label": "a b", "End": true, "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Succeed"}}}}}}'."#
     );
+    // Definition text is quoted as sent.
+    let text = r#"{"StartAt":"S","States":{"S":{"Type":"Map","Label":"","End":true,"ItemProcessor":{"StartAt":"I","States":{"I":{"Type":"Succeed"}}}}}}"#;
+    assert_eq!(
+        validate_text(text, MachineType::Standard)
+            .unwrap_err()
+            .message,
+        format!("Error=ValueError Args=['Label cannot be empty'] in definition '{text}'.")
+    );
     assert_eq!(
         check_label(&"x".repeat(41)).unwrap(),
         "Label cannot exceed 40 characters"
