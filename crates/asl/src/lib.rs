@@ -9,8 +9,20 @@
 //! - `jsonpath`: paths, payload templates, `ResultPath`
 //! - `intrinsics`: the `States.*` functions
 //! - `jsonata`: `{% %}` expressions and AWS's JSONata functions
+//! - `definition`: the typed model of a definition
+//! - `choice`: JSONPath Choice rules
+//! - `exec`: the execution step function (threads, Retry/Catch, Map/Parallel)
+//! - `history`: AWS's history event shapes
+//! - `test_state`: the TestState API
+//! - `time`: RFC 3339 parsing and formatting
 
+pub mod choice;
+pub mod definition;
 pub mod env;
+pub mod exec;
+pub mod history;
+pub mod test_state;
+pub mod time;
 pub mod error;
 pub mod intrinsics;
 pub mod jsonata;
@@ -19,3 +31,5 @@ pub mod validate;
 
 pub use env::{FixedHost, Host, Scope};
 pub use error::{Failure, ValidationError};
+pub use definition::StateMachine;
+pub use exec::{Effect, Event, Execution, ExecutionInfo, Status, Step, TaskRequest};

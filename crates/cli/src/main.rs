@@ -1,9 +1,18 @@
 //! The `agentry` binary: configuration, wiring and commands.
+//!
+//! Layout:
+//! - `main.rs`: command-line parsing and dispatch
+//! - `local.rs`: `validate`, `run` and `test-state` on the embedded engine
+
+mod local;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "agentry", version, about = "Run agentic AI workflows as States Language state machines")]
+#[command(name = "agentry", version, about = "Run agentic AI workflows as Amazon States Language state machines")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,18 +22,77 @@ struct Cli {
 enum Command {
     /// Check a state machine definition as AWS Step Functions would.
     Validate {
-        file: std::path::PathBuf,
+        /// The definition (JSON).
+        file: PathBuf,
+        /// STANDARD or EXPRESS: some rules differ.
+        #[arg(long = "type", default_value = "STANDARD")]
+        machine_type: String,
+        /// Print `{"valid", "error", "cause"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a state machine with the embedded engine and print its result.
+    Run {
+        file: PathBuf,
+        /// The execution input: JSON text, or @FILE.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Print `{"status", "output", "error", "cause"}`.
+        #[arg(long)]
+        json: bool,
+        /// Print each history event as it is recorded.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Run one state as the TestState API does.
+    TestState {
+        /// One state's definition, or a whole machine with --state.
+        file: PathBuf,
+        #[arg(long)]
+        state: Option<String>,
+        /// JSON text, or @FILE.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// `{"result": "<json>"}` or `{"errorOutput": {"error": ..., "cause": ...}}`.
+        #[arg(long)]
+        mock: Option<String>,
+        /// Variables as a JSON object.
+        #[arg(long)]
+        variables: Option<String>,
+        /// A context object as JSON.
+        #[arg(long)]
+        context: Option<String>,
+        #[arg(long, default_value = "INFO")]
+        inspection_level: String,
+        /// Print the response as JSON (the default is a short summary).
         #[arg(long)]
         json: bool,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { file, json } => {
-            let _ = (file, json);
-            anyhow::bail!("validate: not yet wired")
+    let result = match cli.command {
+        Command::Validate { file, machine_type, json } => local::validate(&file, &machine_type, json),
+        Command::Run { file, input, json, history } => local::run(&file, &input, json, history),
+        Command::TestState { file, state, input, mock, variables, context, inspection_level, json } => {
+            local::test_state(local::TestStateArgs {
+                file,
+                state,
+                input,
+                mock,
+                variables,
+                context,
+                inspection_level,
+                json,
+            })
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agentry: {e:#}");
+            ExitCode::from(2)
         }
     }
 }
