@@ -355,28 +355,6 @@ fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
-/// Runs a syntax check owned by another module. In unit tests those modules may still be
-/// unimplemented stubs; a stub that panics is treated as accepting, once noted.
-#[cfg(not(test))]
-fn guarded(f: impl FnOnce() -> bool) -> bool {
-    f()
-}
-
-#[cfg(test)]
-static STUBS_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[cfg(test)]
-fn guarded(f: impl FnOnce() -> bool + std::panic::UnwindSafe) -> bool {
-    use std::sync::atomic::Ordering;
-    if STUBS_PENDING.load(Ordering::Relaxed) {
-        return true;
-    }
-    std::panic::catch_unwind(f).unwrap_or_else(|_| {
-        STUBS_PENDING.store(true, Ordering::Relaxed);
-        true
-    })
-}
-
 #[derive(Debug)]
 struct Diagnostic {
     code: &'static str,

@@ -3,8 +3,10 @@
 //! nothing, and AWS refuses the definition:
 //! `UNSUPPORTED_JSONATA_EXPRESSION: Reference to 'phone' at the top level is not supported.`
 //!
-//! The scan is deliberately conservative: an expression it cannot tokenize is left alone
-//! (the evaluator reports real syntax errors), so it never refuses what AWS accepts.
+//! An expression that does not parse is refused first, with the parser's message
+//! (`INVALID_JSONATA_EXPRESSION: Unexpected end of expression`). The reference scan is
+//! deliberately conservative: what it cannot tokenize it leaves alone, so it never refuses
+//! what AWS accepts.
 
 use serde_json::Value;
 
@@ -20,6 +22,14 @@ pub(super) fn check_value(value: &Value, path: &str, d: &mut Diagnostics) {
     match value {
         Value::String(s) => {
             if let Some(body) = expression_body(s) {
+                if let Err(e) = crate::jsonata::check(body.trim()) {
+                    d.push(
+                        "INVALID_JSONATA_EXPRESSION",
+                        without_code(&e),
+                        Some(path.to_owned()),
+                    );
+                    return;
+                }
                 for name in top_level_references(body).unwrap_or_default() {
                     d.push(
                         "UNSUPPORTED_JSONATA_EXPRESSION",
@@ -40,6 +50,16 @@ pub(super) fn check_value(value: &Value, path: &str, d: &mut Diagnostics) {
             }
         }
         _ => {}
+    }
+}
+
+/// The engine's message without its `S0207: ` style code, which AWS leaves out.
+fn without_code(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((code, rest)) if code.len() == 5 && code[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            rest.to_owned()
+        }
+        _ => message.to_owned(),
     }
 }
 

@@ -5,9 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::text::is_rfc3339;
-use super::{
-    Diagnostics, MachineType, QueryLanguage, choice, guarded, jsonata_refs, resource, retry,
-};
+use super::{Diagnostics, MachineType, QueryLanguage, choice, jsonata_refs, resource, retry};
 
 pub(super) const STATE_TYPES: &str = "[Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]";
 
@@ -318,12 +316,12 @@ pub(super) fn not_a_path(reference: bool) -> &'static str {
 }
 
 pub(super) fn path_ok(p: &str, reference: bool) -> bool {
-    p.starts_with('$') && guarded(|| crate::jsonpath::check(p, reference).is_ok())
+    p.starts_with('$') && crate::jsonpath::check(p, reference).is_ok()
 }
 
 pub(super) fn path_or_intrinsic_ok(p: &str) -> bool {
     if crate::intrinsics::is_call(p) {
-        guarded(|| crate::intrinsics::check(p).is_ok())
+        crate::intrinsics::check(p).is_ok()
     } else {
         path_ok(p, false)
     }
