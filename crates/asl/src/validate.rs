@@ -1,14 +1,18 @@
 //! The rules AWS enforces at CreateStateMachine and ValidateStateMachineDefinition, with its
 //! error codes and message text.
 //!
-//! AWS checks a definition in phases and reports every diagnostic of the first phase that
-//! finds any, joined as `Invalid State Machine Definition: 'CODE: message at /path, ...'`:
-//! the schema of each state (`schema`), then the Map `Label` rule (reported as a Python
-//! `ValueError` quoting the definition, `text`), then transitions and state names (`graph`).
-//! Task resources and Express-only limits live in `resource`.
+//! Diagnostics are joined as AWS joins them: `Invalid State Machine Definition: 'CODE:
+//! message at /path, CODE: ...'`. They come in phases, and the first phase that finds
+//! anything is reported: the schema of the machine and of each state (`schema`, `choice`,
+//! `retry`, `resource`, `jsonata_refs`), then the Map `Label` rule (which AWS reports as a
+//! Python `ValueError` quoting the definition, see `text`), then transitions and names
+//! (`graph`).
 
+mod choice;
 mod graph;
+mod jsonata_refs;
 mod resource;
+mod retry;
 mod schema;
 mod text;
 
@@ -43,8 +47,13 @@ pub fn validate(definition: &Value, machine_type: MachineType) -> Result<(), Val
 /// Validates definition text as sent to CreateStateMachine: JSON syntax and duplicate keys
 /// first, then [`validate`]. Messages that quote the definition quote this text.
 pub fn validate_text(text: &str, machine_type: MachineType) -> Result<(), ValidationError> {
-    let definition = parse_strict(text)
-        .map_err(|e| ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {e}")))?;
+    if text.trim().is_empty() {
+        return validate(&Value::Null, machine_type);
+    }
+    let definition = parse_strict(text).map_err(|e| {
+        let (message, location) = text::jackson_error(text, &e);
+        ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {message} at {location}"))
+    })?;
     check(&definition, machine_type, Some(text))
 }
 
@@ -62,7 +71,7 @@ pub fn validate_state(state: &Value, machine_type: MachineType) -> Result<(), Va
         machine_type,
         &mut d,
     );
-    d.into_result()
+    d.finish()
 }
 
 fn check(
@@ -72,8 +81,12 @@ fn check(
 ) -> Result<(), ValidationError> {
     let mut d = Diagnostics::default();
     let Some(root) = definition.as_object() else {
-        d.schema("The value must be an OBJECT", "/");
-        return d.into_result();
+        d.push(
+            "SCHEMA_VALIDATION_FAILED",
+            "Definition must be a valid JSON object",
+            None,
+        );
+        return d.finish();
     };
     for key in root.keys() {
         if !matches!(
@@ -88,23 +101,18 @@ fn check(
         Some(v) => query_language(v, "/QueryLanguage", &mut d),
     };
     if let Some(t) = root.get("TimeoutSeconds") {
-        if !t.as_i64().is_some_and(|n| n >= 1) {
-            d.schema(
-                "The value for the field 'TimeoutSeconds' must be greater than or equal to 1",
-                "/TimeoutSeconds",
-            );
-        }
+        schema::check_bounds(t, "/TimeoutSeconds", schema::SECONDS_FROM_1, &mut d);
     }
-    if let Some(v) = root.get("Version") {
-        if v.as_str() != Some("1.0") {
-            d.schema(
-                "The field 'Version' should have one of these values: [1.0]",
-                "/Version",
-            );
-        }
+    if let Some(v) = root.get("Version")
+        && v.as_str() != Some("1.0")
+    {
+        d.schema(
+            "The field 'Version' should have one of these values: [1.0]",
+            "/Version",
+        );
     }
     check_container(root, "", machine_ql, machine_ql, machine_type, &mut d);
-    d.into_result()?;
+    d.finish()?;
 
     if let Some(message) = label_error(root) {
         let quoted = raw.map_or_else(|| text::py_json_dumps(definition), str::to_owned);
@@ -118,20 +126,22 @@ fn check(
     }
 
     graph::check(root, "", &mut d);
-    graph::check_duplicates(root, "", &mut HashSet::new(), &mut d);
-    d.into_result()
+    graph::check_duplicates(root, "", &mut HashSet::new(), &mut HashSet::new(), &mut d);
+    d.finish()
 }
 
+/// A `QueryLanguage` value: only the exact string `JSONPath` selects JSONPath; any other
+/// value is reported and read as JSONata, as AWS does.
 fn query_language(v: &Value, at: &str, d: &mut Diagnostics) -> QueryLanguage {
     match v.as_str() {
-        Some("JSONata") => QueryLanguage::JSONata,
         Some("JSONPath") => QueryLanguage::JSONPath,
+        Some("JSONata") => QueryLanguage::JSONata,
         _ => {
             d.schema(
                 "The field 'QueryLanguage' should have one of these values: [JSONPath, JSONata]",
                 at,
             );
-            QueryLanguage::JSONPath
+            QueryLanguage::JSONata
         }
     }
 }
@@ -146,7 +156,7 @@ fn check_container(
     d: &mut Diagnostics,
 ) {
     let here = if prefix.is_empty() { "/" } else { prefix };
-    let missing: Vec<&str> = ["StartAt", "States"]
+    let missing: Vec<&str> = ["States", "StartAt"]
         .into_iter()
         .filter(|f| !container.contains_key(*f))
         .collect();
@@ -166,13 +176,13 @@ fn check_container(
             }
         }
     }
-    if let Some(start) = container.get("StartAt") {
-        if !start.is_string() {
-            d.schema(
-                "The value for the field 'StartAt' must be a STRING",
-                &format!("{prefix}/StartAt"),
-            );
-        }
+    if let Some(start) = container.get("StartAt")
+        && !start.is_string()
+    {
+        d.schema(
+            "The value for the field 'StartAt' must be a STRING",
+            &format!("{prefix}/StartAt"),
+        );
     }
     match container.get("States") {
         None => {}
@@ -200,7 +210,11 @@ fn check_states(
     for (name, state) in states {
         let path = format!("{prefix}/States/{name}");
         if name.chars().count() > 80 {
-            d.schema("State name cannot be longer than 80 characters", &path);
+            d.push(
+                "INVALID_STATE_NAME",
+                format!("Invalid State name: State '{name}' exceeds the 80-character limit allowed by the service"),
+                Some(path.clone()),
+            );
         }
         let Some(obj) = state.as_object() else {
             d.schema("The value must be an OBJECT", &path);
@@ -212,8 +226,8 @@ fn check_states(
         };
         if machine_ql == QueryLanguage::JSONata && state_ql == QueryLanguage::JSONPath {
             d.schema(
-                "The QueryLanguage of a state cannot be 'JSONPath' when the state machine's QueryLanguage is 'JSONata'",
-                &format!("{path}/QueryLanguage"),
+                "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine",
+                &path,
             );
         }
         schema::check_state(
@@ -225,8 +239,17 @@ fn check_states(
             },
             d,
         );
+        // States in a branch or item processor inherit the machine's language, not the
+        // enclosing state's.
         for (nested, nested_path) in graph::nested_containers(state, &path) {
-            check_container(nested, &nested_path, state_ql, machine_ql, machine_type, d);
+            check_container(
+                nested,
+                &nested_path,
+                machine_ql,
+                machine_ql,
+                machine_type,
+                d,
+            );
         }
     }
 }
@@ -235,10 +258,10 @@ fn check_states(
 fn label_error(container: &Map<String, Value>) -> Option<String> {
     let states = container.get("States")?.as_object()?;
     for state in states.values() {
-        if let Some(label) = state.get("Label").and_then(Value::as_str) {
-            if let Some(message) = check_label(label) {
-                return Some(message);
-            }
+        if let Some(label) = state.get("Label").and_then(Value::as_str)
+            && let Some(message) = check_label(label)
+        {
+            return Some(message);
         }
         for (nested, _) in graph::nested_containers(state, "") {
             if let Some(message) = label_error(nested) {
@@ -271,7 +294,7 @@ fn check_label(label: &str) -> Option<String> {
 }
 
 /// Parses JSON text, refusing duplicate object keys as AWS does.
-fn parse_strict(text: &str) -> Result<Value, String> {
+fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
     use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
     struct Strict;
@@ -327,31 +350,9 @@ fn parse_strict(text: &str) -> Result<Value, String> {
         }
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict.deserialize(&mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
+    let value = Strict.deserialize(&mut de)?;
+    de.end()?;
     Ok(value)
-}
-
-/// Runs a syntax check owned by another module. In unit tests those modules may still be
-/// unimplemented stubs; a stub that panics is treated as accepting, once noted.
-#[cfg(not(test))]
-fn guarded(f: impl FnOnce() -> bool) -> bool {
-    f()
-}
-
-#[cfg(test)]
-static STUBS_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[cfg(test)]
-fn guarded(f: impl FnOnce() -> bool + std::panic::UnwindSafe) -> bool {
-    use std::sync::atomic::Ordering;
-    if STUBS_PENDING.load(Ordering::Relaxed) {
-        return true;
-    }
-    std::panic::catch_unwind(f).unwrap_or_else(|_| {
-        STUBS_PENDING.store(true, Ordering::Relaxed);
-        true
-    })
 }
 
 #[derive(Debug)]
@@ -384,7 +385,7 @@ impl Diagnostics {
         );
     }
 
-    fn into_result(&mut self) -> Result<(), ValidationError> {
+    fn finish(&mut self) -> Result<(), ValidationError> {
         if self.items.is_empty() {
             return Ok(());
         }

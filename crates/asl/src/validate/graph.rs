@@ -2,7 +2,7 @@
 //! processor): targets that name no state, states nothing reaches, workflows without a
 //! terminal state, and state names used twice.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -22,7 +22,9 @@ pub(super) fn check(container: &Map<String, Value>, prefix: &str, d: &mut Diagno
             Some(format!("{prefix}/StartAt")),
         );
     }
-    let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+    // AWS calls a state unreachable when no transition names it (StartAt included), not by
+    // walking the graph: a cycle that StartAt never enters passes.
+    let mut targeted: HashSet<&str> = start.into_iter().collect();
     for (name, state) in states {
         let path = format!("{prefix}/States/{name}");
         for (target, at) in targets(state, &path) {
@@ -33,7 +35,7 @@ pub(super) fn check(container: &Map<String, Value>, prefix: &str, d: &mut Diagno
                     Some(at),
                 );
             }
-            edges.entry(name.as_str()).or_default().push(target);
+            targeted.insert(target);
         }
     }
 
@@ -47,18 +49,8 @@ pub(super) fn check(container: &Map<String, Value>, prefix: &str, d: &mut Diagno
     if !terminal {
         d.push("MISSING_END_STATE", "Workflow has no terminal state", None);
     } else {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut queue: VecDeque<&str> = start
-            .filter(|s| states.contains_key(*s))
-            .into_iter()
-            .collect();
-        while let Some(s) = queue.pop_front() {
-            if seen.insert(s) {
-                queue.extend(edges.get(s).into_iter().flatten().copied());
-            }
-        }
         for name in states.keys() {
-            if !seen.contains(name.as_str()) {
+            if !targeted.contains(name.as_str()) {
                 d.push(
                     "MISSING_TRANSITION_TARGET",
                     format!("State \"{name}\" is not reachable."),
@@ -122,11 +114,13 @@ pub(super) fn nested_containers<'a>(
     out
 }
 
-/// State names must be unique across the whole machine, nested containers included.
+/// State names, and the `Label`s of Map states, must be unique across the whole machine,
+/// nested containers included.
 pub(super) fn check_duplicates(
     container: &Map<String, Value>,
     prefix: &str,
     seen: &mut HashSet<String>,
+    labels: &mut HashSet<String>,
     d: &mut Diagnostics,
 ) {
     let Some(states) = container.get("States").and_then(Value::as_object) else {
@@ -141,8 +135,17 @@ pub(super) fn check_duplicates(
                 Some(path.clone()),
             );
         }
+        if let Some(label) = state.get("Label").and_then(Value::as_str)
+            && !labels.insert(label.to_owned())
+        {
+            d.push(
+                "DUPLICATE_LABEL_NAME",
+                format!("Duplicate Label name: {label}"),
+                Some(format!("{path}/Label")),
+            );
+        }
         for (nested, nested_path) in nested_containers(state, &path) {
-            check_duplicates(nested, &nested_path, seen, d);
+            check_duplicates(nested, &nested_path, seen, labels, d);
         }
     }
 }

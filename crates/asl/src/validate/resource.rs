@@ -1,6 +1,8 @@
 //! The Task state's `Resource`: which ARNs AWS recognises, and which integration patterns an
 //! Express state machine may use.
 
+use serde_json::Value;
+
 use super::{Diagnostics, MachineType};
 
 /// Optimised service integrations: `arn:<partition>:states:::<service>:<action>`, with the
@@ -112,6 +114,54 @@ const SERVICE_ACTIONS: &[(&str, &[(&str, Patterns)])] = &[
         ],
     ),
 ];
+
+/// Parameters an optimised integration cannot run without (given plainly or as `Name.$`).
+const REQUIRED_PARAMETERS: &[(&str, &[&str])] = &[
+    ("lambda:invoke", &["FunctionName"]),
+    ("sqs:sendMessage", &["QueueUrl", "MessageBody"]),
+    ("states:startExecution", &["StateMachineArn"]),
+    ("dynamodb:getItem", &["TableName", "Key"]),
+    ("dynamodb:putItem", &["TableName", "Item"]),
+    ("dynamodb:deleteItem", &["TableName", "Key"]),
+    ("dynamodb:updateItem", &["TableName", "Key"]),
+    ("events:putEvents", &["Entries"]),
+    ("glue:startJobRun", &["JobName"]),
+    ("batch:submitJob", &["JobDefinition", "JobName", "JobQueue"]),
+    ("ecs:runTask", &["TaskDefinition"]),
+    ("apigateway:invoke", &["ApiEndpoint", "Method"]),
+];
+
+/// Checks an optimised integration's `Parameters` (or `Arguments`) object at `path` for the
+/// fields the integration requires.
+pub(super) fn check_parameters(
+    resource: &str,
+    parameters: &Value,
+    path: &str,
+    d: &mut Diagnostics,
+) {
+    let Some(params) = parameters.as_object() else {
+        return;
+    };
+    let Some(integration) = resource
+        .split(":::")
+        .nth(1)
+        .filter(|_| resource.starts_with("arn:"))
+    else {
+        return;
+    };
+    let integration = integration.split('.').next().unwrap_or(integration);
+    let Some((_, required)) = REQUIRED_PARAMETERS.iter().find(|(i, _)| *i == integration) else {
+        return;
+    };
+    for field in *required {
+        if !params.contains_key(*field) && !params.contains_key(&format!("{field}.$")) {
+            d.schema(
+                format!("The field '{field}' is required but was missing"),
+                path,
+            );
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Patterns {

@@ -5,13 +5,14 @@
 use serde_json::{Map, Value};
 
 use super::text::is_rfc3339;
-use super::{Diagnostics, MachineType, QueryLanguage, guarded, resource};
+use super::{Diagnostics, MachineType, QueryLanguage, choice, jsonata_refs, resource, retry};
 
 pub(super) const STATE_TYPES: &str = "[Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]";
 
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
 
 /// Fields each state type accepts besides [`COMMON`], in either query language.
+#[rustfmt::skip]
 fn fields_of(ty: &str) -> &'static [&'static str] {
     match ty {
         "Pass" => &[
@@ -116,6 +117,7 @@ fn fields_of(ty: &str) -> &'static [&'static str] {
 }
 
 /// Fields only a JSONPath state may use.
+#[rustfmt::skip]
 const JSONPATH_ONLY: &[&str] = &[
     "InputPath",
     "OutputPath",
@@ -139,48 +141,6 @@ const JSONPATH_ONLY: &[&str] = &[
 /// Fields only a JSONata state may use.
 const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items"];
 
-const COMPARISON_OPERATORS: &[&str] = &[
-    "BooleanEquals",
-    "BooleanEqualsPath",
-    "IsBoolean",
-    "IsNull",
-    "IsNumeric",
-    "IsPresent",
-    "IsString",
-    "IsTimestamp",
-    "NumericEquals",
-    "NumericEqualsPath",
-    "NumericGreaterThan",
-    "NumericGreaterThanPath",
-    "NumericGreaterThanEquals",
-    "NumericGreaterThanEqualsPath",
-    "NumericLessThan",
-    "NumericLessThanPath",
-    "NumericLessThanEquals",
-    "NumericLessThanEqualsPath",
-    "StringEquals",
-    "StringEqualsPath",
-    "StringGreaterThan",
-    "StringGreaterThanPath",
-    "StringGreaterThanEquals",
-    "StringGreaterThanEqualsPath",
-    "StringLessThan",
-    "StringLessThanPath",
-    "StringLessThanEquals",
-    "StringLessThanEqualsPath",
-    "StringMatches",
-    "TimestampEquals",
-    "TimestampEqualsPath",
-    "TimestampGreaterThan",
-    "TimestampGreaterThanPath",
-    "TimestampGreaterThanEquals",
-    "TimestampGreaterThanEqualsPath",
-    "TimestampLessThan",
-    "TimestampLessThanPath",
-    "TimestampLessThanEquals",
-    "TimestampLessThanEqualsPath",
-];
-
 /// One state at `path` (`/States/<name>`, or nested under a branch or item processor).
 pub(super) struct StateCx<'a> {
     pub path: String,
@@ -190,11 +150,11 @@ pub(super) struct StateCx<'a> {
 }
 
 impl StateCx<'_> {
-    fn at(&self, field: &str) -> String {
+    pub(super) fn at(&self, field: &str) -> String {
         format!("{}/{field}", self.path)
     }
 
-    fn jsonata(&self) -> bool {
+    pub(super) fn jsonata(&self) -> bool {
         self.ql == QueryLanguage::JSONata
     }
 }
@@ -234,6 +194,26 @@ pub(super) fn check_state(cx: &StateCx<'_>, d: &mut Diagnostics) {
         }
     }
 
+    if cx.jsonata() {
+        for (key, value) in state {
+            // Structural fields and nested states are not expressions (nested states are
+            // checked on their own).
+            let structural = matches!(
+                key.as_str(),
+                "Type"
+                    | "Comment"
+                    | "QueryLanguage"
+                    | "Resource"
+                    | "Label"
+                    | "ItemProcessor"
+                    | "Iterator"
+                    | "Branches"
+            );
+            if !structural {
+                jsonata_refs::check_value(value, &cx.at(key), d);
+            }
+        }
+    }
     check_transition(cx, ty, d);
     check_paths(cx, d);
     check_templates(cx, d);
@@ -242,7 +222,7 @@ pub(super) fn check_state(cx: &StateCx<'_>, d: &mut Diagnostics) {
     }
     match ty {
         "Task" => check_task(cx, d),
-        "Choice" => check_choice(cx, d),
+        "Choice" => choice::check_choice(cx, d),
         "Wait" => check_wait(cx, d),
         "Fail" => check_fail(cx, d),
         "Parallel" => match state.get("Branches") {
@@ -260,11 +240,11 @@ pub(super) fn check_state(cx: &StateCx<'_>, d: &mut Diagnostics) {
         _ => {}
     }
     if matches!(ty, "Task" | "Parallel" | "Map") {
-        check_retry_catch(cx, d);
+        retry::check_retry_catch(cx, d);
     }
 }
 
-fn expect_string(cx: &StateCx<'_>, field: &str, v: &Value, d: &mut Diagnostics) {
+pub(super) fn expect_string(cx: &StateCx<'_>, field: &str, v: &Value, d: &mut Diagnostics) {
     if !v.is_string() {
         d.schema(
             format!("The value for the field '{field}' must be a STRING"),
@@ -282,8 +262,7 @@ fn check_transition(cx: &StateCx<'_>, ty: &str, d: &mut Diagnostics) {
     if let Some(v) = next {
         expect_string(cx, "Next", v, d);
     }
-    if let Some(v) = end.filter(|v| !v.is_boolean()) {
-        let _ = v;
+    if end.is_some_and(|v| !v.is_boolean()) {
         d.schema(
             "The value for the field 'End' must be a BOOLEAN",
             &cx.at("End"),
@@ -291,7 +270,7 @@ fn check_transition(cx: &StateCx<'_>, ty: &str, d: &mut Diagnostics) {
     }
     let ends = end == Some(&Value::Bool(true));
     match (next.is_some(), ends) {
-        (true, true) => d.schema("Only one of these fields is allowed: [Next, End]", &cx.path),
+        (true, true) => exclusive(cx.state, &["Next", "End"], &cx.path, d),
         (false, false) => d.schema(
             "Exactly one of these fields is required: [Next, End]",
             &cx.path,
@@ -322,28 +301,27 @@ fn check_paths(cx: &StateCx<'_>, d: &mut Diagnostics) {
             None => {}
             Some(Value::Null) if nullable => {}
             Some(Value::String(p)) if path_ok(p, reference) => {}
-            Some(_) => {
-                let kind = if reference {
-                    "ReferencePath"
-                } else {
-                    "JSONPath"
-                };
-                d.schema(
-                    format!("The value for the field '{field}' must be a valid {kind}"),
-                    &cx.at(field),
-                );
-            }
+            Some(_) => d.schema(not_a_path(reference), &cx.at(field)),
         }
     }
 }
 
-fn path_ok(p: &str, reference: bool) -> bool {
-    p.starts_with('$') && guarded(|| crate::jsonpath::check(p, reference).is_ok())
+/// AWS's words for a value that is not a path of the required kind.
+pub(super) fn not_a_path(reference: bool) -> &'static str {
+    if reference {
+        "Value is not a Reference Path"
+    } else {
+        "Value is not a JSONPath"
+    }
 }
 
-fn path_or_intrinsic_ok(p: &str) -> bool {
+pub(super) fn path_ok(p: &str, reference: bool) -> bool {
+    p.starts_with('$') && crate::jsonpath::check(p, reference).is_ok()
+}
+
+pub(super) fn path_or_intrinsic_ok(p: &str) -> bool {
     if crate::intrinsics::is_call(p) {
-        guarded(|| crate::intrinsics::check(p).is_ok())
+        crate::intrinsics::check(p).is_ok()
     } else {
         path_ok(p, false)
     }
@@ -359,8 +337,17 @@ fn check_templates(cx: &StateCx<'_>, d: &mut Diagnostics) {
             check_template(v, &cx.at(field), d);
         }
     }
-    if let Some(Value::Object(creds)) = cx.state.get("Credentials") {
-        check_template(&Value::Object(creds.clone()), &cx.at("Credentials"), d);
+    if let Some(creds) = cx.state.get("Credentials").filter(|c| c.is_object()) {
+        check_template(creds, &cx.at("Credentials"), d);
+    }
+    for (outer, inner) in [
+        ("ItemReader", "Parameters"),
+        ("ResultWriter", "Parameters"),
+        ("ItemBatcher", "BatchInput"),
+    ] {
+        if let Some(v) = cx.state.get(outer).and_then(|o| o.get(inner)) {
+            check_template(v, &cx.at(&format!("{outer}/{inner}")), d);
+        }
     }
 }
 
@@ -390,56 +377,103 @@ pub(super) fn check_template(v: &Value, path: &str, d: &mut Diagnostics) {
     }
 }
 
-fn is_expression(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| {
-        let t = s.trim();
-        t.starts_with("{%") && t.ends_with("%}")
-    })
+pub(super) fn is_expression(v: &Value) -> bool {
+    v.as_str().and_then(jsonata_refs::expression_body).is_some()
 }
 
-/// An integer field: a JSON integer in range, or (JSONata) an expression.
-fn check_int(
+/// A numeric field: a JSON number within AWS's bounds (an integer where `integer`), or in a
+/// JSONata state an expression. Returns the value when it is a literal in range.
+pub(super) fn check_number(
     cx: &StateCx<'_>,
     field: &str,
-    min: i64,
-    max: i64,
+    bounds: Bounds,
     d: &mut Diagnostics,
-) -> Option<i64> {
+) -> Option<f64> {
     let v = cx.state.get(field)?;
     if cx.jsonata() && is_expression(v) {
         return None;
     }
-    match v.as_i64() {
-        Some(n) if (min..=max).contains(&n) => Some(n),
-        Some(_) if min > 0 && v.as_i64().is_some_and(|n| n < min) => {
-            d.schema(
-                format!("The value for the field '{field}' must be greater than or equal to {min}"),
-                &cx.at(field),
-            );
-            None
+    check_bounds(v, &cx.at(field), bounds, d)
+}
+
+/// Inclusive bounds of a numeric field; AWS prints integer bounds as integers and decimal
+/// bounds with a fraction ("Minimum value is 0.0").
+#[derive(Clone, Copy)]
+pub(super) struct Bounds {
+    pub min: f64,
+    pub max: Option<f64>,
+    pub integer: bool,
+}
+
+impl Bounds {
+    pub const fn int(min: i64, max: Option<i64>) -> Self {
+        Self {
+            min: min as f64,
+            max: match max {
+                Some(m) => Some(m as f64),
+                None => None,
+            },
+            integer: true,
         }
-        Some(_) => {
-            d.schema(
-                format!("The value for the field '{field}' must be between {min} and {max}"),
-                &cx.at(field),
-            );
-            None
+    }
+
+    pub const fn decimal(min: f64, max: Option<f64>) -> Self {
+        Self {
+            min,
+            max,
+            integer: false,
         }
-        None => {
-            d.schema(
-                format!("The value for the field '{field}' must be an INTEGER"),
-                &cx.at(field),
-            );
-            None
+    }
+
+    fn show(&self, n: f64) -> String {
+        if self.integer {
+            format!("{}", n as i64)
+        } else {
+            format!("{n:.1}")
         }
     }
 }
 
-fn exclusive(cx: &StateCx<'_>, a: &str, b: &str, d: &mut Diagnostics) {
-    if cx.state.contains_key(a) && cx.state.contains_key(b) {
+pub(super) fn check_bounds(
+    v: &Value,
+    at: &str,
+    bounds: Bounds,
+    d: &mut Diagnostics,
+) -> Option<f64> {
+    let n = if bounds.integer {
+        v.as_i64().map(|n| n as f64)
+    } else {
+        v.as_f64()
+    };
+    let Some(n) = n else {
+        let kind = if bounds.integer {
+            "an integer"
+        } else {
+            "a number"
+        };
+        d.schema(format!("Value must be {kind}"), at);
+        return None;
+    };
+    if n < bounds.min {
+        d.schema(format!("Minimum value is {}", bounds.show(bounds.min)), at);
+        return None;
+    }
+    if let Some(max) = bounds.max.filter(|m| n > *m) {
+        d.schema(format!("Maximum value is {}", bounds.show(max)), at);
+        return None;
+    }
+    Some(n)
+}
+
+/// Fields of which at most one may be given, as AWS words it.
+pub(super) fn exclusive(obj: &Map<String, Value>, fields: &[&str], at: &str, d: &mut Diagnostics) {
+    if fields.iter().filter(|f| obj.contains_key(**f)).count() > 1 {
         d.schema(
-            format!("Only one of these fields is allowed: [{a}, {b}]"),
-            &cx.path,
+            format!(
+                "There should only be one of the following fields: [{}]",
+                fields.join(", ")
+            ),
+            at,
         );
     }
 }
@@ -447,20 +481,37 @@ fn exclusive(cx: &StateCx<'_>, a: &str, b: &str, d: &mut Diagnostics) {
 fn check_task(cx: &StateCx<'_>, d: &mut Diagnostics) {
     match cx.state.get("Resource") {
         None => d.schema("These fields are required: [Resource]", &cx.path),
-        Some(Value::String(r)) => resource::check(r, &cx.at("Resource"), cx.machine_type, d),
+        Some(Value::String(r)) => {
+            resource::check(r, &cx.at("Resource"), cx.machine_type, d);
+            for field in ["Parameters", "Arguments"] {
+                if let Some(p) = cx.state.get(field) {
+                    resource::check_parameters(r, p, &cx.at(field), d);
+                }
+            }
+        }
         Some(_) => expect_string(cx, "Resource", &Value::Null, d),
     }
-    exclusive(cx, "TimeoutSeconds", "TimeoutSecondsPath", d);
-    exclusive(cx, "HeartbeatSeconds", "HeartbeatSecondsPath", d);
-    let timeout = check_int(cx, "TimeoutSeconds", 1, 99_999_999, d);
-    let heartbeat = check_int(cx, "HeartbeatSeconds", 1, 99_999_999, d);
-    if let (Some(t), Some(h)) = (timeout, heartbeat) {
-        if h >= t {
-            d.schema(
-                "HeartbeatSeconds must be smaller than TimeoutSeconds",
-                &cx.at("HeartbeatSeconds"),
-            );
-        }
+    exclusive(
+        cx.state,
+        &["TimeoutSeconds", "TimeoutSecondsPath"],
+        &cx.path,
+        d,
+    );
+    exclusive(
+        cx.state,
+        &["HeartbeatSeconds", "HeartbeatSecondsPath"],
+        &cx.path,
+        d,
+    );
+    let timeout = check_number(cx, "TimeoutSeconds", SECONDS_FROM_1, d);
+    let heartbeat = check_number(cx, "HeartbeatSeconds", SECONDS_FROM_1, d);
+    if let (Some(t), Some(h)) = (timeout, heartbeat)
+        && h >= t
+    {
+        d.schema(
+            "HeartbeatSeconds must be smaller than TimeoutSeconds",
+            &cx.at("HeartbeatSeconds"),
+        );
     }
     if let Some(creds) = cx.state.get("Credentials") {
         let has_role = creds.as_object().is_some_and(|c| {
@@ -477,15 +528,25 @@ fn check_task(cx: &StateCx<'_>, d: &mut Diagnostics) {
     }
 }
 
+const WAIT_FIELDS: [&str; 4] = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"];
+
+/// `TimeoutSeconds`, `HeartbeatSeconds` and the machine's `TimeoutSeconds`.
+pub(super) const SECONDS_FROM_1: Bounds = Bounds::int(1, Some(99_999_999));
+
 fn check_wait(cx: &StateCx<'_>, d: &mut Diagnostics) {
-    let given: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
+    let given: Vec<&str> = WAIT_FIELDS
         .into_iter()
         .filter(|f| cx.state.contains_key(*f))
         .collect();
-    if given.len() != 1 {
-        d.schema("Exactly one of these fields is required: [Seconds, Timestamp, SecondsPath, TimestampPath]", &cx.path);
+    match given.len() {
+        0 => d.schema(
+            format!("These fields are required: [{}]", WAIT_FIELDS.join(", ")),
+            &cx.path,
+        ),
+        1 => {}
+        _ => exclusive(cx.state, &WAIT_FIELDS, &cx.path, d),
     }
-    check_int(cx, "Seconds", 0, 99_999_999, d);
+    check_number(cx, "Seconds", Bounds::int(0, Some(99_999_999)), d);
     if let Some(ts) = cx.state.get("Timestamp") {
         let ok = (cx.jsonata() && is_expression(ts)) || ts.as_str().is_some_and(is_rfc3339);
         if !ok {
@@ -498,8 +559,8 @@ fn check_wait(cx: &StateCx<'_>, d: &mut Diagnostics) {
 }
 
 fn check_fail(cx: &StateCx<'_>, d: &mut Diagnostics) {
-    exclusive(cx, "Error", "ErrorPath", d);
-    exclusive(cx, "Cause", "CausePath", d);
+    exclusive(cx.state, &["Error", "ErrorPath"], &cx.path, d);
+    exclusive(cx.state, &["Cause", "CausePath"], &cx.path, d);
     for field in ["Error", "Cause"] {
         if let Some(v) = cx.state.get(field) {
             expect_string(cx, field, v, d);
@@ -509,13 +570,13 @@ fn check_fail(cx: &StateCx<'_>, d: &mut Diagnostics) {
         return;
     }
     for field in ["ErrorPath", "CausePath"] {
-        if let Some(v) = cx.state.get(field) {
-            if !v.as_str().is_some_and(path_or_intrinsic_ok) {
-                d.schema(
+        if let Some(v) = cx.state.get(field)
+            && !v.as_str().is_some_and(path_or_intrinsic_ok)
+        {
+            d.schema(
                     format!("The value for the field '{field}' must be a valid JSONPath or a valid intrinsic function call"),
                     &cx.at(field),
                 );
-            }
         }
     }
 }
@@ -527,404 +588,130 @@ fn check_map(cx: &StateCx<'_>, d: &mut Diagnostics) {
             None
         }
         (Some(_), Some(_)) => {
-            d.schema(
-                "Only one of these fields is allowed: [ItemProcessor, Iterator]",
-                &cx.path,
-            );
+            exclusive(cx.state, &["ItemProcessor", "Iterator"], &cx.path, d);
             None
         }
         (Some(p), None) => Some(("ItemProcessor", p)),
         (None, Some(p)) => Some(("Iterator", p)),
     };
-    if let Some((field, Value::Object(p))) = processor {
-        if let Some(config) = p.get("ProcessorConfig") {
-            let base = cx.at(&format!("{field}/ProcessorConfig"));
-            match config.as_object() {
-                Some(config) => {
-                    if let Some(mode) = config.get("Mode") {
-                        if !matches!(mode.as_str(), Some("INLINE" | "DISTRIBUTED")) {
-                            d.schema("The field 'Mode' should have one of these values: [INLINE, DISTRIBUTED]", &format!("{base}/Mode"));
-                        }
-                    }
-                    if let Some(et) = config.get("ExecutionType") {
-                        if !matches!(et.as_str(), Some("STANDARD" | "EXPRESS")) {
-                            d.schema(
+    if let Some((field, Value::Object(p))) = processor
+        && let Some(config) = p.get("ProcessorConfig")
+    {
+        let base = cx.at(&format!("{field}/ProcessorConfig"));
+        match config.as_object() {
+            Some(config) => {
+                if let Some(mode) = config.get("Mode")
+                    && !matches!(mode.as_str(), Some("INLINE" | "DISTRIBUTED"))
+                {
+                    d.schema(
+                        "The field 'Mode' should have one of these values: [INLINE, DISTRIBUTED]",
+                        &format!("{base}/Mode"),
+                    );
+                }
+                if let Some(et) = config.get("ExecutionType")
+                    && !matches!(et.as_str(), Some("STANDARD" | "EXPRESS"))
+                {
+                    d.schema(
                                 "The field 'ExecutionType' should have one of these values: [STANDARD, EXPRESS]",
                                 &format!("{base}/ExecutionType"),
                             );
-                        }
-                    }
                 }
-                None => d.schema(
-                    "The value for the field 'ProcessorConfig' must be an OBJECT",
-                    &base,
-                ),
             }
+            None => d.schema(
+                "The value for the field 'ProcessorConfig' must be an OBJECT",
+                &base,
+            ),
         }
     }
-    exclusive(cx, "ItemsPath", "Items", d);
-    exclusive(cx, "ItemSelector", "Parameters", d);
-    exclusive(cx, "MaxConcurrency", "MaxConcurrencyPath", d);
-    exclusive(cx, "ToleratedFailureCount", "ToleratedFailureCountPath", d);
-    exclusive(
+    let pairs = [
+        ["ItemsPath", "Items"],
+        ["ItemSelector", "Parameters"],
+        ["MaxConcurrency", "MaxConcurrencyPath"],
+        ["ToleratedFailureCount", "ToleratedFailureCountPath"],
+        [
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+        ],
+    ];
+    for pair in pairs {
+        exclusive(cx.state, &pair, &cx.path, d);
+    }
+    check_number(cx, "MaxConcurrency", Bounds::int(0, None), d);
+    check_number(cx, "ToleratedFailureCount", Bounds::int(0, None), d);
+    check_number(
         cx,
         "ToleratedFailurePercentage",
-        "ToleratedFailurePercentagePath",
+        Bounds::decimal(0.0, Some(100.0)),
         d,
     );
-    check_int(cx, "MaxConcurrency", 0, i64::MAX, d);
-    check_int(cx, "ToleratedFailureCount", 0, i64::MAX, d);
-    if let Some(v) = cx.state.get("ToleratedFailurePercentage") {
-        let ok = (cx.jsonata() && is_expression(v))
-            || v.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p));
-        if !ok {
-            d.schema(
-                "The value for the field 'ToleratedFailurePercentage' must be between 0 and 100",
-                &cx.at("ToleratedFailurePercentage"),
-            );
-        }
-    }
-}
-
-fn check_retry_catch(cx: &StateCx<'_>, d: &mut Diagnostics) {
-    for field in ["Retry", "Catch"] {
-        let Some(v) = cx.state.get(field) else {
-            continue;
-        };
-        let Some(items) = v.as_array() else {
-            d.schema(
-                format!("The value for the field '{field}' must be an ARRAY"),
-                &cx.at(field),
-            );
-            continue;
-        };
-        for (i, item) in items.iter().enumerate() {
-            let at = cx.at(&format!("{field}[{i}]"));
-            let last = i + 1 == items.len();
-            let Some(obj) = item.as_object() else {
-                d.schema("The value must be an OBJECT", &at);
-                continue;
-            };
-            let allowed: &[&str] = if field == "Retry" {
-                &[
-                    "ErrorEquals",
-                    "IntervalSeconds",
-                    "MaxAttempts",
-                    "BackoffRate",
-                    "MaxDelaySeconds",
-                    "JitterStrategy",
-                    "Comment",
-                ]
-            } else {
-                &[
-                    "ErrorEquals",
-                    "Next",
-                    "ResultPath",
-                    "Assign",
-                    "Output",
-                    "Comment",
-                ]
-            };
-            for key in obj.keys() {
-                if !allowed.contains(&key.as_str()) {
-                    d.schema(format!("Field '{key}' is not supported"), &at);
-                }
-            }
-            let mut required = vec![];
-            if !obj.contains_key("ErrorEquals") {
-                required.push("ErrorEquals");
-            }
-            if field == "Catch" && !obj.contains_key("Next") {
-                required.push("Next");
-            }
-            if !required.is_empty() {
-                d.schema(
-                    format!("These fields are required: [{}]", required.join(", ")),
-                    &at,
-                );
-            }
-            if let Some(errors) = obj.get("ErrorEquals") {
-                check_error_equals(errors, &format!("{at}/ErrorEquals"), last, field, d);
-            }
-            if field == "Retry" {
-                check_retrier_numbers(obj, &at, d);
-            } else {
-                if cx.jsonata() && obj.contains_key("ResultPath") {
-                    d.schema(
-                        "The QueryLanguage is set to 'JSONata', but field 'ResultPath' is only supported for the 'JSONPath' QueryLanguage",
-                        &at,
-                    );
-                } else if !cx.jsonata() && obj.contains_key("Output") {
-                    d.schema(
-                        "The QueryLanguage is set to 'JSONPath', but field 'Output' is only supported for the 'JSONata' QueryLanguage",
-                        &at,
-                    );
-                }
-                if !cx.jsonata() {
-                    match obj.get("ResultPath") {
-                        None | Some(Value::Null) => {}
-                        Some(Value::String(p)) if path_ok(p, true) => {}
-                        Some(_) => d.schema(
-                            "The value for the field 'ResultPath' must be a valid ReferencePath",
-                            &format!("{at}/ResultPath"),
-                        ),
-                    }
-                    if let Some(a) = obj.get("Assign") {
-                        check_template(a, &format!("{at}/Assign"), d);
-                    }
-                }
+    // The numeric `...Path` fields read a number from the input: the context object is no
+    // source for them (only `ItemsPath` may read it).
+    if !cx.jsonata() {
+        for field in [
+            "MaxConcurrencyPath",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentagePath",
+        ] {
+            if cx
+                .state
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.starts_with("$$"))
+            {
+                d.schema(not_a_path(true), &cx.at(field));
             }
         }
     }
-}
-
-fn check_error_equals(errors: &Value, at: &str, last: bool, field: &str, d: &mut Diagnostics) {
-    let Some(list) = errors.as_array() else {
-        d.schema("The value for the field 'ErrorEquals' must be an ARRAY", at);
-        return;
-    };
-    if list.is_empty() {
-        d.schema("Value cannot be empty", at);
-        return;
-    }
-    if list.iter().any(|e| !e.is_string()) {
-        d.schema(
-            "The value for the field 'ErrorEquals' must be an array of STRING",
-            at,
+    if let Some(batcher) = cx.state.get("ItemBatcher").and_then(Value::as_object) {
+        let at = cx.at("ItemBatcher");
+        check_numeric_config(
+            cx,
+            batcher,
+            &at,
+            &[
+                ("MaxItemsPerBatch", None),
+                ("MaxInputBytesPerBatch", Some(262_144)),
+            ],
+            d,
         );
-        return;
     }
-    if list.iter().any(|e| e == "States.ALL") {
-        if list.len() > 1 {
-            d.schema("States.ALL must appear alone in ErrorEquals", at);
-        } else if !last {
-            d.schema(
-                format!(
-                    "States.ALL must appear in the last {} entry",
-                    if field == "Retry" {
-                        "Retrier"
-                    } else {
-                        "Catcher"
-                    }
-                ),
-                at,
-            );
-        }
+    if let Some(config) = cx
+        .state
+        .get("ItemReader")
+        .and_then(|r| r.get("ReaderConfig"))
+        .and_then(Value::as_object)
+    {
+        let at = cx.at("ItemReader/ReaderConfig");
+        check_numeric_config(cx, config, &at, &[("MaxItems", Some(100_000_000))], d);
     }
 }
 
-fn check_retrier_numbers(obj: &Map<String, Value>, at: &str, d: &mut Diagnostics) {
-    let int_at_least = |field: &str, min: i64, d: &mut Diagnostics| {
-        if let Some(v) = obj.get(field) {
-            match v.as_i64() {
-                Some(n) if n >= min => {}
-                Some(_) => d.schema(
-                    format!(
-                        "The value for the field '{field}' must be greater than or equal to {min}"
-                    ),
-                    &format!("{at}/{field}"),
-                ),
-                None => d.schema(
-                    format!("The value for the field '{field}' must be an INTEGER"),
-                    &format!("{at}/{field}"),
-                ),
-            }
-        }
-    };
-    int_at_least("IntervalSeconds", 1, d);
-    int_at_least("MaxAttempts", 0, d);
-    int_at_least("MaxDelaySeconds", 1, d);
-    if let Some(v) = obj.get("BackoffRate") {
-        if !v.as_f64().is_some_and(|r| r >= 1.0) {
-            d.schema(
-                "The value for the field 'BackoffRate' must be greater than or equal to 1.0",
-                &format!("{at}/BackoffRate"),
-            );
-        }
-    }
-    if let Some(v) = obj.get("JitterStrategy") {
-        if !matches!(v.as_str(), Some("FULL" | "NONE")) {
-            d.schema(
-                "The field 'JitterStrategy' should have one of these values: [FULL, NONE]",
-                &format!("{at}/JitterStrategy"),
-            );
-        }
-    }
-}
-
-fn check_choice(cx: &StateCx<'_>, d: &mut Diagnostics) {
-    if let Some(v) = cx.state.get("Default") {
-        expect_string(cx, "Default", v, d);
-    }
-    let Some(choices) = cx.state.get("Choices") else {
-        d.schema("These fields are required: [Choices]", &cx.path);
-        return;
-    };
-    let Some(rules) = choices.as_array() else {
-        d.schema(
-            "The value for the field 'Choices' must be an ARRAY",
-            &cx.at("Choices"),
-        );
-        return;
-    };
-    if rules.is_empty() {
-        d.schema("Value cannot be empty", &cx.at("Choices"));
-    }
-    for (i, rule) in rules.iter().enumerate() {
-        let at = cx.at(&format!("Choices[{i}]"));
-        let Some(obj) = rule.as_object() else {
-            d.schema("The value must be an OBJECT", &at);
-            continue;
-        };
-        if !obj.contains_key("Next") {
-            d.schema("These fields are required: [Next]", &at);
-        }
-        if cx.jsonata() {
-            for key in obj.keys() {
-                if !matches!(
-                    key.as_str(),
-                    "Condition" | "Next" | "Assign" | "Output" | "Comment"
-                ) {
-                    d.schema(format!("Field '{key}' is not supported"), &at);
-                }
-            }
-            if !obj.contains_key("Condition") {
-                d.schema("These fields are required: [Condition]", &at);
-            }
-        } else {
-            if obj.contains_key("Condition") {
-                d.schema(
-                    "The QueryLanguage is set to 'JSONPath', but field 'Condition' is only supported for the 'JSONata' QueryLanguage",
-                    &at,
-                );
-            }
-            check_rule(obj, &at, true, d);
-        }
-    }
-}
-
-/// A JSONPath Choice Rule: a boolean combination, or `Variable` with one comparison.
-fn check_rule(rule: &Map<String, Value>, at: &str, top: bool, d: &mut Diagnostics) {
-    let allowed_extra: &[&str] = if top {
-        &["Next", "Assign", "Comment"]
-    } else {
-        &["Comment"]
-    };
-    let combinators: Vec<&str> = ["And", "Or", "Not"]
-        .into_iter()
-        .filter(|k| rule.contains_key(*k))
-        .collect();
-    let operators: Vec<&str> = COMPARISON_OPERATORS
-        .iter()
-        .copied()
-        .filter(|k| rule.contains_key(*k))
-        .collect();
-    for key in rule.keys() {
-        let k = key.as_str();
-        if !(allowed_extra.contains(&k)
-            || k == "Variable"
-            || k == "Condition"
-            || combinators.contains(&k)
-            || operators.contains(&k))
+/// Numeric settings of `ItemBatcher` and `ReaderConfig`: each a literal or its `...Path`.
+fn check_numeric_config(
+    cx: &StateCx<'_>,
+    obj: &Map<String, Value>,
+    at: &str,
+    fields: &[(&str, Option<i64>)],
+    d: &mut Diagnostics,
+) {
+    for (field, max) in fields {
+        let path_field = format!("{field}Path");
+        exclusive(obj, &[field, &path_field], at, d);
+        if let Some(v) = obj.get(*field)
+            && !(cx.jsonata() && is_expression(v))
         {
-            d.schema(format!("Field '{key}' is not supported"), at);
+            check_bounds(v, &format!("{at}/{field}"), Bounds::int(0, *max), d);
         }
-    }
-    if !top && rule.contains_key("Next") {
-        d.schema("Field 'Next' is not supported", at);
-    }
-    match (combinators.as_slice(), operators.len()) {
-        ([], 0) => d.schema(
-            "A Choice Rule must contain exactly one comparison operator or one of [And, Or, Not]",
-            at,
-        ),
-        ([], 1) => {
-            match rule.get("Variable") {
-                None => d.schema("These fields are required: [Variable]", at),
-                Some(Value::String(p)) if path_ok(p, false) => {}
-                Some(_) => d.schema(
-                    "The value for the field 'Variable' must be a valid JSONPath",
-                    &format!("{at}/Variable"),
+        match obj.get(&path_field) {
+            Some(_) if cx.jsonata() => d.schema(
+                format!(
+                    "The QueryLanguage is set to 'JSONata', but field '{path_field}' is only supported for the 'JSONPath' QueryLanguage"
                 ),
-            }
-            let op = operators[0];
-            check_operand(op, &rule[op], &format!("{at}/{op}"), d);
-        }
-        ([], _) => d.schema(
-            format!(
-                "Only one of these fields is allowed: [{}]",
-                operators.join(", ")
+                at,
             ),
-            at,
-        ),
-        ([c], 0) => {
-            if rule.contains_key("Variable") {
-                d.schema("Field 'Variable' is not supported", at);
-            }
-            let inner = format!("{at}/{c}");
-            match (&rule[*c], *c) {
-                (Value::Object(o), "Not") => check_rule(o, &inner, false, d),
-                (Value::Array(items), "And" | "Or") if !items.is_empty() => {
-                    for (i, item) in items.iter().enumerate() {
-                        match item.as_object() {
-                            Some(o) => check_rule(o, &format!("{inner}[{i}]"), false, d),
-                            None => {
-                                d.schema("The value must be an OBJECT", &format!("{inner}[{i}]"))
-                            }
-                        }
-                    }
-                }
-                (Value::Array(_), "And" | "Or") => d.schema("Value cannot be empty", &inner),
-                (_, "Not") => d.schema("The value for the field 'Not' must be an OBJECT", &inner),
-                _ => d.schema(
-                    format!("The value for the field '{c}' must be an ARRAY"),
-                    &inner,
-                ),
-            }
+            Some(Value::String(p)) if !p.starts_with("$$") && path_ok(p, true) => {}
+            Some(_) => d.schema(not_a_path(true), &format!("{at}/{path_field}")),
+            None => {}
         }
-        _ => {
-            let mut all: Vec<&str> = combinators.clone();
-            all.extend(&operators);
-            d.schema(
-                format!("Only one of these fields is allowed: [{}]", all.join(", ")),
-                at,
-            );
-        }
-    }
-}
-
-fn check_operand(op: &str, v: &Value, at: &str, d: &mut Diagnostics) {
-    if op.ends_with("Path") {
-        if !v.as_str().is_some_and(|p| path_ok(p, false)) {
-            d.schema(
-                format!("The value for the field '{op}' must be a valid JSONPath"),
-                at,
-            );
-        }
-        return;
-    }
-    let ok = if op.starts_with("Is") || op == "BooleanEquals" {
-        v.is_boolean()
-    } else if op.starts_with("Numeric") {
-        v.is_number()
-    } else if op.starts_with("Timestamp") {
-        v.as_str().is_some_and(is_rfc3339)
-    } else {
-        v.is_string()
-    };
-    if !ok {
-        let what = if op.starts_with("Timestamp") {
-            "String does not match RFC3339 timestamp".to_owned()
-        } else {
-            let kind = if op.starts_with("Is") || op == "BooleanEquals" {
-                "BOOLEAN"
-            } else if op.starts_with("Numeric") {
-                "NUMBER"
-            } else {
-                "STRING"
-            };
-            format!("The value for the field '{op}' must be a {kind}")
-        };
-        d.schema(what, at);
     }
 }

@@ -143,8 +143,78 @@ fn dump_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// A JSON syntax error worded as the Jackson parser behind AWS words it: the message (with
+/// its `\n at [Source: ...]` tail) and the location AWS reports separately.
+pub fn jackson_error(text: &str, error: &serde_json::Error) -> (String, String) {
+    let line = error.line().max(1);
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    let offset = (line_start + error.column().saturating_sub(1)).min(text.len());
+    let offset = (0..=offset)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let is_token_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let start = text[..offset]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_token_char(*c))
+        .last()
+        .map_or(offset, |(i, _)| i);
+    let end = text[start..]
+        .char_indices()
+        .find(|(_, c)| !is_token_char(*c))
+        .map_or(text.len(), |(i, _)| start + i);
+    let full = error.to_string();
+    let unexpected_token = error.is_syntax()
+        && (full.starts_with("expected value") || full.starts_with("expected ident"));
+    let (message, column_at) = if unexpected_token
+        && end > start
+        && !text[start..end].starts_with(|c: char| c.is_ascii_digit())
+    {
+        let token = &text[start..end];
+        (
+            format!(
+                "Unrecognized token '{token}': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
+            ),
+            end,
+        )
+    } else {
+        let plain = full.split(" at line ").next().unwrap_or(&full);
+        let mut chars = plain.chars();
+        let capitalised: String = chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        (capitalised, offset)
+    };
+    let line_start = text[..column_at].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..column_at].matches('\n').count() + 1;
+    let column = text[line_start..column_at].chars().count() + 1;
+    let location = format!(
+        "[Source: {}; line: {line_no}, column: {column}]",
+        jackson_source(text)
+    );
+    (format!("{message}\n at {location}"), location)
+}
+
+/// Jackson's source description: the text quoted, cut after 500 characters.
+fn jackson_source(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= 500 {
+        format!("(String)\"{text}\"")
+    } else {
+        let head: String = text.chars().take(500).collect();
+        format!("(String)\"{head}\"[truncated {} chars]", count - 500)
+    }
+}
+
 /// An RFC 3339 date-time as the Wait state's `Timestamp` requires:
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with real calendar dates.
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with real calendar dates and, as the States
+/// Language requires, an uppercase `T` and `Z`.
 pub fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -157,7 +227,7 @@ pub fn is_rfc3339(s: &str) -> bool {
     let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
         return false;
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return false;
     }
     let (Some(hour), Some(minute), Some(second)) = (digits(11..13), digits(14..16), digits(17..19))
@@ -187,8 +257,8 @@ pub fn is_rfc3339(s: &str) -> bool {
         rest = &frac[n..];
     }
     match rest.as_bytes() {
-        [b'Z' | b'z'] => true,
-        [sign, h1, h2, b':', m1, m2] if matches!(sign, b'+' | b'-') => {
+        [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
             let two = |a: u8, b: u8| {
                 (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
             };
@@ -226,6 +296,22 @@ mod tests {
     }
 
     #[test]
+    fn json_errors_read_like_jackson() {
+        let text = "not a definition";
+        let e = serde_json::from_str::<Value>(text).unwrap_err();
+        let (message, location) = jackson_error(text, &e);
+        assert_eq!(
+            location,
+            "[Source: (String)\"not a definition\"; line: 1, column: 4]"
+        );
+        assert_eq!(
+            message,
+            "Unrecognized token 'not': was expecting (JSON String, Number, Array, Object or token 'null', \
+             'true' or 'false')\n at [Source: (String)\"not a definition\"; line: 1, column: 4]"
+        );
+    }
+
+    #[test]
     fn rfc3339_accepts_only_full_date_times() {
         assert!(is_rfc3339("2016-03-14T01:59:00Z"));
         assert!(is_rfc3339("2016-03-14T01:59:00.123+01:00"));
@@ -237,6 +323,8 @@ mod tests {
             "2016-12-05 21:29:29Z",
             "2016-12-05T21:29:29",
             "2015-02-29T01:59:00Z",
+            "2016-03-14t01:59:00Z",
+            "2016-03-14T01:59:00z",
             "{% '2016-03-14T01:59:00Z' %}",
         ] {
             assert!(!is_rfc3339(bad), "{bad}");
