@@ -1,16 +1,13 @@
 use std::sync::Arc;
-
-use agentry_cache::{Cache, MemoryCache, MemoryConfig};
-
-fn cache() -> Arc<dyn Cache> {
-    Arc::new(MemoryCache::new(MemoryConfig::default()))
-}
-
-agentry_cache::cache_suite!(#[tokio::test(start_paused = true)] cache());
-
 use std::time::Duration;
 
-use agentry_cache::{CacheExt, KeyTtl};
+use agentry_cache::{Cache, CacheExt, KeyTtl, MemoryCache, MemoryConfig};
+
+async fn cache(_test: &str) -> Option<Arc<dyn Cache>> {
+    Some(Arc::new(MemoryCache::new(MemoryConfig::default())))
+}
+
+agentry_cache::cache_suite!(#[tokio::test(start_paused = true)] cache);
 
 fn bounded(max_bytes: usize) -> MemoryCache {
     MemoryCache::new(MemoryConfig { max_bytes, ..MemoryConfig::default() })
