@@ -18,6 +18,10 @@ pub enum Error {
     #[error("invalid {field}: {reason}")]
     InvalidInput { field: &'static str, reason: String },
 
+    /// A stored value is not what the caller expected (JSON of another shape).
+    #[error("{what} does not hold the expected value: {reason}")]
+    Decode { what: String, reason: String },
+
     /// A value (or the entry it would make) is larger than the cache accepts.
     #[error("{what} is {size} bytes, over the limit of {limit} bytes")]
     TooLarge { what: String, size: usize, limit: usize },

@@ -175,6 +175,9 @@ pub type Scored = (String, f64);
 ///
 /// Keys, hash fields, sorted-set members and channels are UTF-8 strings; values are bytes.
 /// Sorted sets order members by score, and members with equal scores by their bytes.
+///
+/// Each required method is one primitive a backend must implement itself (one Redis command
+/// or script); anything composed of them belongs in [`CacheExt`].
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
     // Strings and expiry.
@@ -298,8 +301,9 @@ pub trait CacheExt: Cache {
     async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::Backend(format!("key \"{key}\" does not hold the expected JSON: {e}"))
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode {
+                what: format!("key \"{key}\""),
+                reason: e.to_string(),
             }),
         }
     }
@@ -319,10 +323,9 @@ pub trait CacheExt: Cache {
     async fn hget_json<T: DeserializeOwned>(&self, key: &str, field: &str) -> Result<Option<T>> {
         match self.hget(key, field).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::Backend(format!(
-                    "field \"{field}\" of key \"{key}\" does not hold the expected JSON: {e}"
-                ))
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode {
+                what: format!("field \"{field}\" of key \"{key}\""),
+                reason: e.to_string(),
             }),
         }
     }

@@ -73,6 +73,9 @@ fn memory_config(url: &str) -> Result<MemoryConfig> {
 
 #[cfg(feature = "redis")]
 async fn open_redis(url: &str) -> Result<Arc<dyn Cache>> {
+    if url.starts_with("rediss://") {
+        return Err(Error::NotSupported { scheme: "rediss".into(), hint: " (TLS to Redis is not compiled in)" });
+    }
     Ok(Arc::new(crate::redis::RedisCache::open(url).await?))
 }
 

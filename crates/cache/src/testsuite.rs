@@ -172,6 +172,16 @@ pub async fn ttl_changes(cache: &dyn Cache) -> Outcome {
     ensure!(matches!(ok!(cache.ttl("n")), KeyTtl::Expires(_)), "incr keeps the expiry");
     ok!(cache.put("n", b"5"));
     ensure_eq!(ok!(cache.ttl("n")), KeyTtl::Persistent);
+    ok!(cache.hset("h", &[("f", b"1")]));
+    ok!(cache.expire("h", Some(Duration::from_secs(100))));
+    ok!(cache.hset("h", &[("g", b"2")]));
+    ok!(cache.hincr_by("h", "f", 1));
+    ok!(cache.hdel("h", &["g"]));
+    ensure!(matches!(ok!(cache.ttl("h")), KeyTtl::Expires(_)), "hash writes keep the expiry");
+    ok!(cache.zadd("z", &[("m", 1.0)]));
+    ok!(cache.expire("z", Some(Duration::from_secs(100))));
+    ok!(cache.zincr_by("z", "m", 1.0));
+    ensure!(matches!(ok!(cache.ttl("z")), KeyTtl::Expires(_)), "sorted-set writes keep the expiry");
     ensure!(ok!(cache.expire("k", None)), "persist");
     ensure_eq!(ok!(cache.ttl("k")), KeyTtl::Persistent);
     ensure!(!ok!(cache.expire("missing", Some(Duration::from_secs(1)))), "expire on absent key");
@@ -466,6 +476,7 @@ pub async fn json_helpers(cache: &dyn Cache) -> Outcome {
     ok!(cache.hset_json("ctx", "budget", &serde_json::json!({"tokens": 1000})));
     ensure_eq!(ok!(cache.hget_json::<serde_json::Value>("ctx", "budget")), Some(serde_json::json!({"tokens": 1000})));
     ok!(cache.put("bad", b"{not json"));
-    ensure!(cache.get_json::<Plan>("bad").await.is_err(), "bad JSON is an error");
+    let bad = cache.get_json::<Plan>("bad").await;
+    ensure!(matches!(&bad, Err(Error::Decode { what, .. }) if what == "key \"bad\""), "bad JSON: {bad:?}");
     Ok(())
 }

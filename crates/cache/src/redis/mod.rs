@@ -25,6 +25,8 @@ use crate::{check_score, ttl_millis};
 
 /// How long a command or a connection attempt may take before the call fails as unavailable.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Redis's limit on one string value (`proto-max-bulk-len`'s default).
+const MAX_VALUE: usize = 512 << 20;
 /// Keys deleted per UNLINK when deleting by prefix.
 const UNLINK_BATCH: usize = 500;
 
@@ -191,6 +193,13 @@ fn score_bound(bound: Bound<f64>, unbounded: &str) -> Result<String> {
     })
 }
 
+fn check_size(key: &str, value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE {
+        return Err(Error::TooLarge { what: format!("value of key \"{key}\""), size: value.len(), limit: MAX_VALUE });
+    }
+    Ok(())
+}
+
 fn bytes(value: Option<Vec<u8>>) -> Option<Bytes> {
     value.map(Bytes::from)
 }
@@ -198,6 +207,7 @@ fn bytes(value: Option<Vec<u8>>) -> Option<Bytes> {
 #[async_trait]
 impl Cache for RedisCache {
     async fn set(&self, key: &str, value: &[u8], options: SetOptions) -> Result<bool> {
+        check_size(key, value)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);
         if let Some(ttl) = options.ttl {
@@ -268,6 +278,7 @@ impl Cache for RedisCache {
         new: Option<&[u8]>,
         ttl: Option<Duration>,
     ) -> Result<bool> {
+        check_size(key, new.unwrap_or_default())?;
         let ttl = match ttl {
             Some(ttl) => ttl_millis(ttl)?.to_string(),
             None => String::new(),
