@@ -26,7 +26,10 @@ enum Op {
 
 /// Operations per second of `op` from `tasks` concurrent tasks over one cache.
 async fn measure(cache: Arc<dyn Cache>, op: Op, tasks: usize) -> f64 {
-    cache.set("bench:key", VALUE, SetOptions::default()).await.unwrap();
+    cache
+        .set("bench:key", VALUE, SetOptions::default())
+        .await
+        .unwrap();
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
@@ -37,7 +40,9 @@ async fn measure(cache: Arc<dyn Cache>, op: Op, tasks: usize) -> f64 {
             while start.elapsed() < RUN {
                 for _ in 0..64 {
                     match op {
-                        Op::Set => drop(cache.set(&key, VALUE, SetOptions::default()).await.unwrap()),
+                        Op::Set => {
+                            drop(cache.set(&key, VALUE, SetOptions::default()).await.unwrap())
+                        }
                         Op::Get => drop(cache.get(&key).await.unwrap()),
                     }
                 }
@@ -51,7 +56,10 @@ async fn measure(cache: Arc<dyn Cache>, op: Op, tasks: usize) -> f64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         println!("memory backend");
         let memory: Arc<dyn Cache> = Arc::new(MemoryCache::default());
@@ -59,7 +67,10 @@ fn main() {
         for op in [Op::Set, Op::Get] {
             let one = measure(memory.clone(), op, 1).await;
             let many = measure(memory.clone(), op, threads * 2).await;
-            println!("  {op:?}: {one:>12.0} ops/s (1 task)  {many:>12.0} ops/s ({} tasks)", threads * 2);
+            println!(
+                "  {op:?}: {one:>12.0} ops/s (1 task)  {many:>12.0} ops/s ({} tasks)",
+                threads * 2
+            );
         }
         #[cfg(feature = "redis")]
         redis_vs_redis_benchmark(memory).await;
@@ -81,22 +92,31 @@ async fn redis_vs_redis_benchmark(memory: Arc<dyn Cache>) {
     };
     let (host, port) = host_port(&url);
     println!("redis backend at {host}:{port} against redis-benchmark on the same server");
-    for (clients, label) in [(1, "1 client, not pipelined"), (50, "50 clients, not pipelined")] {
+    for (clients, label) in [
+        (1, "1 client, not pipelined"),
+        (50, "50 clients, not pipelined"),
+    ] {
         let requests = if clients == 1 { "40000" } else { "200000" };
         let peer = redis_benchmark(&host, port, &["-c", &clients.to_string(), "-n", requests]);
         for op in [Op::Set, Op::Get] {
             let ours = measure(cache.clone(), op, clients).await;
-            let theirs = peer.as_ref().map(|p| if matches!(op, Op::Set) { p.0 } else { p.1 });
+            let theirs = peer
+                .as_ref()
+                .map(|p| if matches!(op, Op::Set) { p.0 } else { p.1 });
             match theirs {
                 Some(theirs) => println!(
                     "  {label:<26} {op:?}: {ours:>9.0} ops/s, redis-benchmark {theirs:>9.0} ops/s, ratio {:.2}",
                     ours / theirs
                 ),
-                None => println!("  {label:<26} {op:?}: {ours:>9.0} ops/s (redis-benchmark not available)"),
+                None => println!(
+                    "  {label:<26} {op:?}: {ours:>9.0} ops/s (redis-benchmark not available)"
+                ),
             }
         }
     }
-    if let Some((set, get)) = redis_benchmark(&host, port, &["-c", "50", "-P", "16", "-n", "1000000"]) {
+    if let Some((set, get)) =
+        redis_benchmark(&host, port, &["-c", "50", "-P", "16", "-n", "1000000"])
+    {
         let ours_set = measure(cache.clone(), Op::Set, 50).await;
         let ours_get = measure(cache.clone(), Op::Get, 50).await;
         println!(
@@ -107,7 +127,10 @@ async fn redis_vs_redis_benchmark(memory: Arc<dyn Cache>) {
     }
     let mem_get = measure(memory, Op::Get, 1).await;
     let redis_get = measure(cache.clone(), Op::Get, 1).await;
-    println!("  memory vs redis, one task GET: {:.0}x", mem_get / redis_get);
+    println!(
+        "  memory vs redis, one task GET: {:.0}x",
+        mem_get / redis_get
+    );
     cache.delete_prefix("").await.unwrap();
 }
 
@@ -126,7 +149,16 @@ fn host_port(url: &str) -> (String, u16) {
 #[cfg(feature = "redis")]
 fn redis_benchmark(host: &str, port: u16, extra: &[&str]) -> Option<(f64, f64)> {
     let output = std::process::Command::new("redis-benchmark")
-        .args(["-h", host, "-p", &port.to_string(), "-q", "--csv", "-t", "get,set"])
+        .args([
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-q",
+            "--csv",
+            "-t",
+            "get,set",
+        ])
         .args(extra)
         .output()
         .ok()?;

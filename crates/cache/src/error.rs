@@ -24,7 +24,11 @@ pub enum Error {
 
     /// A value (or the entry it would make) is larger than the cache accepts.
     #[error("{what} is {size} bytes, over the limit of {limit} bytes")]
-    TooLarge { what: String, size: usize, limit: usize },
+    TooLarge {
+        what: String,
+        size: usize,
+        limit: usize,
+    },
 
     /// The backend cannot be reached or is not serving right now. Retrying may succeed.
     #[error("cache unavailable: {0}")]
@@ -51,7 +55,10 @@ impl Error {
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidInput { field, reason: reason.into() }
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -87,7 +87,10 @@ pub struct SetOptions {
 impl SetOptions {
     /// Expire the value after `ttl`.
     pub fn ttl(ttl: Duration) -> Self {
-        SetOptions { ttl: Some(ttl), ..Self::default() }
+        SetOptions {
+            ttl: Some(ttl),
+            ..Self::default()
+        }
     }
 
     /// Write only if the key does not exist.
@@ -129,30 +132,59 @@ pub enum ZRange {
     Rank { start: i64, stop: i64, rev: bool },
     /// By score between two bounds (`Bound::Unbounded` is -inf / +inf), optionally skipping
     /// `offset` members and returning at most `count`.
-    Score { min: Bound<f64>, max: Bound<f64>, rev: bool, limit: Option<(usize, usize)> },
+    Score {
+        min: Bound<f64>,
+        max: Bound<f64>,
+        rev: bool,
+        limit: Option<(usize, usize)>,
+    },
 }
 
 impl ZRange {
     /// All members, lowest score first.
     pub fn all() -> Self {
-        ZRange::Rank { start: 0, stop: -1, rev: false }
+        ZRange::Rank {
+            start: 0,
+            stop: -1,
+            rev: false,
+        }
     }
 
     /// Ranks `start..=stop`, lowest score first.
     pub fn ranks(start: i64, stop: i64) -> Self {
-        ZRange::Rank { start, stop, rev: false }
+        ZRange::Rank {
+            start,
+            stop,
+            rev: false,
+        }
     }
 
     /// Scores within `min..=max`, lowest first.
     pub fn scores(min: f64, max: f64) -> Self {
-        ZRange::Score { min: Bound::Included(min), max: Bound::Included(max), rev: false, limit: None }
+        ZRange::Score {
+            min: Bound::Included(min),
+            max: Bound::Included(max),
+            rev: false,
+            limit: None,
+        }
     }
 
     /// The same selection, highest score first.
     pub fn rev(self) -> Self {
         match self {
-            ZRange::Rank { start, stop, .. } => ZRange::Rank { start, stop, rev: true },
-            ZRange::Score { min, max, limit, .. } => ZRange::Score { min, max, rev: true, limit },
+            ZRange::Rank { start, stop, .. } => ZRange::Rank {
+                start,
+                stop,
+                rev: true,
+            },
+            ZRange::Score {
+                min, max, limit, ..
+            } => ZRange::Score {
+                min,
+                max,
+                rev: true,
+                limit,
+            },
         }
     }
 
@@ -160,9 +192,12 @@ impl ZRange {
     /// rank range, which already says how many).
     pub fn limit(self, offset: usize, count: usize) -> Self {
         match self {
-            ZRange::Score { min, max, rev, .. } => {
-                ZRange::Score { min, max, rev, limit: Some((offset, count)) }
-            }
+            ZRange::Score { min, max, rev, .. } => ZRange::Score {
+                min,
+                max,
+                rev,
+                limit: Some((offset, count)),
+            },
             rank => rank,
         }
     }
@@ -289,7 +324,15 @@ pub trait CacheExt: Cache {
 
     /// Write only if absent; returns whether it wrote.
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        self.set(key, value, SetOptions { ttl, condition: SetCondition::IfAbsent }).await
+        self.set(
+            key,
+            value,
+            SetOptions {
+                ttl,
+                condition: SetCondition::IfAbsent,
+            },
+        )
+        .await
     }
 
     /// Add one to a counter.
@@ -301,10 +344,12 @@ pub trait CacheExt: Cache {
     async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode {
-                what: format!("key \"{key}\""),
-                reason: e.to_string(),
-            }),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Decode {
+                    what: format!("key \"{key}\""),
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -315,7 +360,8 @@ pub trait CacheExt: Cache {
         value: &T,
         options: SetOptions,
     ) -> Result<bool> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::invalid("value", e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| Error::invalid("value", e.to_string()))?;
         self.set(key, &bytes, options).await
     }
 
@@ -323,16 +369,24 @@ pub trait CacheExt: Cache {
     async fn hget_json<T: DeserializeOwned>(&self, key: &str, field: &str) -> Result<Option<T>> {
         match self.hget(key, field).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode {
-                what: format!("field \"{field}\" of key \"{key}\""),
-                reason: e.to_string(),
-            }),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Decode {
+                    what: format!("field \"{field}\" of key \"{key}\""),
+                    reason: e.to_string(),
+                }),
         }
     }
 
     /// Write a hash field as JSON.
-    async fn hset_json<T: Serialize + Sync>(&self, key: &str, field: &str, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::invalid("value", e.to_string()))?;
+    async fn hset_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        field: &str,
+        value: &T,
+    ) -> Result<()> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| Error::invalid("value", e.to_string()))?;
         self.hset(key, &[(field, &bytes)]).await.map(drop)
     }
 
@@ -341,7 +395,15 @@ pub trait CacheExt: Cache {
         if n == 0 {
             return Ok(Vec::new());
         }
-        self.zrange(key, ZRange::Rank { start: 0, stop: n as i64 - 1, rev: true }).await
+        self.zrange(
+            key,
+            ZRange::Rank {
+                start: 0,
+                stop: n as i64 - 1,
+                rev: true,
+            },
+        )
+        .await
     }
 }
 
@@ -351,7 +413,10 @@ impl<C: Cache + ?Sized> CacheExt for C {}
 /// zero is refused for writes.
 pub(crate) fn ttl_millis(ttl: Duration) -> Result<u64> {
     if ttl.is_zero() {
-        return Err(Error::invalid("ttl", "must be positive (delete the key instead)"));
+        return Err(Error::invalid(
+            "ttl",
+            "must be positive (delete the key instead)",
+        ));
     }
     let ms = ttl.as_nanos().div_ceil(1_000_000);
     u64::try_from(ms)
@@ -361,5 +426,9 @@ pub(crate) fn ttl_millis(ttl: Duration) -> Result<u64> {
 }
 
 pub(crate) fn check_score(field: &'static str, score: f64) -> Result<()> {
-    if score.is_nan() { Err(Error::invalid(field, "is not a number (NaN)")) } else { Ok(()) }
+    if score.is_nan() {
+        Err(Error::invalid(field, "is not a number (NaN)"))
+    } else {
+        Ok(())
+    }
 }

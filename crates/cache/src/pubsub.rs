@@ -33,8 +33,15 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(rx: broadcast::Receiver<Message>, guard: Option<Box<dyn Send + Sync>>) -> Self {
-        Subscription { stream: BroadcastStream::new(rx), lagged: 0, _guard: guard }
+    pub(crate) fn new(
+        rx: broadcast::Receiver<Message>,
+        guard: Option<Box<dyn Send + Sync>>,
+    ) -> Self {
+        Subscription {
+            stream: BroadcastStream::new(rx),
+            lagged: 0,
+            _guard: guard,
+        }
     }
 
     /// The next message, or `None` once the subscription can deliver no more (the cache was
@@ -66,7 +73,9 @@ impl Stream for Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("lagged", &self.lagged).finish_non_exhaustive()
+        f.debug_struct("Subscription")
+            .field("lagged", &self.lagged)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,7 +155,11 @@ fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
             matched |= p[i + 1] == c;
             i += 2;
         } else if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            let (lo, hi) = if p[i] <= p[i + 2] { (p[i], p[i + 2]) } else { (p[i + 2], p[i]) };
+            let (lo, hi) = if p[i] <= p[i + 2] {
+                (p[i], p[i + 2])
+            } else {
+                (p[i + 2], p[i])
+            };
             matched |= lo <= c && c <= hi;
             i += 3;
         } else {

@@ -12,22 +12,33 @@ use crate::{Cache, Error, Result};
 /// Open the cache a URL names.
 pub async fn open(url: &str) -> Result<Arc<dyn Cache>> {
     let Some((scheme, _)) = url.split_once("://") else {
-        return Err(invalid(url, "expected scheme://..., e.g. memory:// or redis://127.0.0.1:6379"));
+        return Err(invalid(
+            url,
+            "expected scheme://..., e.g. memory:// or redis://127.0.0.1:6379",
+        ));
     };
     match scheme {
         "memory" => Ok(Arc::new(MemoryCache::new(memory_config(url)?))),
         "redis" | "rediss" | "valkey" => open_redis(url).await,
-        other => Err(invalid(url, &format!("unknown scheme \"{other}\" (expected memory or redis)"))),
+        other => Err(invalid(
+            url,
+            &format!("unknown scheme \"{other}\" (expected memory or redis)"),
+        )),
     }
 }
 
 fn invalid(url: &str, reason: &str) -> Error {
-    Error::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() }
+    Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 /// Split a URL's query into `name=value` pairs.
 pub(crate) fn query_pairs(url: &str) -> Result<Vec<(&str, &str)>> {
-    let Some((_, query)) = url.split_once('?') else { return Ok(Vec::new()) };
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(Vec::new());
+    };
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -48,7 +59,10 @@ fn memory_config(url: &str) -> Result<MemoryConfig> {
     for (name, value) in query_pairs(url)? {
         let number = |field: &str| {
             value.parse::<u64>().map_err(|_| {
-                invalid(url, &format!("{field} must be a non-negative integer, not \"{value}\""))
+                invalid(
+                    url,
+                    &format!("{field} must be a non-negative integer, not \"{value}\""),
+                )
             })
         };
         match name {
@@ -74,7 +88,10 @@ fn memory_config(url: &str) -> Result<MemoryConfig> {
 #[cfg(feature = "redis")]
 async fn open_redis(url: &str) -> Result<Arc<dyn Cache>> {
     if url.starts_with("rediss://") {
-        return Err(Error::NotSupported { scheme: "rediss".into(), hint: " (TLS to Redis is not compiled in)" });
+        return Err(Error::NotSupported {
+            scheme: "rediss".into(),
+            hint: " (TLS to Redis is not compiled in)",
+        });
     }
     Ok(Arc::new(crate::redis::RedisCache::open(url).await?))
 }
@@ -82,7 +99,10 @@ async fn open_redis(url: &str) -> Result<Arc<dyn Cache>> {
 #[cfg(not(feature = "redis"))]
 async fn open_redis(url: &str) -> Result<Arc<dyn Cache>> {
     let scheme = url.split("://").next().unwrap_or_default().to_owned();
-    Err(Error::NotSupported { scheme, hint: " (build with the \"redis\" feature)" })
+    Err(Error::NotSupported {
+        scheme,
+        hint: " (build with the \"redis\" feature)",
+    })
 }
 
 #[cfg(test)]
@@ -94,10 +114,25 @@ mod tests {
         assert_eq!(memory_config("memory://").unwrap(), MemoryConfig::default());
         let c = memory_config("memory://?max_bytes=1000&sweep_interval_ms=5").unwrap();
         assert_eq!((c.max_bytes, c.sweep_interval_ms), (1000, 5));
-        let e = memory_config("memory://?max_bytes=lots").unwrap_err().to_string();
-        assert_eq!(e, "invalid cache url \"memory://?max_bytes=lots\": max_bytes must be a non-negative integer, not \"lots\"");
-        assert!(memory_config("memory://?size=1").unwrap_err().to_string().contains("unknown parameter \"size\""));
-        assert!(memory_config("memory://?max_bytes").unwrap_err().to_string().contains("has no value"));
+        let e = memory_config("memory://?max_bytes=lots")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid cache url \"memory://?max_bytes=lots\": max_bytes must be a non-negative integer, not \"lots\""
+        );
+        assert!(
+            memory_config("memory://?size=1")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown parameter \"size\"")
+        );
+        assert!(
+            memory_config("memory://?max_bytes")
+                .unwrap_err()
+                .to_string()
+                .contains("has no value")
+        );
         assert!(memory_config("memory://host").is_err());
         assert!(memory_config("memory://?max_bytes=0").is_err());
     }
@@ -111,7 +146,10 @@ mod tests {
         #[cfg(not(feature = "redis"))]
         {
             let e = open("redis://127.0.0.1").await.err().unwrap().to_string();
-            assert_eq!(e, "cache url scheme \"redis\" is not supported in this build (build with the \"redis\" feature)");
+            assert_eq!(
+                e,
+                "cache url scheme \"redis\" is not supported in this build (build with the \"redis\" feature)"
+            );
         }
     }
 }

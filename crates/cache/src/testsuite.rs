@@ -32,7 +32,12 @@ macro_rules! ensure_eq {
         if l != r {
             return Err(format!(
                 "{}:{}: {} == {}\n  left: {:?}\n right: {:?}",
-                file!(), line!(), stringify!($left), stringify!($right), l, r
+                file!(),
+                line!(),
+                stringify!($left),
+                stringify!($right),
+                l,
+                r
             ));
         }
     }};
@@ -41,7 +46,8 @@ macro_rules! ensure_eq {
 /// Turn a cache error into a test failure naming the expression.
 macro_rules! ok {
     ($e:expr) => {
-        $e.await.map_err(|e| format!("{}:{}: {}: {e}", file!(), line!(), stringify!($e)))?
+        $e.await
+            .map_err(|e| format!("{}:{}: {}: {e}", file!(), line!(), stringify!($e)))?
     };
 }
 
@@ -92,15 +98,24 @@ async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
-    out.into_iter().map(|v| v.expect("every future finished")).collect()
+    out.into_iter()
+        .map(|v| v.expect("every future finished"))
+        .collect()
 }
 
 pub async fn strings(cache: &dyn Cache) -> Outcome {
     ensure_eq!(ok!(cache.get("k")), None);
-    ensure!(ok!(cache.set("k", b"v1", SetOptions::default())), "plain set writes");
+    ensure!(
+        ok!(cache.set("k", b"v1", SetOptions::default())),
+        "plain set writes"
+    );
     ensure_eq!(ok!(cache.get("k")), Some(b("v1")));
     ok!(cache.put("k", b"v2"));
     ensure_eq!(ok!(cache.get("k")), Some(b("v2")));
@@ -112,12 +127,24 @@ pub async fn strings(cache: &dyn Cache) -> Outcome {
 }
 
 pub async fn set_conditions(cache: &dyn Cache) -> Outcome {
-    ensure!(!ok!(cache.set("k", b"x", SetOptions::default().if_present())), "if_present on absent key");
+    ensure!(
+        !ok!(cache.set("k", b"x", SetOptions::default().if_present())),
+        "if_present on absent key"
+    );
     ensure_eq!(ok!(cache.get("k")), None);
-    ensure!(ok!(cache.set_if_absent("k", b"first", None)), "if_absent on absent key writes");
-    ensure!(!ok!(cache.set_if_absent("k", b"second", None)), "if_absent on present key");
+    ensure!(
+        ok!(cache.set_if_absent("k", b"first", None)),
+        "if_absent on absent key writes"
+    );
+    ensure!(
+        !ok!(cache.set_if_absent("k", b"second", None)),
+        "if_absent on present key"
+    );
     ensure_eq!(ok!(cache.get("k")), Some(b("first")));
-    ensure!(ok!(cache.set("k", b"third", SetOptions::default().if_present())), "if_present writes");
+    ensure!(
+        ok!(cache.set("k", b"third", SetOptions::default().if_present())),
+        "if_present writes"
+    );
     ensure_eq!(ok!(cache.get("k")), Some(b("third")));
     Ok(())
 }
@@ -151,9 +178,15 @@ pub async fn expiry(cache: &dyn Cache) -> Outcome {
     ensure_eq!(ok!(cache.zcard("z")), 0);
     ensure_eq!(ok!(cache.get("long")), Some(b("v")));
     // An expired key is absent for conditional writes too.
-    ensure!(ok!(cache.set_if_absent("short", b"again", None)), "set_if_absent after expiry");
+    ensure!(
+        ok!(cache.set_if_absent("short", b"again", None)),
+        "set_if_absent after expiry"
+    );
     ensure_eq!(ok!(cache.incr("h")), 1);
-    ensure!(ok!(cache.scan_prefix("z")).is_empty(), "expired keys are not listed");
+    ensure!(
+        ok!(cache.scan_prefix("z")).is_empty(),
+        "expired keys are not listed"
+    );
     Ok(())
 }
 
@@ -161,15 +194,24 @@ pub async fn ttl_changes(cache: &dyn Cache) -> Outcome {
     ensure_eq!(ok!(cache.ttl("k")), KeyTtl::Missing);
     ok!(cache.put("k", b"v"));
     ensure_eq!(ok!(cache.ttl("k")), KeyTtl::Persistent);
-    ensure!(ok!(cache.expire("k", Some(Duration::from_secs(100)))), "expire on present key");
+    ensure!(
+        ok!(cache.expire("k", Some(Duration::from_secs(100)))),
+        "expire on present key"
+    );
     match ok!(cache.ttl("k")) {
-        KeyTtl::Expires(d) => ensure!(d > Duration::from_secs(95) && d <= Duration::from_secs(100), "ttl {d:?}"),
+        KeyTtl::Expires(d) => ensure!(
+            d > Duration::from_secs(95) && d <= Duration::from_secs(100),
+            "ttl {d:?}"
+        ),
         other => return Err(format!("expected an expiry, got {other:?}")),
     }
     // Counter and hash writes keep the expiry; set replaces it.
     ok!(cache.put_ttl("n", b"1", Duration::from_secs(100)));
     ok!(cache.incr("n"));
-    ensure!(matches!(ok!(cache.ttl("n")), KeyTtl::Expires(_)), "incr keeps the expiry");
+    ensure!(
+        matches!(ok!(cache.ttl("n")), KeyTtl::Expires(_)),
+        "incr keeps the expiry"
+    );
     ok!(cache.put("n", b"5"));
     ensure_eq!(ok!(cache.ttl("n")), KeyTtl::Persistent);
     ok!(cache.hset("h", &[("f", b"1")]));
@@ -177,41 +219,86 @@ pub async fn ttl_changes(cache: &dyn Cache) -> Outcome {
     ok!(cache.hset("h", &[("g", b"2")]));
     ok!(cache.hincr_by("h", "f", 1));
     ok!(cache.hdel("h", &["g"]));
-    ensure!(matches!(ok!(cache.ttl("h")), KeyTtl::Expires(_)), "hash writes keep the expiry");
+    ensure!(
+        matches!(ok!(cache.ttl("h")), KeyTtl::Expires(_)),
+        "hash writes keep the expiry"
+    );
     ok!(cache.zadd("z", &[("m", 1.0)]));
     ok!(cache.expire("z", Some(Duration::from_secs(100))));
     ok!(cache.zincr_by("z", "m", 1.0));
-    ensure!(matches!(ok!(cache.ttl("z")), KeyTtl::Expires(_)), "sorted-set writes keep the expiry");
+    ensure!(
+        matches!(ok!(cache.ttl("z")), KeyTtl::Expires(_)),
+        "sorted-set writes keep the expiry"
+    );
     ensure!(ok!(cache.expire("k", None)), "persist");
     ensure_eq!(ok!(cache.ttl("k")), KeyTtl::Persistent);
-    ensure!(!ok!(cache.expire("missing", Some(Duration::from_secs(1)))), "expire on absent key");
+    ensure!(
+        !ok!(cache.expire("missing", Some(Duration::from_secs(1)))),
+        "expire on absent key"
+    );
     // Sub-millisecond TTLs round up rather than becoming zero.
     ok!(cache.put_ttl("tiny", b"v", Duration::from_micros(10)));
     let zero = cache.set("k", b"v", SetOptions::ttl(Duration::ZERO)).await;
-    ensure!(matches!(zero, Err(Error::InvalidInput { field: "ttl", .. })), "zero ttl: {zero:?}");
-    ensure!(ok!(cache.expire("k", Some(Duration::ZERO))), "expire(0) on a present key");
+    ensure!(
+        matches!(zero, Err(Error::InvalidInput { field: "ttl", .. })),
+        "zero ttl: {zero:?}"
+    );
+    ensure!(
+        ok!(cache.expire("k", Some(Duration::ZERO))),
+        "expire(0) on a present key"
+    );
     ensure_eq!(ok!(cache.get("k")), None);
     Ok(())
 }
 
 pub async fn compare_and_set(cache: &dyn Cache) -> Outcome {
-    ensure!(!ok!(cache.compare_and_set("k", Some(b"a"), Some(b"b"), None)), "cas on absent key");
-    ensure!(ok!(cache.compare_and_set("k", None, Some(b"a"), None)), "cas expecting absence");
-    ensure!(!ok!(cache.compare_and_set("k", None, Some(b"z"), None)), "cas expecting absence, present");
-    ensure!(!ok!(cache.compare_and_set("k", Some(b"x"), Some(b"b"), None)), "cas with stale value");
+    ensure!(
+        !ok!(cache.compare_and_set("k", Some(b"a"), Some(b"b"), None)),
+        "cas on absent key"
+    );
+    ensure!(
+        ok!(cache.compare_and_set("k", None, Some(b"a"), None)),
+        "cas expecting absence"
+    );
+    ensure!(
+        !ok!(cache.compare_and_set("k", None, Some(b"z"), None)),
+        "cas expecting absence, present"
+    );
+    ensure!(
+        !ok!(cache.compare_and_set("k", Some(b"x"), Some(b"b"), None)),
+        "cas with stale value"
+    );
     ensure_eq!(ok!(cache.get("k")), Some(b("a")));
-    ensure!(ok!(cache.compare_and_set("k", Some(b"a"), Some(b"b"), Some(Duration::from_secs(60)))), "cas");
+    ensure!(
+        ok!(cache.compare_and_set("k", Some(b"a"), Some(b"b"), Some(Duration::from_secs(60)))),
+        "cas"
+    );
     ensure_eq!(ok!(cache.get("k")), Some(b("b")));
-    ensure!(matches!(ok!(cache.ttl("k")), KeyTtl::Expires(_)), "cas sets the ttl");
-    ensure!(ok!(cache.compare_and_set("k", Some(b"b"), Some(b"c"), None)), "cas");
+    ensure!(
+        matches!(ok!(cache.ttl("k")), KeyTtl::Expires(_)),
+        "cas sets the ttl"
+    );
+    ensure!(
+        ok!(cache.compare_and_set("k", Some(b"b"), Some(b"c"), None)),
+        "cas"
+    );
     ensure_eq!(ok!(cache.ttl("k")), KeyTtl::Persistent);
     // Releasing a lease: delete only if it still holds our token.
-    ensure!(!ok!(cache.compare_and_set("k", Some(b"other"), None, None)), "delete with wrong token");
-    ensure!(ok!(cache.compare_and_set("k", Some(b"c"), None, None)), "delete with right token");
+    ensure!(
+        !ok!(cache.compare_and_set("k", Some(b"other"), None, None)),
+        "delete with wrong token"
+    );
+    ensure!(
+        ok!(cache.compare_and_set("k", Some(b"c"), None, None)),
+        "delete with right token"
+    );
     ensure_eq!(ok!(cache.get("k")), None);
     ok!(cache.hset("h", &[("f", b"v")]));
     let wrong = cache.compare_and_set("h", None, Some(b"x"), None).await;
-    ensure!(matches!(wrong, Err(Error::WrongType { .. })), "cas on a hash: {wrong:?}");
+    ensure!(
+        matches!(wrong, Err(Error::WrongType { .. })),
+        "cas on a hash: {wrong:?}"
+    );
     Ok(())
 }
 
@@ -220,7 +307,10 @@ pub async fn compare_and_set_race(cache: &dyn Cache) -> Outcome {
     let values: Vec<String> = (0..16).map(|i| format!("owner-{i}")).collect();
     let attempts = values
         .iter()
-        .map(|v| Box::pin(cache.compare_and_set("lease", Some(b"v0"), Some(v.as_bytes()), None)) as Pin<Box<_>>)
+        .map(|v| {
+            Box::pin(cache.compare_and_set("lease", Some(b"v0"), Some(v.as_bytes()), None))
+                as Pin<Box<_>>
+        })
         .collect();
     let results: Vec<crate::Result<bool>> = join_all(attempts).await;
     let mut winners = Vec::new();
@@ -241,11 +331,17 @@ pub async fn counters(cache: &dyn Cache) -> Outcome {
     ensure_eq!(ok!(cache.get("c")), Some(b("-8")));
     ok!(cache.put("text", b"abc"));
     let e = cache.incr("text").await;
-    ensure!(matches!(e, Err(Error::NotInteger { .. })), "incr on text: {e:?}");
+    ensure!(
+        matches!(e, Err(Error::NotInteger { .. })),
+        "incr on text: {e:?}"
+    );
     ensure_eq!(ok!(cache.get("text")), Some(b("abc")));
     ok!(cache.put("big", i64::MAX.to_string().as_bytes()));
     let e = cache.incr("big").await;
-    ensure!(matches!(e, Err(Error::NotInteger { .. })), "overflow: {e:?}");
+    ensure!(
+        matches!(e, Err(Error::NotInteger { .. })),
+        "overflow: {e:?}"
+    );
     ensure_eq!(ok!(cache.get("big")), Some(b(&i64::MAX.to_string())));
     Ok(())
 }
@@ -272,18 +368,30 @@ pub async fn concurrent_increments(cache: &dyn Cache) -> Outcome {
 }
 
 pub async fn hashes(cache: &dyn Cache) -> Outcome {
-    ensure_eq!(ok!(cache.hset("ctx", &[("plan", b"p1"), ("step", b"1")])), 2);
-    ensure_eq!(ok!(cache.hset("ctx", &[("step", b"2"), ("notes", b"n")])), 1);
+    ensure_eq!(
+        ok!(cache.hset("ctx", &[("plan", b"p1"), ("step", b"1")])),
+        2
+    );
+    ensure_eq!(
+        ok!(cache.hset("ctx", &[("step", b"2"), ("notes", b"n")])),
+        1
+    );
     ensure_eq!(ok!(cache.hget("ctx", "step")), Some(b("2")));
     ensure_eq!(ok!(cache.hget("ctx", "missing")), None);
     ensure_eq!(ok!(cache.hget("missing", "step")), None);
     let all = ok!(cache.hgetall("ctx"));
     let fields: Vec<(&str, &[u8])> = all.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
-    ensure_eq!(fields, vec![("notes", &b"n"[..]), ("plan", b"p1"), ("step", b"2")]);
+    ensure_eq!(
+        fields,
+        vec![("notes", &b"n"[..]), ("plan", b"p1"), ("step", b"2")]
+    );
     ensure_eq!(ok!(cache.hincr_by("ctx", "tokens", 100)), 100);
     ensure_eq!(ok!(cache.hincr_by("ctx", "tokens", -1)), 99);
     let e = cache.hincr_by("ctx", "plan", 1).await;
-    ensure!(matches!(e, Err(Error::NotInteger { .. })), "hincr on text field: {e:?}");
+    ensure!(
+        matches!(e, Err(Error::NotInteger { .. })),
+        "hincr on text field: {e:?}"
+    );
     ensure_eq!(ok!(cache.hdel("ctx", &["plan", "step", "nope"])), 2);
     ensure_eq!(ok!(cache.hdel("missing", &["plan"])), 0);
     ensure_eq!(ok!(cache.hdel("ctx", &["notes", "tokens"])), 2);
@@ -298,22 +406,42 @@ pub async fn wrong_type(cache: &dyn Cache) -> Outcome {
     ok!(cache.hset("h", &[("f", b"v")]));
     ok!(cache.zadd("z", &[("m", 1.0)]));
     let checks: Vec<(&str, Result<(), Error>)> = vec![
-        ("hset on string", cache.hset("s", &[("f", b"v")]).await.map(drop)),
+        (
+            "hset on string",
+            cache.hset("s", &[("f", b"v")]).await.map(drop),
+        ),
         ("hget on string", cache.hget("s", "f").await.map(drop)),
         ("hgetall on string", cache.hgetall("s").await.map(drop)),
-        ("hincr_by on string", cache.hincr_by("s", "f", 1).await.map(drop)),
-        ("zadd on string", cache.zadd("s", &[("m", 1.0)]).await.map(drop)),
+        (
+            "hincr_by on string",
+            cache.hincr_by("s", "f", 1).await.map(drop),
+        ),
+        (
+            "zadd on string",
+            cache.zadd("s", &[("m", 1.0)]).await.map(drop),
+        ),
         ("get on hash", cache.get("h").await.map(drop)),
         ("incr on hash", cache.incr("h").await.map(drop)),
-        ("zrange on hash", cache.zrange("h", ZRange::all()).await.map(drop)),
+        (
+            "zrange on hash",
+            cache.zrange("h", ZRange::all()).await.map(drop),
+        ),
         ("zcard on hash", cache.zcard("h").await.map(drop)),
         ("zpop on hash", cache.zpop("h", End::Min, 1).await.map(drop)),
-        ("hdel on sorted set", cache.hdel("z", &["m"]).await.map(drop)),
-        ("zincr_by on hash", cache.zincr_by("h", "m", 1.0).await.map(drop)),
+        (
+            "hdel on sorted set",
+            cache.hdel("z", &["m"]).await.map(drop),
+        ),
+        (
+            "zincr_by on hash",
+            cache.zincr_by("h", "m", 1.0).await.map(drop),
+        ),
     ];
     for (what, result) in checks {
         match result {
-            Err(Error::WrongType { key }) => ensure!(["s", "h", "z"].contains(&key.as_str()), "{what}: key {key}"),
+            Err(Error::WrongType { key }) => {
+                ensure!(["s", "h", "z"].contains(&key.as_str()), "{what}: key {key}")
+            }
             other => return Err(format!("{what}: expected WrongType, got {other:?}")),
         }
     }
@@ -321,16 +449,27 @@ pub async fn wrong_type(cache: &dyn Cache) -> Outcome {
     ensure_eq!(ok!(cache.get("s")), Some(b("text")));
     ensure_eq!(ok!(cache.hget("h", "f")), Some(b("v")));
     ensure_eq!(ok!(cache.zcard("z")), 1);
-    ensure!(ok!(cache.set("h", b"now a string", SetOptions::default())), "set replaces any kind");
+    ensure!(
+        ok!(cache.set("h", b"now a string", SetOptions::default())),
+        "set replaces any kind"
+    );
     ensure_eq!(ok!(cache.get("h")), Some(b("now a string")));
     ensure_eq!(ok!(cache.delete(&["s", "h", "z"])), 3);
     Ok(())
 }
 
 pub async fn sorted_sets(cache: &dyn Cache) -> Outcome {
-    let usage = [("search", 5.0), ("fetch", 12.0), ("summarize", 3.0), ("translate", -1.5)];
+    let usage = [
+        ("search", 5.0),
+        ("fetch", 12.0),
+        ("summarize", 3.0),
+        ("translate", -1.5),
+    ];
     ensure_eq!(ok!(cache.zadd("tools", &usage)), 4);
-    ensure_eq!(ok!(cache.zadd("tools", &[("search", 6.0), ("write", 0.0)])), 1);
+    ensure_eq!(
+        ok!(cache.zadd("tools", &[("search", 6.0), ("write", 0.0)])),
+        1
+    );
     ensure_eq!(ok!(cache.zcard("tools")), 5);
     ensure_eq!(ok!(cache.zscore("tools", "search")), Some(6.0));
     ensure_eq!(ok!(cache.zscore("tools", "nope")), None);
@@ -346,11 +485,23 @@ pub async fn sorted_sets(cache: &dyn Cache) -> Outcome {
         ("fetch".to_owned(), 12.0),
     ];
     ensure_eq!(all, expected);
-    ensure_eq!(ok!(cache.top("tools", 2)), vec![("fetch".to_owned(), 12.0), ("summarize".to_owned(), 7.5)]);
-    ensure_eq!(ok!(cache.zrange("tools", ZRange::ranks(-2, -1))), expected[4..].to_vec());
-    ensure_eq!(ok!(cache.zrange("tools", ZRange::ranks(1, 2).rev())), vec![expected[4].clone(), expected[3].clone()]);
+    ensure_eq!(
+        ok!(cache.top("tools", 2)),
+        vec![("fetch".to_owned(), 12.0), ("summarize".to_owned(), 7.5)]
+    );
+    ensure_eq!(
+        ok!(cache.zrange("tools", ZRange::ranks(-2, -1))),
+        expected[4..].to_vec()
+    );
+    ensure_eq!(
+        ok!(cache.zrange("tools", ZRange::ranks(1, 2).rev())),
+        vec![expected[4].clone(), expected[3].clone()]
+    );
     ensure_eq!(ok!(cache.zrange("tools", ZRange::ranks(10, 20))), vec![]);
-    ensure_eq!(ok!(cache.zrange("tools", ZRange::scores(0.0, 6.0))), expected[1..4].to_vec());
+    ensure_eq!(
+        ok!(cache.zrange("tools", ZRange::scores(0.0, 6.0))),
+        expected[1..4].to_vec()
+    );
     let open = ZRange::Score {
         min: std::ops::Bound::Excluded(0.0),
         max: std::ops::Bound::Unbounded,
@@ -359,32 +510,74 @@ pub async fn sorted_sets(cache: &dyn Cache) -> Outcome {
     };
     let above_zero: Vec<_> = expected[2..].iter().rev().cloned().collect();
     ensure_eq!(ok!(cache.zrange("tools", open)), above_zero);
-    ensure_eq!(ok!(cache.zrange("tools", open.limit(1, 2))), above_zero[1..3].to_vec());
-    let below = ZRange::Score { min: std::ops::Bound::Unbounded, max: std::ops::Bound::Excluded(2.0), rev: false, limit: None };
+    ensure_eq!(
+        ok!(cache.zrange("tools", open.limit(1, 2))),
+        above_zero[1..3].to_vec()
+    );
+    let below = ZRange::Score {
+        min: std::ops::Bound::Unbounded,
+        max: std::ops::Bound::Excluded(2.0),
+        rev: false,
+        limit: None,
+    };
     ensure_eq!(ok!(cache.zrange("tools", below)), expected[..2].to_vec());
     ensure_eq!(ok!(cache.zrem("tools", &["write", "nope"])), 1);
     ensure_eq!(ok!(cache.zcard("tools")), 5);
     ensure_eq!(ok!(cache.zrange("missing", ZRange::all())), vec![]);
     ensure_eq!(ok!(cache.zcard("missing")), 0);
     // Infinite scores are allowed, NaN is not.
-    ok!(cache.zadd("inf", &[("top", f64::INFINITY), ("bottom", f64::NEG_INFINITY)]));
-    ensure_eq!(ok!(cache.zrange("inf", ZRange::all())), vec![("bottom".to_owned(), f64::NEG_INFINITY), ("top".to_owned(), f64::INFINITY)]);
+    ok!(cache.zadd(
+        "inf",
+        &[("top", f64::INFINITY), ("bottom", f64::NEG_INFINITY)]
+    ));
+    ensure_eq!(
+        ok!(cache.zrange("inf", ZRange::all())),
+        vec![
+            ("bottom".to_owned(), f64::NEG_INFINITY),
+            ("top".to_owned(), f64::INFINITY)
+        ]
+    );
     let nan = cache.zadd("tools", &[("x", f64::NAN)]).await;
-    ensure!(matches!(nan, Err(Error::InvalidInput { .. })), "NaN score: {nan:?}");
+    ensure!(
+        matches!(nan, Err(Error::InvalidInput { .. })),
+        "NaN score: {nan:?}"
+    );
     let nan = cache.zincr_by("inf", "top", f64::NEG_INFINITY).await;
-    ensure!(matches!(nan, Err(Error::InvalidInput { .. })), "inf + -inf: {nan:?}");
+    ensure!(
+        matches!(nan, Err(Error::InvalidInput { .. })),
+        "inf + -inf: {nan:?}"
+    );
     ensure_eq!(ok!(cache.zscore("inf", "top")), Some(f64::INFINITY));
     Ok(())
 }
 
 pub async fn sorted_set_ties(cache: &dyn Cache) -> Outcome {
     // Equal scores order by member bytes, whatever the insertion order.
-    ok!(cache.zadd("prio", &[("c", 1.0), ("a", 1.0), ("B", 1.0), ("b", 1.0), ("z", 0.5)]));
+    ok!(cache.zadd(
+        "prio",
+        &[("c", 1.0), ("a", 1.0), ("B", 1.0), ("b", 1.0), ("z", 0.5)]
+    ));
     let names = |v: Vec<(String, f64)>| v.into_iter().map(|(m, _)| m).collect::<Vec<_>>();
-    ensure_eq!(names(ok!(cache.zrange("prio", ZRange::all()))), ["z", "B", "a", "b", "c"]);
-    ensure_eq!(names(ok!(cache.zrange("prio", ZRange::all().rev()))), ["c", "b", "a", "B", "z"]);
-    ensure_eq!(names(ok!(cache.zrange("prio", ZRange::scores(1.0, 1.0).limit(1, 2)))), ["a", "b"]);
-    ensure_eq!(names(ok!(cache.zrange("prio", ZRange::scores(1.0, 1.0).rev().limit(0, 2)))), ["c", "b"]);
+    ensure_eq!(
+        names(ok!(cache.zrange("prio", ZRange::all()))),
+        ["z", "B", "a", "b", "c"]
+    );
+    ensure_eq!(
+        names(ok!(cache.zrange("prio", ZRange::all().rev()))),
+        ["c", "b", "a", "B", "z"]
+    );
+    ensure_eq!(
+        names(ok!(
+            cache.zrange("prio", ZRange::scores(1.0, 1.0).limit(1, 2))
+        )),
+        ["a", "b"]
+    );
+    ensure_eq!(
+        names(ok!(
+            cache.zrange("prio", ZRange::scores(1.0, 1.0).rev().limit(0, 2))
+        )),
+        ["c", "b"]
+    );
     ensure_eq!(names(ok!(cache.zpop("prio", End::Max, 1))), ["c"]);
     ensure_eq!(names(ok!(cache.zpop("prio", End::Min, 2))), ["z", "B"]);
     Ok(())
@@ -392,9 +585,18 @@ pub async fn sorted_set_ties(cache: &dyn Cache) -> Outcome {
 
 pub async fn sorted_set_pops(cache: &dyn Cache) -> Outcome {
     ok!(cache.zadd("q", &[("low", 1.0), ("mid", 5.0), ("high", 9.0)]));
-    ensure_eq!(ok!(cache.zpop("q", End::Max, 1)), vec![("high".to_owned(), 9.0)]);
-    ensure_eq!(ok!(cache.zpop("q", End::Min, 1)), vec![("low".to_owned(), 1.0)]);
-    ensure_eq!(ok!(cache.zpop("q", End::Min, 10)), vec![("mid".to_owned(), 5.0)]);
+    ensure_eq!(
+        ok!(cache.zpop("q", End::Max, 1)),
+        vec![("high".to_owned(), 9.0)]
+    );
+    ensure_eq!(
+        ok!(cache.zpop("q", End::Min, 1)),
+        vec![("low".to_owned(), 1.0)]
+    );
+    ensure_eq!(
+        ok!(cache.zpop("q", End::Min, 10)),
+        vec![("mid".to_owned(), 5.0)]
+    );
     ensure_eq!(ok!(cache.zpop("q", End::Min, 1)), vec![]);
     // The emptied set is gone: the key can hold another kind now.
     ensure_eq!(ok!(cache.ttl("q")), KeyTtl::Missing);
@@ -420,7 +622,10 @@ pub async fn publish_subscribe(cache: &dyn Cache) -> Outcome {
     ok!(cache.publish("exec.2.events", b"other"));
     for sub in [&mut first, &mut second] {
         let m = next(sub).await?;
-        ensure_eq!((m.channel.as_str(), m.pattern.as_deref(), &m.payload[..]), ("exec.1.events", None, &b"state entered"[..]));
+        ensure_eq!(
+            (m.channel.as_str(), m.pattern.as_deref(), &m.payload[..]),
+            ("exec.1.events", None, &b"state entered"[..])
+        );
         ensure_eq!(&next(sub).await?.payload[..], b"tool called");
     }
     ensure_eq!(&next(&mut unrelated).await?.payload[..], b"other");
@@ -438,11 +643,20 @@ pub async fn pattern_subscribe(cache: &dyn Cache) -> Outcome {
     ok!(cache.publish("exec.7.events", b"one"));
     ok!(cache.publish("exec.8.events", b"two"));
     let m = next(&mut all).await?;
-    ensure_eq!((m.channel.as_str(), m.pattern.as_deref(), &m.payload[..]), ("exec.7.events", Some("exec.*.events"), &b"one"[..]));
+    ensure_eq!(
+        (m.channel.as_str(), m.pattern.as_deref(), &m.payload[..]),
+        ("exec.7.events", Some("exec.*.events"), &b"one"[..])
+    );
     let m = next(&mut all).await?;
-    ensure_eq!((m.channel.as_str(), &m.payload[..]), ("exec.8.events", &b"two"[..]));
+    ensure_eq!(
+        (m.channel.as_str(), &m.payload[..]),
+        ("exec.8.events", &b"two"[..])
+    );
     let m = next(&mut exact).await?;
-    ensure_eq!((m.channel.as_str(), m.pattern.as_deref(), &m.payload[..]), ("exec.7.events", None, &b"one"[..]));
+    ensure_eq!(
+        (m.channel.as_str(), m.pattern.as_deref(), &m.payload[..]),
+        ("exec.7.events", None, &b"one"[..])
+    );
     Ok(())
 }
 
@@ -470,13 +684,21 @@ pub async fn json_helpers(cache: &dyn Cache) -> Outcome {
     struct Plan {
         steps: Vec<String>,
     }
-    let plan = Plan { steps: vec!["search".into(), "summarize".into()] };
+    let plan = Plan {
+        steps: vec!["search".into(), "summarize".into()],
+    };
     ok!(cache.set_json("plan", &plan, SetOptions::default()));
     ensure_eq!(ok!(cache.get_json::<Plan>("plan")), Some(plan));
     ok!(cache.hset_json("ctx", "budget", &serde_json::json!({"tokens": 1000})));
-    ensure_eq!(ok!(cache.hget_json::<serde_json::Value>("ctx", "budget")), Some(serde_json::json!({"tokens": 1000})));
+    ensure_eq!(
+        ok!(cache.hget_json::<serde_json::Value>("ctx", "budget")),
+        Some(serde_json::json!({"tokens": 1000}))
+    );
     ok!(cache.put("bad", b"{not json"));
     let bad = cache.get_json::<Plan>("bad").await;
-    ensure!(matches!(&bad, Err(Error::Decode { what, .. }) if what == "key \"bad\""), "bad JSON: {bad:?}");
+    ensure!(
+        matches!(&bad, Err(Error::Decode { what, .. }) if what == "key \"bad\""),
+        "bad JSON: {bad:?}"
+    );
     Ok(())
 }

@@ -46,7 +46,11 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { max_bytes: 256 << 20, channel_capacity: 1024, sweep_interval_ms: 100 }
+        MemoryConfig {
+            max_bytes: 256 << 20,
+            channel_capacity: 1024,
+            sweep_interval_ms: 100,
+        }
     }
 }
 
@@ -79,7 +83,9 @@ impl Default for MemoryCache {
 
 impl std::fmt::Debug for MemoryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryCache").field("stats", &self.stats()).finish()
+        f.debug_struct("MemoryCache")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -105,16 +111,26 @@ impl MemoryCache {
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
-        self.inner.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn channels(&self) -> MutexGuard<'_, Channels> {
-        self.inner.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn subscribe_to(&self, name: &str, pattern: bool) -> Subscription {
         let mut channels = self.channels();
-        let map = if pattern { &mut channels.patterns } else { &mut channels.exact };
+        let map = if pattern {
+            &mut channels.patterns
+        } else {
+            &mut channels.exact
+        };
         let rx = match map.get(name) {
             Some(tx) => tx.subscribe(),
             None => {
@@ -150,18 +166,25 @@ async fn sweep(inner: Weak<Inner>, every: Duration) {
 }
 
 fn deadline(ttl: Option<Duration>, now: Instant) -> Result<Option<Instant>> {
-    ttl.map(|ttl| ttl_millis(ttl).map(|ms| now + Duration::from_millis(ms))).transpose()
+    ttl.map(|ttl| ttl_millis(ttl).map(|ms| now + Duration::from_millis(ms)))
+        .transpose()
 }
 
 fn parse_int(key: &str, what: impl Fn() -> String, bytes: &[u8]) -> Result<i64> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Error::NotInteger { key: key.to_owned(), what: what() })
+        .ok_or_else(|| Error::NotInteger {
+            key: key.to_owned(),
+            what: what(),
+        })
 }
 
 fn add(key: &str, what: impl Fn() -> String, current: i64, delta: i64) -> Result<i64> {
-    current.checked_add(delta).ok_or_else(|| Error::NotInteger { key: key.to_owned(), what: what() })
+    current.checked_add(delta).ok_or_else(|| Error::NotInteger {
+        key: key.to_owned(),
+        what: what(),
+    })
 }
 
 /// The most bytes a decimal i64 takes.
@@ -186,16 +209,21 @@ impl Cache for MemoryCache {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let mut store = self.store();
-        Ok(store.get_kind(key, Kind::Str, Instant::now())?.map(|entry| match &entry.value {
-            Value::Str(bytes) => bytes.clone(),
-            _ => unreachable!("kind was checked"),
-        }))
+        Ok(store
+            .get_kind(key, Kind::Str, Instant::now())?
+            .map(|entry| match &entry.value {
+                Value::Str(bytes) => bytes.clone(),
+                _ => unreachable!("kind was checked"),
+            }))
     }
 
     async fn delete(&self, keys: &[&str]) -> Result<u64> {
         let now = Instant::now();
         let mut store = self.store();
-        Ok(keys.iter().filter(|key| store.exists(key, now) && store.remove(key)).count() as u64)
+        Ok(keys
+            .iter()
+            .filter(|key| store.exists(key, now) && store.remove(key))
+            .count() as u64)
     }
 
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
@@ -235,10 +263,12 @@ impl Cache for MemoryCache {
         let now = Instant::now();
         let expires = deadline(ttl, now)?;
         let mut store = self.store();
-        let current = store.get_kind(key, Kind::Str, now)?.map(|entry| match &entry.value {
-            Value::Str(bytes) => bytes.clone(),
-            _ => unreachable!("kind was checked"),
-        });
+        let current = store
+            .get_kind(key, Kind::Str, now)?
+            .map(|entry| match &entry.value {
+                Value::Str(bytes) => bytes.clone(),
+                _ => unreachable!("kind was checked"),
+            });
         if current.as_deref() != expected {
             return Ok(false);
         }
@@ -253,12 +283,15 @@ impl Cache for MemoryCache {
 
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
         let what = || "the value".to_owned();
-        self.store().update(key, Kind::Str, Instant::now(), INT_BYTES, |value| {
-            let Value::Str(bytes) = value else { unreachable!("kind was checked") };
-            let next = add(key, what, parse_int(key, what, bytes)?, delta)?;
-            *bytes = Bytes::from(next.to_string());
-            Ok(next)
-        })
+        self.store()
+            .update(key, Kind::Str, Instant::now(), INT_BYTES, |value| {
+                let Value::Str(bytes) = value else {
+                    unreachable!("kind was checked")
+                };
+                let next = add(key, what, parse_int(key, what, bytes)?, delta)?;
+                *bytes = Bytes::from(next.to_string());
+                Ok(next)
+            })
     }
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>> {
@@ -275,30 +308,43 @@ impl Cache for MemoryCache {
         if fields.is_empty() {
             return Err(Error::invalid("fields", "at least one field is required"));
         }
-        let growth = fields.iter().map(|(f, v)| Hash::field_cost(f, v.len())).sum();
-        self.store().update(key, Kind::Hash, Instant::now(), growth, |value| {
-            let Value::Hash(hash) = value else { unreachable!("kind was checked") };
-            Ok(fields
-                .iter()
-                .filter(|(f, v)| hash.insert(f, Bytes::copy_from_slice(v)))
-                .count() as u64)
-        })
+        let growth = fields
+            .iter()
+            .map(|(f, v)| Hash::field_cost(f, v.len()))
+            .sum();
+        self.store()
+            .update(key, Kind::Hash, Instant::now(), growth, |value| {
+                let Value::Hash(hash) = value else {
+                    unreachable!("kind was checked")
+                };
+                Ok(fields
+                    .iter()
+                    .filter(|(f, v)| hash.insert(f, Bytes::copy_from_slice(v)))
+                    .count() as u64)
+            })
     }
 
     async fn hget(&self, key: &str, field: &str) -> Result<Option<Bytes>> {
         let mut store = self.store();
-        Ok(store.get_kind(key, Kind::Hash, Instant::now())?.and_then(|entry| match &entry.value {
-            Value::Hash(hash) => hash.fields.get(field).cloned(),
-            _ => unreachable!("kind was checked"),
-        }))
+        Ok(store
+            .get_kind(key, Kind::Hash, Instant::now())?
+            .and_then(|entry| match &entry.value {
+                Value::Hash(hash) => hash.fields.get(field).cloned(),
+                _ => unreachable!("kind was checked"),
+            }))
     }
 
     async fn hgetall(&self, key: &str) -> Result<BTreeMap<String, Bytes>> {
         let mut store = self.store();
         Ok(match store.get_kind(key, Kind::Hash, Instant::now())? {
-            Some(store::Entry { value: Value::Hash(hash), .. }) => {
-                hash.fields.iter().map(|(f, v)| (f.clone(), v.clone())).collect()
-            }
+            Some(store::Entry {
+                value: Value::Hash(hash),
+                ..
+            }) => hash
+                .fields
+                .iter()
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect(),
             _ => BTreeMap::new(),
         })
     }
@@ -310,7 +356,9 @@ impl Cache for MemoryCache {
             return Ok(0);
         }
         store.update(key, Kind::Hash, now, 0, |value| {
-            let Value::Hash(hash) = value else { unreachable!("kind was checked") };
+            let Value::Hash(hash) = value else {
+                unreachable!("kind was checked")
+            };
             Ok(fields.iter().filter(|f| hash.remove(f)).count() as u64)
         })
     }
@@ -318,16 +366,19 @@ impl Cache for MemoryCache {
     async fn hincr_by(&self, key: &str, field: &str, delta: i64) -> Result<i64> {
         let what = || format!("field \"{field}\"");
         let growth = FIELD_OVERHEAD + field.len() + INT_BYTES;
-        self.store().update(key, Kind::Hash, Instant::now(), growth, |value| {
-            let Value::Hash(hash) = value else { unreachable!("kind was checked") };
-            let current = match hash.fields.get(field) {
-                Some(bytes) => parse_int(key, what, bytes)?,
-                None => 0,
-            };
-            let next = add(key, what, current, delta)?;
-            hash.insert(field, Bytes::from(next.to_string()));
-            Ok(next)
-        })
+        self.store()
+            .update(key, Kind::Hash, Instant::now(), growth, |value| {
+                let Value::Hash(hash) = value else {
+                    unreachable!("kind was checked")
+                };
+                let current = match hash.fields.get(field) {
+                    Some(bytes) => parse_int(key, what, bytes)?,
+                    None => 0,
+                };
+                let next = add(key, what, current, delta)?;
+                hash.insert(field, Bytes::from(next.to_string()));
+                Ok(next)
+            })
     }
 
     async fn zadd(&self, key: &str, members: &[(&str, f64)]) -> Result<u64> {
@@ -338,23 +389,34 @@ impl Cache for MemoryCache {
             check_score("score", *score)?;
         }
         let growth = members.iter().map(|(m, _)| ZSet::member_cost(m)).sum();
-        self.store().update(key, Kind::ZSet, Instant::now(), growth, |value| {
-            let Value::ZSet(zset) = value else { unreachable!("kind was checked") };
-            Ok(members.iter().filter(|(m, s)| zset.insert(m, *s)).count() as u64)
-        })
+        self.store()
+            .update(key, Kind::ZSet, Instant::now(), growth, |value| {
+                let Value::ZSet(zset) = value else {
+                    unreachable!("kind was checked")
+                };
+                Ok(members.iter().filter(|(m, s)| zset.insert(m, *s)).count() as u64)
+            })
     }
 
     async fn zincr_by(&self, key: &str, member: &str, delta: f64) -> Result<f64> {
         check_score("delta", delta)?;
-        self.store().update(key, Kind::ZSet, Instant::now(), ZSet::member_cost(member), |value| {
-            let Value::ZSet(zset) = value else { unreachable!("kind was checked") };
-            let next = zset.score(member).unwrap_or(0.0) + delta;
-            if next.is_nan() {
-                return Err(Error::invalid("delta", "would make the score NaN"));
-            }
-            zset.insert(member, next);
-            Ok(next)
-        })
+        self.store().update(
+            key,
+            Kind::ZSet,
+            Instant::now(),
+            ZSet::member_cost(member),
+            |value| {
+                let Value::ZSet(zset) = value else {
+                    unreachable!("kind was checked")
+                };
+                let next = zset.score(member).unwrap_or(0.0) + delta;
+                if next.is_nan() {
+                    return Err(Error::invalid("delta", "would make the score NaN"));
+                }
+                zset.insert(member, next);
+                Ok(next)
+            },
+        )
     }
 
     async fn zrange(&self, key: &str, range: ZRange) -> Result<Vec<Scored>> {
@@ -367,7 +429,10 @@ impl Cache for MemoryCache {
         }
         let mut store = self.store();
         Ok(match store.get_kind(key, Kind::ZSet, Instant::now())? {
-            Some(store::Entry { value: Value::ZSet(zset), .. }) => zset.range(range),
+            Some(store::Entry {
+                value: Value::ZSet(zset),
+                ..
+            }) => zset.range(range),
             _ => Vec::new(),
         })
     }
@@ -375,7 +440,10 @@ impl Cache for MemoryCache {
     async fn zscore(&self, key: &str, member: &str) -> Result<Option<f64>> {
         let mut store = self.store();
         Ok(match store.get_kind(key, Kind::ZSet, Instant::now())? {
-            Some(store::Entry { value: Value::ZSet(zset), .. }) => zset.score(member),
+            Some(store::Entry {
+                value: Value::ZSet(zset),
+                ..
+            }) => zset.score(member),
             _ => None,
         })
     }
@@ -387,7 +455,9 @@ impl Cache for MemoryCache {
             return Ok(0);
         }
         store.update(key, Kind::ZSet, now, 0, |value| {
-            let Value::ZSet(zset) = value else { unreachable!("kind was checked") };
+            let Value::ZSet(zset) = value else {
+                unreachable!("kind was checked")
+            };
             Ok(members.iter().filter(|m| zset.remove(m)).count() as u64)
         })
     }
@@ -399,7 +469,9 @@ impl Cache for MemoryCache {
             return Ok(Vec::new());
         }
         store.update(key, Kind::ZSet, now, 0, |value| {
-            let Value::ZSet(zset) = value else { unreachable!("kind was checked") };
+            let Value::ZSet(zset) = value else {
+                unreachable!("kind was checked")
+            };
             Ok(zset.pop(end, count))
         })
     }
@@ -407,7 +479,10 @@ impl Cache for MemoryCache {
     async fn zcard(&self, key: &str) -> Result<u64> {
         let mut store = self.store();
         Ok(match store.get_kind(key, Kind::ZSet, Instant::now())? {
-            Some(store::Entry { value: Value::ZSet(zset), .. }) => zset.len() as u64,
+            Some(store::Entry {
+                value: Value::ZSet(zset),
+                ..
+            }) => zset.len() as u64,
             _ => 0,
         })
     }
@@ -417,7 +492,11 @@ impl Cache for MemoryCache {
         let channels = self.channels();
         let mut received = 0;
         if let Some(tx) = channels.exact.get(channel) {
-            let message = Message { channel: channel.to_owned(), pattern: None, payload: payload.clone() };
+            let message = Message {
+                channel: channel.to_owned(),
+                pattern: None,
+                payload: payload.clone(),
+            };
             received += tx.send(message).unwrap_or(0);
         }
         for (pattern, tx) in &channels.patterns {

@@ -150,11 +150,18 @@ impl Store {
     }
 
     /// The live entry at `key` if it holds `kind`; `WrongType` if it holds another.
-    pub(crate) fn get_kind(&mut self, key: &str, kind: Kind, now: Instant) -> Result<Option<&mut Entry>> {
+    pub(crate) fn get_kind(
+        &mut self,
+        key: &str,
+        kind: Kind,
+        now: Instant,
+    ) -> Result<Option<&mut Entry>> {
         match self.get(key, now) {
             None => Ok(None),
             Some(entry) if entry_kind(&entry.value) == kind => Ok(Some(entry)),
-            Some(_) => Err(Error::WrongType { key: key.to_owned() }),
+            Some(_) => Err(Error::WrongType {
+                key: key.to_owned(),
+            }),
         }
     }
 
@@ -164,7 +171,12 @@ impl Store {
     }
 
     /// Replace whatever `key` holds.
-    pub(crate) fn insert(&mut self, key: &str, value: Value, expires: Option<Instant>) -> Result<()> {
+    pub(crate) fn insert(
+        &mut self,
+        key: &str,
+        value: Value,
+        expires: Option<Instant>,
+    ) -> Result<()> {
         let size = entry_size(key, &value);
         self.check_fits(key, size)?;
         self.remove(key);
@@ -196,7 +208,9 @@ impl Store {
     }
 
     pub(crate) fn set_expiry(&mut self, key: &str, expires: Option<Instant>) {
-        let Some(entry) = self.entries.peek_mut(key) else { return };
+        let Some(entry) = self.entries.peek_mut(key) else {
+            return;
+        };
         let old = std::mem::replace(&mut entry.expires, expires);
         if let Some(at) = old {
             self.deadlines.remove(&(at, key.to_owned()));
@@ -222,7 +236,11 @@ impl Store {
             Some(entry) if exists => entry_size(key, &entry.value),
             _ => 0,
         };
-        let bound = if exists { before + growth } else { ENTRY_OVERHEAD + key.len() + growth };
+        let bound = if exists {
+            before + growth
+        } else {
+            ENTRY_OVERHEAD + key.len() + growth
+        };
         self.check_fits(key, bound)?;
         if !exists {
             let value = match kind {
@@ -231,9 +249,18 @@ impl Store {
                 Kind::Hash => Value::Hash(Hash::default()),
                 Kind::ZSet => Value::ZSet(ZSet::default()),
             };
-            self.entries.put(key.to_owned(), Entry { value, expires: None });
+            self.entries.put(
+                key.to_owned(),
+                Entry {
+                    value,
+                    expires: None,
+                },
+            );
         }
-        let entry = self.entries.get_mut(key).expect("entry was just found or created");
+        let entry = self
+            .entries
+            .get_mut(key)
+            .expect("entry was just found or created");
         let result = change(&mut entry.value);
         let after = entry_size(key, &entry.value);
         let empty = entry.value.is_empty_collection();
@@ -259,7 +286,9 @@ impl Store {
     /// Drop least-recently-used keys until the bound holds again (allkeys-lru, exact).
     fn evict(&mut self) {
         while self.used > self.max_bytes {
-            let Some((key, entry)) = self.entries.pop_lru() else { break };
+            let Some((key, entry)) = self.entries.pop_lru() else {
+                break;
+            };
             self.forget(&key, &entry);
             self.evicted += 1;
         }
@@ -269,7 +298,9 @@ impl Store {
     pub(crate) fn sweep(&mut self, now: Instant, budget: usize) -> usize {
         let mut removed = 0;
         while removed < budget {
-            let Some((at, _)) = self.deadlines.first() else { break };
+            let Some((at, _)) = self.deadlines.first() else {
+                break;
+            };
             if *at > now {
                 break;
             }
@@ -287,7 +318,7 @@ impl Store {
     pub(crate) fn keys_with_prefix(&self, prefix: &str, now: Instant) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|(k, e)| k.starts_with(prefix) && !e.expires.is_some_and(|at| at <= now))
+            .filter(|(k, e)| k.starts_with(prefix) && e.expires.is_none_or(|at| at > now))
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -327,14 +358,23 @@ mod tests {
         store.remove("a");
         store.remove("h");
         assert_eq!(store.sweep(now, 10), 1);
-        assert_eq!(store.stats(), MemoryStats { keys: 0, used_bytes: 0, evicted: 0, expired: 1 });
+        assert_eq!(
+            store.stats(),
+            MemoryStats {
+                keys: 0,
+                used_bytes: 0,
+                evicted: 0,
+                expired: 1
+            }
+        );
     }
 
     #[test]
     fn a_failed_change_of_an_absent_key_leaves_nothing() {
         let now = Instant::now();
         let mut store = Store::new(10_000);
-        let r: Result<()> = store.update("c", Kind::Str, now, 20, |_| Err(Error::invalid("x", "y")));
+        let r: Result<()> =
+            store.update("c", Kind::Str, now, 20, |_| Err(Error::invalid("x", "y")));
         assert!(r.is_err());
         assert_eq!(store.stats().keys, 0);
         assert_eq!(store.stats().used_bytes, 0);

@@ -99,7 +99,9 @@ impl ZSet {
                 End::Min => self.order.pop_first(),
                 End::Max => self.order.pop_last(),
             };
-            let Some((Score(score), member)) = popped else { break };
+            let Some((Score(score), member)) = popped else {
+                break;
+            };
             self.scores.remove(&member);
             self.bytes -= Self::member_cost(&member);
             out.push((member, score));
@@ -119,12 +121,23 @@ impl ZSet {
                 }
                 let (skip, take) = (start as usize, (stop - start + 1) as usize);
                 if rev {
-                    self.order.iter().rev().skip(skip).take(take).map(pair).collect()
+                    self.order
+                        .iter()
+                        .rev()
+                        .skip(skip)
+                        .take(take)
+                        .map(pair)
+                        .collect()
                 } else {
                     self.order.iter().skip(skip).take(take).map(pair).collect()
                 }
             }
-            ZRange::Score { min, max, rev, limit } => {
+            ZRange::Score {
+                min,
+                max,
+                rev,
+                limit,
+            } => {
                 let above_min = |s: f64| match min {
                     Bound::Included(m) => s >= m,
                     Bound::Excluded(m) => s > m,
@@ -198,11 +211,21 @@ mod tests {
     #[test]
     fn score_bounds_and_limits() {
         let z = set(&[("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 3.0)]);
-        let r = ZRange::Score { min: Bound::Excluded(1.0), max: Bound::Included(3.0), rev: false, limit: None };
+        let r = ZRange::Score {
+            min: Bound::Excluded(1.0),
+            max: Bound::Included(3.0),
+            rev: false,
+            limit: None,
+        };
         assert_eq!(names(z.range(r)), ["b", "c", "d"]);
         assert_eq!(names(z.range(r.rev())), ["d", "c", "b"]);
         assert_eq!(names(z.range(r.limit(1, 1))), ["c"]);
-        let r = ZRange::Score { min: Bound::Unbounded, max: Bound::Excluded(2.0), rev: true, limit: None };
+        let r = ZRange::Score {
+            min: Bound::Unbounded,
+            max: Bound::Excluded(2.0),
+            rev: true,
+            limit: None,
+        };
         assert_eq!(names(z.range(r)), ["a"]);
     }
 

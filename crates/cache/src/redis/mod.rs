@@ -63,7 +63,9 @@ pub struct RedisCache {
 
 impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCache").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisCache")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,7 +82,11 @@ impl RedisCache {
             }
         }
         let base = url.split('?').next().unwrap_or(url);
-        let server_url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+        let server_url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
         Self::connect(&server_url, &prefix).await
     }
 
@@ -115,7 +121,9 @@ impl RedisCache {
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd, key: &str, what: &str) -> Result<T> {
-        cmd.query_async(&mut self.conn.clone()).await.map_err(|e| map_error(e, key, what))
+        cmd.query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| map_error(e, key, what))
     }
 
     /// Keys (with the prefix) matching `prefix`, walking the key space with SCAN.
@@ -161,19 +169,30 @@ fn map_error(e: RedisError, key: &str, what: &str) -> Error {
     let detail = e.detail().unwrap_or_default().to_owned();
     let code = e.code().unwrap_or_default();
     if code == "WRONGTYPE" || detail.contains("WRONGTYPE") {
-        return Error::WrongType { key: key.to_owned() };
+        return Error::WrongType {
+            key: key.to_owned(),
+        };
     }
     if detail.contains("not an integer") || detail.contains("would overflow") {
-        return Error::NotInteger { key: key.to_owned(), what: what.to_owned() };
+        return Error::NotInteger {
+            key: key.to_owned(),
+            what: what.to_owned(),
+        };
     }
     if detail.contains("not a valid float") || detail.contains("NaN") {
-        return Error::InvalidInput { field: "score", reason: detail };
+        return Error::InvalidInput {
+            field: "score",
+            reason: detail,
+        };
     }
     let transient = e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
-        || matches!(code, "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "BUSY" | "OOM");
+        || matches!(
+            code,
+            "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "BUSY" | "OOM"
+        );
     if transient {
         return Error::Unavailable(format!("redis: {e}"));
     }
@@ -184,7 +203,15 @@ fn map_error(e: RedisError, key: &str, what: &str) -> Error {
 fn score_bound(bound: Bound<f64>, unbounded: &str) -> Result<String> {
     let number = |s: f64| -> Result<String> {
         check_score("score bound", s)?;
-        Ok(if s.is_infinite() { if s > 0.0 { "+inf".into() } else { "-inf".into() } } else { s.to_string() })
+        Ok(if s.is_infinite() {
+            if s > 0.0 {
+                "+inf".into()
+            } else {
+                "-inf".into()
+            }
+        } else {
+            s.to_string()
+        })
     };
     Ok(match bound {
         Bound::Included(s) => number(s)?,
@@ -195,7 +222,11 @@ fn score_bound(bound: Bound<f64>, unbounded: &str) -> Result<String> {
 
 fn check_size(key: &str, value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE {
-        return Err(Error::TooLarge { what: format!("value of key \"{key}\""), size: value.len(), limit: MAX_VALUE });
+        return Err(Error::TooLarge {
+            what: format!("value of key \"{key}\""),
+            size: value.len(),
+            limit: MAX_VALUE,
+        });
     }
     Ok(())
 }
@@ -227,7 +258,9 @@ impl Cache for RedisCache {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.run(redis::cmd("GET").arg(self.key(key)), key, "the value").await.map(bytes)
+        self.run(redis::cmd("GET").arg(self.key(key)), key, "the value")
+            .await
+            .map(bytes)
     }
 
     async fn delete(&self, keys: &[&str]) -> Result<u64> {
@@ -246,12 +279,18 @@ impl Cache for RedisCache {
         let existed: u64 = match ttl {
             Some(ttl) => {
                 let ms = if ttl.is_zero() { 0 } else { ttl_millis(ttl)? };
-                self.run(redis::cmd("PEXPIRE").arg(&k).arg(ms), key, "").await?
+                self.run(redis::cmd("PEXPIRE").arg(&k).arg(ms), key, "")
+                    .await?
             }
             None => {
                 // PERSIST says whether it removed an expiry, not whether the key exists.
                 let mut pipe = redis::pipe();
-                pipe.atomic().cmd("PERSIST").arg(&k).ignore().cmd("EXISTS").arg(&k);
+                pipe.atomic()
+                    .cmd("PERSIST")
+                    .arg(&k)
+                    .ignore()
+                    .cmd("EXISTS")
+                    .arg(&k);
                 let (exists,): (u64,) = pipe
                     .query_async(&mut self.conn.clone())
                     .await
@@ -263,7 +302,9 @@ impl Cache for RedisCache {
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        let ms: i64 = self.run(redis::cmd("PTTL").arg(self.key(key)), key, "").await?;
+        let ms: i64 = self
+            .run(redis::cmd("PTTL").arg(self.key(key)), key, "")
+            .await?;
         Ok(match ms {
             -2 => KeyTtl::Missing,
             -1 => KeyTtl::Persistent,
@@ -298,19 +339,31 @@ impl Cache for RedisCache {
     }
 
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
-        self.run(redis::cmd("INCRBY").arg(self.key(key)).arg(delta), key, "the value").await
+        self.run(
+            redis::cmd("INCRBY").arg(self.key(key)).arg(delta),
+            key,
+            "the value",
+        )
+        .await
     }
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let strip = self.prefix.len();
-        Ok(self.scan(prefix).await?.into_iter().map(|k| k[strip..].to_owned()).collect())
+        Ok(self
+            .scan(prefix)
+            .await?
+            .into_iter()
+            .map(|k| k[strip..].to_owned())
+            .collect())
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let keys = self.scan(prefix).await?;
         let mut removed = 0;
         for batch in keys.chunks(UNLINK_BATCH) {
-            let n: u64 = self.run(redis::cmd("UNLINK").arg(batch), prefix, "").await?;
+            let n: u64 = self
+                .run(redis::cmd("UNLINK").arg(batch), prefix, "")
+                .await?;
             removed += n;
         }
         Ok(removed)
@@ -329,11 +382,15 @@ impl Cache for RedisCache {
     }
 
     async fn hget(&self, key: &str, field: &str) -> Result<Option<Bytes>> {
-        self.run(redis::cmd("HGET").arg(self.key(key)).arg(field), key, "").await.map(bytes)
+        self.run(redis::cmd("HGET").arg(self.key(key)).arg(field), key, "")
+            .await
+            .map(bytes)
     }
 
     async fn hgetall(&self, key: &str) -> Result<BTreeMap<String, Bytes>> {
-        let all: Vec<(String, Vec<u8>)> = self.run(redis::cmd("HGETALL").arg(self.key(key)), key, "").await?;
+        let all: Vec<(String, Vec<u8>)> = self
+            .run(redis::cmd("HGETALL").arg(self.key(key)), key, "")
+            .await?;
         Ok(all.into_iter().map(|(f, v)| (f, Bytes::from(v))).collect())
     }
 
@@ -341,12 +398,21 @@ impl Cache for RedisCache {
         if fields.is_empty() {
             return Ok(0);
         }
-        self.run(redis::cmd("HDEL").arg(self.key(key)).arg(fields), key, "").await
+        self.run(redis::cmd("HDEL").arg(self.key(key)).arg(fields), key, "")
+            .await
     }
 
     async fn hincr_by(&self, key: &str, field: &str, delta: i64) -> Result<i64> {
         let what = format!("field \"{field}\"");
-        self.run(redis::cmd("HINCRBY").arg(self.key(key)).arg(field).arg(delta), key, &what).await
+        self.run(
+            redis::cmd("HINCRBY")
+                .arg(self.key(key))
+                .arg(field)
+                .arg(delta),
+            key,
+            &what,
+        )
+        .await
     }
 
     async fn zadd(&self, key: &str, members: &[(&str, f64)]) -> Result<u64> {
@@ -364,12 +430,19 @@ impl Cache for RedisCache {
 
     async fn zincr_by(&self, key: &str, member: &str, delta: f64) -> Result<f64> {
         check_score("delta", delta)?;
-        self.run(redis::cmd("ZINCRBY").arg(self.key(key)).arg(delta).arg(member), key, "")
-            .await
-            .map_err(|e| match e {
-                Error::InvalidInput { .. } => Error::invalid("delta", "would make the score NaN"),
-                e => e,
-            })
+        self.run(
+            redis::cmd("ZINCRBY")
+                .arg(self.key(key))
+                .arg(delta)
+                .arg(member),
+            key,
+            "",
+        )
+        .await
+        .map_err(|e| match e {
+            Error::InvalidInput { .. } => Error::invalid("delta", "would make the score NaN"),
+            e => e,
+        })
     }
 
     async fn zrange(&self, key: &str, range: ZRange) -> Result<Vec<Scored>> {
@@ -382,7 +455,12 @@ impl Cache for RedisCache {
                     cmd.arg("REV");
                 }
             }
-            ZRange::Score { min, max, rev, limit } => {
+            ZRange::Score {
+                min,
+                max,
+                rev,
+                limit,
+            } => {
                 let (min, max) = (score_bound(min, "-inf")?, score_bound(max, "+inf")?);
                 // With REV, Redis takes the upper bound first.
                 if rev {
@@ -401,14 +479,16 @@ impl Cache for RedisCache {
     }
 
     async fn zscore(&self, key: &str, member: &str) -> Result<Option<f64>> {
-        self.run(redis::cmd("ZSCORE").arg(self.key(key)).arg(member), key, "").await
+        self.run(redis::cmd("ZSCORE").arg(self.key(key)).arg(member), key, "")
+            .await
     }
 
     async fn zrem(&self, key: &str, members: &[&str]) -> Result<u64> {
         if members.is_empty() {
             return Ok(0);
         }
-        self.run(redis::cmd("ZREM").arg(self.key(key)).arg(members), key, "").await
+        self.run(redis::cmd("ZREM").arg(self.key(key)).arg(members), key, "")
+            .await
     }
 
     async fn zpop(&self, key: &str, end: End, count: usize) -> Result<Vec<Scored>> {
@@ -416,15 +496,22 @@ impl Cache for RedisCache {
             End::Min => "ZPOPMIN",
             End::Max => "ZPOPMAX",
         };
-        self.run(redis::cmd(name).arg(self.key(key)).arg(count), key, "").await
+        self.run(redis::cmd(name).arg(self.key(key)).arg(count), key, "")
+            .await
     }
 
     async fn zcard(&self, key: &str) -> Result<u64> {
-        self.run(redis::cmd("ZCARD").arg(self.key(key)), key, "").await
+        self.run(redis::cmd("ZCARD").arg(self.key(key)), key, "")
+            .await
     }
 
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64> {
-        self.run(redis::cmd("PUBLISH").arg(self.key(channel)).arg(payload), channel, "").await
+        self.run(
+            redis::cmd("PUBLISH").arg(self.key(channel)).arg(payload),
+            channel,
+            "",
+        )
+        .await
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription> {
@@ -443,10 +530,16 @@ mod tests {
     #[test]
     fn bounds_and_redaction() {
         assert_eq!(score_bound(Bound::Excluded(1.5), "-inf").unwrap(), "(1.5");
-        assert_eq!(score_bound(Bound::Included(f64::NEG_INFINITY), "-inf").unwrap(), "-inf");
+        assert_eq!(
+            score_bound(Bound::Included(f64::NEG_INFINITY), "-inf").unwrap(),
+            "-inf"
+        );
         assert_eq!(score_bound(Bound::Unbounded, "+inf").unwrap(), "+inf");
         assert!(score_bound(Bound::Included(f64::NAN), "+inf").is_err());
-        assert_eq!(redact("redis://user:secret@host:6379/0"), "redis://***@host:6379/0");
+        assert_eq!(
+            redact("redis://user:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
         assert_eq!(redact("redis://host"), "redis://host");
     }
 }

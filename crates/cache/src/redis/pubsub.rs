@@ -61,14 +61,35 @@ impl Routes {
             (PushKind::Message, [channel, data]) => {
                 let Some(full) = strip(channel) else { return };
                 let channel = full.strip_prefix(prefix).unwrap_or(&full).to_owned();
-                (full, false, Message { channel, pattern: None, payload: payload(data) })
+                (
+                    full,
+                    false,
+                    Message {
+                        channel,
+                        pattern: None,
+                        payload: payload(data),
+                    },
+                )
             }
             (PushKind::PMessage, [pattern, channel, data]) => {
-                let (Some(full_pattern), Some(full)) = (strip(pattern), strip(channel)) else { return };
+                let (Some(full_pattern), Some(full)) = (strip(pattern), strip(channel)) else {
+                    return;
+                };
                 let escaped = glob_escape(prefix);
-                let pattern = full_pattern.strip_prefix(&escaped).unwrap_or(&full_pattern).to_owned();
+                let pattern = full_pattern
+                    .strip_prefix(&escaped)
+                    .unwrap_or(&full_pattern)
+                    .to_owned();
                 let channel = full.strip_prefix(prefix).unwrap_or(&full).to_owned();
-                (full_pattern, true, Message { channel, pattern: Some(pattern), payload: payload(data) })
+                (
+                    full_pattern,
+                    true,
+                    Message {
+                        channel,
+                        pattern: Some(pattern),
+                        payload: payload(data),
+                    },
+                )
             }
             _ => return,
         };
@@ -80,12 +101,20 @@ impl Routes {
 
 impl Hub {
     pub(super) fn new(client: redis::Client, prefix: String) -> Self {
-        Hub { client, prefix, routes: Arc::default(), conn: tokio::sync::Mutex::new(None) }
+        Hub {
+            client,
+            prefix,
+            routes: Arc::default(),
+            conn: tokio::sync::Mutex::new(None),
+        }
     }
 
     async fn connect(&self) -> Result<ConnectionManager> {
         let info = self.client.get_connection_info().clone();
-        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))
             .map_err(|e| Error::Backend(format!("redis subscription connection: {e}")))?;
         let routes = Arc::downgrade(&self.routes);
@@ -95,7 +124,9 @@ impl Hub {
             .set_response_timeout(Some(TIMEOUT))
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                let Some(routes) = routes.upgrade() else { return Err(redis::aio::SendError) };
+                let Some(routes) = routes.upgrade() else {
+                    return Err(redis::aio::SendError);
+                };
                 routes.deliver(&prefix, push);
                 Ok(())
             });
@@ -105,8 +136,16 @@ impl Hub {
     }
 
     /// Subscribe to a channel (or pattern) given without the prefix.
-    pub(super) async fn subscribe(self: &Arc<Self>, name: &str, pattern: bool) -> Result<Subscription> {
-        let full = if pattern { format!("{}{name}", glob_escape(&self.prefix)) } else { format!("{}{name}", self.prefix) };
+    pub(super) async fn subscribe(
+        self: &Arc<Self>,
+        name: &str,
+        pattern: bool,
+    ) -> Result<Subscription> {
+        let full = if pattern {
+            format!("{}{name}", glob_escape(&self.prefix))
+        } else {
+            format!("{}{name}", self.prefix)
+        };
         let mut conn = self.conn.lock().await;
         if conn.is_none() {
             *conn = Some(self.connect().await?);
@@ -118,7 +157,11 @@ impl Hub {
             None => {
                 let (tx, rx) = broadcast::channel(CHANNEL_CAPACITY);
                 self.routes.map(pattern).insert(full.clone(), tx);
-                let subscribed = if pattern { conn.psubscribe(&full).await } else { conn.subscribe(&full).await };
+                let subscribed = if pattern {
+                    conn.psubscribe(&full).await
+                } else {
+                    conn.subscribe(&full).await
+                };
                 if let Err(e) = subscribed {
                     self.routes.map(pattern).remove(&full);
                     return Err(map_error(e, name, ""));
@@ -126,21 +169,33 @@ impl Hub {
                 rx
             }
         };
-        let guard = Unsubscribe { hub: Arc::downgrade(self), full, pattern };
+        let guard = Unsubscribe {
+            hub: Arc::downgrade(self),
+            full,
+            pattern,
+        };
         Ok(Subscription::new(rx, Some(Box::new(guard))))
     }
 
     /// Drop the server subscription if no local subscriber is left.
     async fn release(&self, full: &str, pattern: bool) {
         let mut conn = self.conn.lock().await;
-        let idle = self.routes.map(pattern).get(full).is_some_and(|tx| tx.receiver_count() == 0);
+        let idle = self
+            .routes
+            .map(pattern)
+            .get(full)
+            .is_some_and(|tx| tx.receiver_count() == 0);
         if !idle {
             return;
         }
         self.routes.map(pattern).remove(full);
         if let Some(conn) = conn.as_mut() {
             // Failing to unsubscribe only costs messages nobody reads; the routes are gone.
-            let _ = if pattern { conn.punsubscribe(full).await } else { conn.unsubscribe(full).await };
+            let _ = if pattern {
+                conn.punsubscribe(full).await
+            } else {
+                conn.unsubscribe(full).await
+            };
         }
     }
 }
@@ -154,7 +209,8 @@ struct Unsubscribe {
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
-        let (Some(hub), Ok(runtime)) = (self.hub.upgrade(), tokio::runtime::Handle::try_current()) else {
+        let (Some(hub), Ok(runtime)) = (self.hub.upgrade(), tokio::runtime::Handle::try_current())
+        else {
             return;
         };
         let (full, pattern) = (std::mem::take(&mut self.full), self.pattern);

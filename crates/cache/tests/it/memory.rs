@@ -7,10 +7,16 @@ async fn cache(_test: &str) -> Option<Arc<dyn Cache>> {
     Some(Arc::new(MemoryCache::new(MemoryConfig::default())))
 }
 
-agentry_cache::cache_suite!(#[tokio::test(start_paused = true)] cache);
+agentry_cache::cache_suite!(
+    #[tokio::test(start_paused = true)]
+    cache
+);
 
 fn bounded(max_bytes: usize) -> MemoryCache {
-    MemoryCache::new(MemoryConfig { max_bytes, ..MemoryConfig::default() })
+    MemoryCache::new(MemoryConfig {
+        max_bytes,
+        ..MemoryConfig::default()
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -68,7 +74,10 @@ async fn an_entry_larger_than_the_bound_is_refused_and_nothing_is_lost() {
     let e = cache.put("big", &[0u8; 2_000]).await.unwrap_err();
     assert!(matches!(e, agentry_cache::Error::TooLarge { .. }), "{e}");
     assert!(e.to_string().starts_with("entry \"big\" is 2"), "{e}");
-    let e = cache.hset("ctx", &[("f", &[0u8; 2_000][..])]).await.unwrap_err();
+    let e = cache
+        .hset("ctx", &[("f", &[0u8; 2_000][..])])
+        .await
+        .unwrap_err();
     assert!(matches!(e, agentry_cache::Error::TooLarge { .. }), "{e}");
     assert_eq!(cache.get("keep").await.unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(cache.hgetall("ctx").await.unwrap().len(), 0);
@@ -76,14 +85,22 @@ async fn an_entry_larger_than_the_bound_is_refused_and_nothing_is_lost() {
 
 #[tokio::test(start_paused = true)]
 async fn the_sweep_reclaims_expired_keys_nobody_touches() {
-    let cache = MemoryCache::new(MemoryConfig { sweep_interval_ms: 50, ..MemoryConfig::default() });
+    let cache = MemoryCache::new(MemoryConfig {
+        sweep_interval_ms: 50,
+        ..MemoryConfig::default()
+    });
     for i in 0..2_000 {
-        cache.put_ttl(&format!("k{i}"), b"v", Duration::from_secs(10)).await.unwrap();
+        cache
+            .put_ttl(&format!("k{i}"), b"v", Duration::from_secs(10))
+            .await
+            .unwrap();
     }
     cache.put("stays", b"v").await.unwrap();
     tokio::time::advance(Duration::from_secs(9)).await;
     assert_eq!(cache.stats().keys, 2_001);
-    assert!(matches!(cache.ttl("k0").await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_secs(1)));
+    assert!(
+        matches!(cache.ttl("k0").await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_secs(1))
+    );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let stats = cache.stats();
     assert_eq!((stats.keys, stats.expired), (1, 2_000), "{stats:?}");
@@ -102,7 +119,16 @@ async fn parallel_threads_race_for_one_lease_and_count_exactly() {
             for _ in 0..100 {
                 cache.incr("n").await.unwrap();
             }
-            if cache.compare_and_set("lease", Some(b"free"), Some(format!("t{i}").as_bytes()), None).await.unwrap() {
+            if cache
+                .compare_and_set(
+                    "lease",
+                    Some(b"free"),
+                    Some(format!("t{i}").as_bytes()),
+                    None,
+                )
+                .await
+                .unwrap()
+            {
                 won += 1;
             }
             won
@@ -115,7 +141,10 @@ async fn parallel_threads_race_for_one_lease_and_count_exactly() {
 
 #[tokio::test]
 async fn a_slow_subscriber_loses_the_oldest_messages_and_says_so() {
-    let cache = MemoryCache::new(MemoryConfig { channel_capacity: 4, ..MemoryConfig::default() });
+    let cache = MemoryCache::new(MemoryConfig {
+        channel_capacity: 4,
+        ..MemoryConfig::default()
+    });
     let mut sub = cache.subscribe("c").await.unwrap();
     for i in 0..10 {
         cache.publish("c", format!("{i}").as_bytes()).await.unwrap();

@@ -28,14 +28,21 @@ async fn cache(test: &str) -> Option<Arc<dyn Cache>> {
     Some(Arc::new(cache))
 }
 
-agentry_cache::cache_suite!(#[tokio::test] cache);
+agentry_cache::cache_suite!(
+    #[tokio::test]
+    cache
+);
 
 #[tokio::test]
 async fn url_prefix_isolates_keys_and_channels() {
     let Some(url) = server_url() else { return };
     let sep = if url.contains('?') { '&' } else { '?' };
-    let a = agentry_cache::open(&format!("{url}{sep}prefix=agentry-test:cache:iso-a:")).await.unwrap();
-    let b = agentry_cache::open(&format!("{url}{sep}prefix=agentry-test:cache:iso-b:")).await.unwrap();
+    let a = agentry_cache::open(&format!("{url}{sep}prefix=agentry-test:cache:iso-a:"))
+        .await
+        .unwrap();
+    let b = agentry_cache::open(&format!("{url}{sep}prefix=agentry-test:cache:iso-b:"))
+        .await
+        .unwrap();
     a.delete_prefix("").await.unwrap();
     b.delete_prefix("").await.unwrap();
     a.set("k", b"a", Default::default()).await.unwrap();
@@ -50,15 +57,27 @@ async fn url_prefix_isolates_keys_and_channels() {
 async fn an_unreachable_server_is_unavailable_and_retryable() {
     // Port 1 on localhost refuses connections.
     let e = RedisCache::open("redis://127.0.0.1:1").await.unwrap_err();
-    assert!(matches!(e, Error::Unavailable(_)) && e.is_retryable(), "{e}");
-    assert!(e.to_string().starts_with("cache unavailable: redis at redis://127.0.0.1:1"), "{e}");
-    let e = RedisCache::open("redis://:secret@127.0.0.1:1").await.unwrap_err();
+    assert!(
+        matches!(e, Error::Unavailable(_)) && e.is_retryable(),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("cache unavailable: redis at redis://127.0.0.1:1"),
+        "{e}"
+    );
+    let e = RedisCache::open("redis://:secret@127.0.0.1:1")
+        .await
+        .unwrap_err();
     assert!(!e.to_string().contains("secret"), "{e}");
 }
 
 #[tokio::test]
 async fn a_malformed_url_is_named() {
-    let e = agentry_cache::open("redis://127.0.0.1:notaport").await.err().unwrap();
+    let e = agentry_cache::open("redis://127.0.0.1:notaport")
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::InvalidUrl { .. }), "{e}");
     assert!(e.to_string().contains("redis://127.0.0.1:notaport"), "{e}");
 }
