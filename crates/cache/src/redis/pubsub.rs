@@ -130,9 +130,19 @@ impl Hub {
                 routes.deliver(&prefix, push);
                 Ok(())
             });
-        ConnectionManager::new_with_config(client, config)
+        let unavailable = |e| Error::Unavailable(format!("redis subscription connection: {e}"));
+        let mut conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| Error::Unavailable(format!("redis subscription connection: {e}")))
+            .map_err(unavailable)?;
+        // Named so `CLIENT LIST` shows whose subscriptions it carries.
+        let name: String = format!("agentry-sub:{}", self.prefix)
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+            .collect();
+        conn.send_packed_command(redis::cmd("CLIENT").arg("SETNAME").arg(name))
+            .await
+            .map_err(unavailable)?;
+        Ok(conn)
     }
 
     /// Subscribe to a channel (or pattern) given without the prefix.

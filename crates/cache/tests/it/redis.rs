@@ -81,3 +81,59 @@ async fn a_malformed_url_is_named() {
     assert!(matches!(e, Error::InvalidUrl { .. }), "{e}");
     assert!(e.to_string().contains("redis://127.0.0.1:notaport"), "{e}");
 }
+
+#[tokio::test]
+async fn subscriptions_survive_a_dropped_connection() {
+    let Some(url) = server_url() else { return };
+    let prefix = "agentry-test:cache:reconnect:";
+    let cache = RedisCache::connect(&url, prefix).await.unwrap();
+    let mut sub = cache.subscribe("events").await.unwrap();
+    cache.publish("events", b"before").await.unwrap();
+    assert_eq!(&sub.recv().await.unwrap().payload[..], b"before");
+
+    // Kill the subscription connection from the server side, as a failover or a network
+    // blip would.
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let line = clients
+        .lines()
+        .find(|l| l.contains(&format!(" name=agentry-sub:{prefix} ")))
+        .expect("the subscription connection is named after the prefix");
+    let id = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("id="))
+        .unwrap()
+        .to_owned();
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&id)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+
+    // Messages published while it reconnects may be lost (at-most-once); after that the same
+    // subscription receives again without the caller doing anything.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message after reconnecting"
+        );
+        cache.publish("events", b"after").await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_millis(200), sub.recv()).await;
+        if let Ok(Some(message)) = got {
+            assert_eq!(&message.payload[..], b"after");
+            break;
+        }
+    }
+}
