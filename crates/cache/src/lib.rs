@@ -20,8 +20,8 @@
 //! - **Atomicity.** Every method is atomic on its own: no other operation observes it half
 //!   done, and concurrent calls behave as if run one after another (Redis runs each command,
 //!   and the compare-and-set script, alone). Nothing spans several calls; there are no
-//!   transactions. [`Cache::delete_prefix`] is the exception: it removes matching keys a few at
-//!   a time and may miss keys written while it runs.
+//!   transactions. [`Cache::scan_prefix`] and [`Cache::delete_prefix`] are the exception: on
+//!   Redis they walk the key space a batch at a time and may miss keys written meanwhile.
 //! - **Types.** A key holds one kind of value: a string (bytes; counters are strings holding
 //!   a decimal integer, as in Redis), a hash or a sorted set. An operation on a key of another
 //!   kind fails with [`Error::WrongType`] and changes nothing. A hash or sorted set whose last
@@ -33,8 +33,9 @@
 //!   a shorter positive duration is rounded up to one millisecond, and a zero TTL on a write
 //!   is refused (use [`Cache::delete`]).
 //! - **Eviction.** A cache may drop keys to stay within its memory bound (the memory backend
-//!   evicts least-recently-used keys; Redis follows its `maxmemory-policy`). Callers treat the
-//!   cache as a cache: anything that must survive belongs in the store.
+//!   evicts least-recently-used keys; Redis follows its `maxmemory-policy`, and under
+//!   `noeviction` a full server refuses writes, reported as [`Error::Unavailable`]). Callers
+//!   treat the cache as a cache: anything that must survive belongs in the store.
 //! - **Pub/sub.** At-most-once delivery to subscribers live at the moment of publishing,
 //!   exactly as Redis: nothing is stored, a subscriber that was not subscribed yet (or was
 //!   reconnecting) misses the message, and a subscriber that falls too far behind loses the
