@@ -41,7 +41,7 @@ async fn measure(cache: Arc<dyn Cache>, op: Op, tasks: usize) -> f64 {
                 for _ in 0..64 {
                     match op {
                         Op::Set => {
-                            drop(cache.set(&key, VALUE, SetOptions::default()).await.unwrap())
+                            assert!(cache.set(&key, VALUE, SetOptions::default()).await.unwrap())
                         }
                         Op::Get => drop(cache.get(&key).await.unwrap()),
                     }
