@@ -7,6 +7,22 @@
 //! default and `redis::RedisCache` (feature `redis`) serves Redis and ElastiCache Redis. The
 //! semantics are Redis's, so code written against one backend behaves the same on the other.
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> agentry_cache::Result<()> {
+//! use agentry_cache::ZRange;
+//!
+//! let cache = agentry_cache::open("memory://?max_bytes=67108864").await?;
+//! cache.hset("exec:42:ctx", &[("plan", b"search, then summarize")]).await?;
+//! cache.incr_by("exec:42:done", 3).await?;
+//! cache.zincr_by("tools:usage", "web_search", 1.0).await?;
+//! let mut events = cache.subscribe("exec:42:events").await?;
+//! cache.publish("exec:42:events", b"state entered: Plan").await?;
+//! assert_eq!(&events.recv().await.unwrap().payload[..], b"state entered: Plan");
+//! assert_eq!(cache.zrange("tools:usage", ZRange::all()).await?, [("web_search".into(), 1.0)]);
+//! # Ok(()) }
+//! ```
+//!
 //! Layout:
 //! - `error`: the one [`Error`] type, and which errors are retryable
 //! - `pubsub`: [`Message`], [`Subscription`] and Redis-style channel patterns
