@@ -3,8 +3,10 @@
 //! Layout:
 //! - `main.rs`: command-line parsing and dispatch
 //! - `local.rs`: `validate`, `run` and `test-state` on the embedded engine
+//! - `serve.rs`: `serve`, the HTTP gateway
 
 mod local;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +22,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start agentry: the HTTP API on 127.0.0.1:8080.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "AGENTRY_ADDR", default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
     /// Check a state machine definition as AWS Step Functions would.
     Validate {
         /// The definition (JSON).
@@ -73,6 +81,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve { addr } => serve::serve(&addr),
         Command::Validate { file, machine_type, json } => local::validate(&file, &machine_type, json),
         Command::Run { file, input, json, history } => local::run(&file, &input, json, history),
         Command::TestState { file, state, input, mock, variables, context, inspection_level, json } => {

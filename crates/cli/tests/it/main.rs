@@ -123,3 +123,30 @@ fn test_state_runs_one_state_with_a_mock() {
     assert_eq!(v["nextState"], "Handle");
     assert_eq!(v["error"], "Boom");
 }
+
+#[test]
+fn serve_answers_http_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    assert!(line.contains("listening on"), "{line}");
+    let body = r#"{"definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"ok": 1}, "End": true}}}}"#;
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains(r#""output":{"ok":1}"#), "{resp}");
+    assert!(resp.contains(r#""status":"SUCCEEDED""#), "{resp}");
+    // SIGTERM: graceful shutdown, exit code 0.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,244 @@
+//! The HTTP gateway: where users and programs reach agentry. For now it serves the States
+//! Language engine directly: validate a definition, run one state as TestState does, and run a
+//! definition to its end in memory as a synchronous Express execution does.
+//!
+//! Layout:
+//! - `lib.rs`: the router, its handlers and [`run`]
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agentry_asl::exec::drive::{Runtime, run_to_end};
+use agentry_asl::validate::MachineType;
+use agentry_asl::{Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError};
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The longest a synchronous run may take, as for AWS's synchronous Express executions.
+pub const SYNC_RUN_LIMIT: Duration = Duration::from_secs(300);
+
+pub fn router() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
+        .route("/v1/validate", post(validate))
+        .route("/v1/test-state", post(test_state))
+        .route("/v1/run", post(run_sync))
+}
+
+/// Serves until `shutdown` completes; requests in flight finish first.
+pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router()).with_graceful_shutdown(shutdown).await
+}
+
+/// An error response in AWS's shape: `{"error": code, "cause": message}`.
+fn error(status: StatusCode, code: &str, cause: impl Into<String>) -> Response {
+    (status, Json(json!({"error": code, "cause": cause.into()}))).into_response()
+}
+
+fn bad_body(rejection: JsonRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, "ValidationException", format!("request body: {}", rejection.body_text()))
+}
+
+/// A definition given as a JSON object or as JSON text (as AWS's API takes it).
+fn definition_value(v: &Value) -> Result<Value, ValidationError> {
+    match v {
+        Value::String(text) => agentry_asl::definition::parse_text(text),
+        other => Ok(other.clone()),
+    }
+}
+
+fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
+    match t.unwrap_or("STANDARD") {
+        "STANDARD" => Ok(MachineType::Standard),
+        "EXPRESS" => Ok(MachineType::Express),
+        other => Err(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("field \"type\": expected STANDARD or EXPRESS, got \"{other}\""),
+        )),
+    }
+}
+
+fn load(definition: &Value, ty: MachineType) -> Result<StateMachine, ValidationError> {
+    let def = definition_value(definition)?;
+    agentry_asl::validate::validate(&def, ty)?;
+    StateMachine::from_value(&def)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateRequest {
+    definition: Value,
+    #[serde(rename = "type")]
+    machine_type: Option<String>,
+}
+
+async fn validate(body: Result<Json<ValidateRequest>, JsonRejection>) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_body(r),
+    };
+    let ty = match machine_type(req.machine_type.as_deref()) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match load(&req.definition, ty) {
+        Ok(_) => Json(json!({"valid": true})).into_response(),
+        Err(e) => Json(json!({"valid": false, "error": e.code, "cause": e.message})).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TestStateRequest {
+    definition: Value,
+    state_name: Option<String>,
+    input: Option<Value>,
+    inspection_level: Option<String>,
+    mock: Option<Value>,
+    variables: Option<Value>,
+    context: Option<Value>,
+    state_configuration: Option<Value>,
+}
+
+/// JSON given as a value or as text: the text form is what AWS's API carries.
+fn as_text(v: Option<Value>) -> Option<String> {
+    v.map(|v| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+async fn test_state(body: Result<Json<TestStateRequest>, JsonRejection>) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_body(r),
+    };
+    let definition = match definition_value(&req.definition) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.code, e.message),
+    };
+    let request = agentry_asl::test_state::Request {
+        definition,
+        state_name: req.state_name,
+        input: as_text(req.input),
+        inspection_level: req.inspection_level,
+        mock: req.mock,
+        variables: as_text(req.variables),
+        context: as_text(req.context),
+        reveal_secrets: false,
+        state_configuration: req.state_configuration,
+        info: None,
+    };
+    let mut host = WallClock::new();
+    match agentry_asl::test_state::run(&request, &mut host) {
+        Ok(resp) => Json(resp).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.code, e.message),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    definition: Value,
+    input: Option<Value>,
+    name: Option<String>,
+}
+
+/// Runs a definition to its end in memory and answers with its result, as StartSyncExecution.
+async fn run_sync(body: Result<Json<RunRequest>, JsonRejection>) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_body(r),
+    };
+    let mut def = match load(&req.definition, MachineType::Express) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.code, e.message),
+    };
+    let input = match req.input {
+        None => json!({}),
+        Some(Value::String(text)) => match agentry_asl::exec::parse_input(&text) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.code, e.message),
+        },
+        Some(v) => {
+            if v.to_string().len() > agentry_asl::exec::MAX_PAYLOAD_BYTES {
+                return error(StatusCode::BAD_REQUEST, "ValidationException", "execution input is over the limit of 262144 bytes");
+            }
+            v
+        }
+    };
+    let name = req.name.unwrap_or_else(|| "run".into());
+    // A synchronous run ends TIMED_OUT at the limit, whatever the definition allows.
+    let limit = SYNC_RUN_LIMIT.as_secs();
+    def.timeout_seconds = Some(def.timeout_seconds.map_or(limit, |t| t.min(limit)));
+    // Wait states sleep: run on a blocking thread, never on the async runtime.
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut rt = WallClock::new();
+        let exec_name = rt.uuid();
+        let mut info = ExecutionInfo::local(&name, &exec_name, rt.now_ms());
+        info.express = true;
+        info.execution_arn = info.execution_arn.replace(":execution:", ":express:");
+        let ex = run_to_end(&def, info, input, &mut rt);
+        json!({
+            "executionArn": ex.info.execution_arn,
+            "status": ex.status.as_str(),
+            "output": ex.output,
+            "error": ex.error,
+            "cause": ex.cause,
+        })
+    })
+    .await;
+    match joined {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("execution thread failed: {e}")),
+    }
+}
+
+/// The real clock; tasks fail until resources are wired in.
+struct WallClock {
+    rng: FixedHost,
+}
+
+impl WallClock {
+    fn new() -> Self {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        Self { rng: FixedHost::new(0, nanos) }
+    }
+}
+
+impl Host for WallClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+    fn random(&mut self) -> f64 {
+        self.rng.random()
+    }
+    fn uuid(&mut self) -> String {
+        self.rng.uuid()
+    }
+}
+
+impl Runtime for WallClock {
+    fn sleep_until(&mut self, at_ms: i64) {
+        let wait = at_ms - self.now_ms();
+        if wait > 0 {
+            std::thread::sleep(Duration::from_millis(wait as u64));
+        }
+    }
+
+    fn invoke(&mut self, req: &TaskRequest) -> Event {
+        Event::TaskFailed {
+            task: req.task,
+            error: Some("States.TaskFailed".into()),
+            cause: Some(format!("state \"{}\": resource \"{}\" is not available in this runtime", req.state, req.resource)),
+        }
+    }
+}
