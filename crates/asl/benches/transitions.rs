@@ -64,7 +64,7 @@ with mock_aws(config={{"stepfunctions": {{"execute_state_machine": True}}}}):
     runs = 0
     t0 = time.time()
     while time.time() - t0 < 3:
-        ex = sfn.start_execution(stateMachineArn=arn, input=inp)["executionArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, name=f"e{{runs}}", input=inp)["executionArn"]
         while sfn.describe_execution(executionArn=ex)["status"] == "RUNNING":
             time.sleep(0.001)
         runs += 1
