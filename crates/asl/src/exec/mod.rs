@@ -37,9 +37,33 @@ pub fn parse_input(text: &str) -> Result<Value, crate::error::ValidationError> {
     serde_json::from_str(text).map_err(|e| {
         crate::error::ValidationError::new(
             "InvalidExecutionInput",
-            format!("Invalid State Machine Execution Input: '{e}'"),
+            format!("Invalid State Machine Execution Input: '{}'", input_error(text, &e)),
         )
     })
+}
+
+/// Describes bad input as AWS's JSON parser (Jackson) does, where the case is a common one.
+fn input_error(text: &str, e: &serde_json::Error) -> String {
+    let trimmed = text.trim_start();
+    let Some(first) = trimmed.chars().next() else {
+        return "Invalid execution input.".into();
+    };
+    if first.is_alphabetic() {
+        let token: String = trimmed.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if !matches!(token.as_str(), "true" | "false" | "null") {
+            return format!(
+                "Unrecognized token '{token}': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
+            );
+        }
+    }
+    if e.to_string().starts_with("key must be a string") {
+        // serde_json points at the offending character (1-based line and column).
+        let at = text.lines().nth(e.line().saturating_sub(1)).and_then(|l| l.chars().nth(e.column().saturating_sub(1)));
+        if let Some(c) = at {
+            return format!("Unexpected character ('{c}' (code {})): was expecting double-quote to start field name", c as u32);
+        }
+    }
+    e.to_string()
 }
 
 /// Identity of an execution, as the context object (`$$.Execution`, `$$.StateMachine`) shows it.

@@ -149,3 +149,20 @@ fn execution_state_survives_serialisation_between_steps() {
     assert_eq!(resumed.status, Status::Succeeded);
     assert_eq!(resumed.output, Some(json!({"r": 2})));
 }
+
+#[test]
+fn bad_input_is_described_as_aws_does() {
+    let msg = |t: &str| parse_input(t).unwrap_err().message;
+    assert_eq!(msg(""), "Invalid State Machine Execution Input: 'Invalid execution input.'");
+    assert_eq!(
+        msg("not some json"),
+        "Invalid State Machine Execution Input: 'Unrecognized token 'not': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')'"
+    );
+    assert_eq!(
+        msg("{'not': 'json'"),
+        "Invalid State Machine Execution Input: 'Unexpected character (''' (code 39)): was expecting double-quote to start field name'"
+    );
+    assert_eq!(parse_input("[1, 2]").unwrap(), json!([1, 2]));
+    let big = format!("\"{}\"", "x".repeat(MAX_PAYLOAD_BYTES));
+    assert_eq!(parse_input(&big).unwrap_err().code, "ValidationException");
+}
