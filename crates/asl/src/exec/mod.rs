@@ -294,7 +294,7 @@ impl Execution {
     pub fn start(&mut self, def: &StateMachine, input: Value, host: &mut dyn Host) -> Step {
         let mut cx = Cx { def, host, step: Step::default() };
         self.input = input.clone();
-        let started = self.emit(
+        self.emit(
             &mut cx,
             0,
             "ExecutionStarted",
@@ -319,7 +319,8 @@ impl Execution {
             retrying: false,
             entered_event: 0,
             entered_ms: 0,
-            last_event: started,
+            // AWS links the first state's entry to no earlier event.
+            last_event: 0,
             map_item: None,
             task_heartbeat: None,
             in_task: false,

@@ -186,6 +186,8 @@ pub struct Actual {
     pub error: Option<String>,
     pub cause: Option<String>,
     pub next_state: Option<String>,
+    /// History events in AWS's JSON shape, for executions.
+    pub history: Option<Vec<Value>>,
 }
 
 /// Compares a result with a case's `expected`; returns the differences (empty: a pass).
@@ -225,6 +227,24 @@ pub fn compare(case: &Value, act: &Actual) -> Vec<String> {
         && act.next_state.as_deref() != Some(ns)
     {
         diffs.push(format!("nextState: {ns:?} != {:?}", act.next_state));
+    }
+    diffs
+}
+
+/// Compares our history with the recorded one, event for event.
+pub fn compare_history(case: &Value, recorded: &Value, ours: &[Value]) -> Vec<String> {
+    let w = Wildcards::of(case);
+    let mut diffs = Vec::new();
+    let mut b = HashMap::new();
+    let exp = recorded.as_array().cloned().unwrap_or_default();
+    if exp.len() != ours.len() {
+        let kinds = |v: &[Value]| v.iter().map(|e| e["type"].as_str().unwrap_or("?").to_string()).collect::<Vec<_>>().join(",");
+        diffs.push(format!("{} events != {}: [{}] vs [{}]", exp.len(), ours.len(), kinds(&exp), kinds(ours)));
+        return diffs;
+    }
+    for (i, (e, a)) in exp.iter().zip(ours).enumerate() {
+        let a = normalize(a);
+        matches(e, &a, &mut b, &format!("$history[{i}]"), &mut diffs, &w);
     }
     diffs
 }

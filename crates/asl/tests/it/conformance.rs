@@ -93,7 +93,7 @@ fn run_case(case: &Value) -> Actual {
             } else {
                 info
             };
-            let mut rt = Virtual(FixedHost::new(now, 0x5eed));
+            let mut rt = Recorder(Virtual(FixedHost::new(now, 0x5eed)), Vec::new());
             let ex = run_to_end(&def, info, input, &mut rt);
             Actual {
                 status: ex.status.as_str().into(),
@@ -101,8 +101,36 @@ fn run_case(case: &Value) -> Actual {
                 error: ex.error,
                 cause: ex.cause,
                 next_state: None,
+                history: Some(rt.1.iter().map(|e| e.to_aws_json()).collect()),
             }
         }
+    }
+}
+
+/// The virtual runtime, keeping the history events as they are recorded.
+struct Recorder(Virtual, Vec<agentry_asl::history::HistoryEvent>);
+
+impl agentry_asl::Host for Recorder {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+    fn random(&mut self) -> f64 {
+        self.0.random()
+    }
+    fn uuid(&mut self) -> String {
+        self.0.uuid()
+    }
+}
+
+impl agentry_asl::exec::drive::Runtime for Recorder {
+    fn sleep_until(&mut self, at_ms: i64) {
+        self.0.sleep_until(at_ms)
+    }
+    fn invoke(&mut self, req: &agentry_asl::TaskRequest) -> agentry_asl::Event {
+        self.0.invoke(req)
+    }
+    fn on_event(&mut self, e: &agentry_asl::history::HistoryEvent) {
+        self.1.push(e.clone());
     }
 }
 
@@ -137,6 +165,7 @@ fn test_state_case(case: &Value) -> Actual {
             error: r.error,
             cause: r.cause,
             next_state: r.next_state,
+            history: None,
         },
         Err(e) => api_error(e),
     }
@@ -158,6 +187,8 @@ fn conformance() {
     let mut areas: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failing = Vec::new();
     let mut passed = 0;
+    let (mut histories, mut histories_ok) = (0, 0);
+    let mut history_failing = Vec::new();
     for f in &files {
         let case: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
         let name = case["name"].as_str().unwrap_or_default().to_string();
@@ -169,6 +200,18 @@ fn conformance() {
             ..Default::default()
         });
         let diffs = compare(&case, &actual);
+        if let (Some(recorded), Some(ours)) = (case.get("recorded_history"), &actual.history) {
+            histories += 1;
+            let hd = crate::compare::compare_history(&case, recorded, ours);
+            if hd.is_empty() {
+                histories_ok += 1;
+            } else {
+                if only.is_some() {
+                    eprintln!("HISTORY {name}\n  {}", hd.join("\n  "));
+                }
+                history_failing.push(name.clone());
+            }
+        }
         let area = areas.entry(case["area"].as_str().unwrap_or("?").to_string()).or_default();
         area.1 += 1;
         if diffs.is_empty() {
@@ -185,6 +228,12 @@ fn conformance() {
     println!("conformance: {passed}/{total} cases pass");
     for (area, (p, t)) in &areas {
         println!("  {area:<16} {p:>4}/{t}");
+    }
+    println!("histories: {histories_ok}/{histories} match AWS's GetExecutionHistory event for event");
+    if std::env::var("AGENTRY_CONFORMANCE_HISTORY").is_ok() {
+        for n in &history_failing {
+            println!("  history differs: {n}");
+        }
     }
     if !failing.is_empty() {
         println!("failing cases:");
