@@ -347,7 +347,12 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         if entered.len() > 1 {
             let next = entered[1].details.as_ref().and_then(|d| d.get("name")).and_then(Value::as_str).map(str::to_string);
             let exited = history.iter().rev().find(|e| e.kind.ends_with("StateExited"));
-            let output = exited.and_then(|e| e.details.as_ref()).and_then(|d| d.get("output")).map(Value::to_string);
+            // History details carry output as JSON text, as AWS's API does.
+            let output = exited
+                .and_then(|e| e.details.as_ref())
+                .and_then(|d| d.get("output"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let (error, cause) = failed.map(failure_of).unwrap_or_default();
             let caught = failed.is_some();
             return Ok(Response {

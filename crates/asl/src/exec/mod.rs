@@ -208,6 +208,9 @@ struct Join {
     tolerated_percentage: Option<f64>,
     /// The state's effective input (after InputPath), for ResultPath and Output.
     raw_input: Value,
+    /// The last MapIterationSucceeded event: the Map's own closing events link to it.
+    #[serde(default)]
+    last_iteration_event: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -232,6 +235,12 @@ struct Thread {
     /// The current state is a Task (its context object shows `RetryCount`).
     #[serde(default)]
     in_task: bool,
+    /// A Map iteration whose MapIterationStarted event is recorded when it first runs.
+    #[serde(default)]
+    iteration_pending: bool,
+    /// The event the current state's entry links to (EvaluationFailed links there too).
+    #[serde(default)]
+    entered_prev: u64,
 }
 
 /// An execution's whole interpreter state.
@@ -298,7 +307,7 @@ impl Execution {
             &mut cx,
             0,
             "ExecutionStarted",
-            Some(json!({"input": input, "inputDetails": {"truncated": false}, "roleArn": self.info.role_arn})),
+            Some(json!({"input": input.to_string(), "inputDetails": {"truncated": false}, "roleArn": self.info.role_arn})),
         );
         if let Some(secs) = def.timeout_seconds {
             let at = cx.host.now_ms() + (secs as i64) * 1000;
@@ -324,6 +333,8 @@ impl Execution {
             map_item: None,
             task_heartbeat: None,
             in_task: false,
+            iteration_pending: false,
+            entered_prev: 0,
         };
         self.threads.insert(0, thread);
         self.run(&mut cx);
@@ -509,8 +520,8 @@ impl Execution {
         match parent {
             None => self.finish_execution(cx, result),
             Some((ptid, slot)) => {
-                self.threads.remove(&tid);
-                self.child_done(cx, ptid, slot, tid, result);
+                let last = self.threads.remove(&tid).map_or(0, |t| t.last_event);
+                self.child_done(cx, ptid, slot, tid, last, result);
             }
         }
     }
@@ -523,7 +534,7 @@ impl Execution {
                     cx,
                     prev,
                     "ExecutionSucceeded",
-                    Some(json!({"output": output, "outputDetails": {"truncated": false}})),
+                    Some(json!({"output": output.to_string(), "outputDetails": {"truncated": false}})),
                 );
                 self.status = Status::Succeeded;
                 self.output = Some(output);

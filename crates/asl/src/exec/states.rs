@@ -37,11 +37,23 @@ impl Execution {
             return;
         };
         let t = self.threads.get_mut(&tid).expect("ready thread exists");
+        let pending = std::mem::take(&mut t.iteration_pending);
+        let parent = t.parent;
+        if pending
+            && let Some((ptid, slot)) = parent
+            && let Some(name) = self.threads.get(&ptid).map(|p| p.state.clone())
+        {
+            let prev = self.threads[&ptid].last_event;
+            let id = self.emit_after(cx, prev, "MapIterationStarted", Some(json!({"index": slot, "name": name})));
+            self.threads.get_mut(&tid).unwrap().last_event = id;
+        }
+        let t = self.threads.get_mut(&tid).expect("ready thread exists");
         t.in_task = matches!(state.kind, Kind::Task(_));
         let retrying = std::mem::replace(&mut t.retrying, false);
         t.status = TStatus::Ready;
         if !retrying {
-            let details = json!({"input": t.input, "inputDetails": {"truncated": false}, "name": t.state});
+            t.entered_prev = t.last_event;
+            let details = json!({"input": t.input.to_string(), "inputDetails": {"truncated": false}, "name": t.state});
             t.entered_ms = cx.host.now_ms();
             let id = self.emit(cx, tid, &format!("{}StateEntered", state.kind.type_name()), Some(details));
             self.threads.get_mut(&tid).unwrap().entered_event = id;
@@ -427,7 +439,7 @@ impl Execution {
         let t = self.threads.get_mut(&tid).unwrap();
         let mut d = Map::new();
         d.insert("name".into(), json!(t.state));
-        d.insert("output".into(), finished.output.clone());
+        d.insert("output".into(), Value::String(finished.output.to_string()));
         d.insert("outputDetails".into(), json!({"truncated": false}));
         if let Some(assigned) = &finished.assigned {
             let text: Map<String, Value> =
@@ -451,21 +463,52 @@ impl Execution {
     }
 
     /// A state failed: Retry, else Catch, else the thread fails.
-    fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, mut f: Failure) {
-        if f.located {
-            let t = &self.threads[&tid];
-            let cause = f.cause.take().unwrap_or_default();
-            f.cause = Some(format!(
-                "An error occurred while executing the state '{}' (entered at the event id #{}). {cause}",
-                t.state, t.entered_event
-            ));
-            f.located = false;
-            let mut d = Map::new();
-            d.insert("error".into(), json!(f.error));
-            d.insert("cause".into(), json!(f.cause));
-            d.insert("state".into(), json!(t.state));
-            self.emit(cx, tid, "EvaluationFailed", Some(Value::Object(d)));
+    fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+        let f = self.locate(cx, tid, state, f);
+        if matches!(state.kind, Kind::Map(_) | Kind::Parallel(_)) {
+            let kind = if matches!(state.kind, Kind::Map(_)) { "MapStateFailed" } else { "ParallelStateFailed" };
+            self.emit(cx, tid, kind, None);
         }
+        self.failed_after_branches(cx, tid, state, f);
+    }
+
+    /// Prefixes a located failure with the state and entry event; JSONata evaluation failures
+    /// are also recorded as an EvaluationFailed event, as AWS does.
+    fn locate(&mut self, cx: &mut Cx, tid: u64, state: &State, mut f: Failure) -> Failure {
+        if !f.located {
+            return f;
+        }
+        let t = &self.threads[&tid];
+        let cause = f.cause.take().unwrap_or_default();
+        let location = cause
+            .split_once("specified for the field '")
+            .and_then(|(_, rest)| rest.split_once('\''))
+            .map(|(field, _)| field.to_string());
+        f.cause = Some(format!(
+            "An error occurred while executing the state '{}' (entered at the event id #{}). {cause}",
+            t.state, t.entered_event
+        ));
+        f.located = false;
+        if f.error.as_deref() == Some(names::QUERY_EVALUATION_ERROR) {
+            let mut d = Map::new();
+            d.insert("cause".into(), json!(f.cause));
+            d.insert("error".into(), json!(f.error));
+            if let Some(l) = location {
+                d.insert("location".into(), json!(l));
+            }
+            d.insert("state".into(), json!(t.state));
+            // A Wait state's evaluation follows its entry; other states' evaluation is linked
+            // to what preceded the entry.
+            let prev = if matches!(state.kind, Kind::Wait(_)) { t.entered_event } else { t.entered_prev };
+            let id = self.emit_after(cx, prev, "EvaluationFailed", Some(Value::Object(d)));
+            self.threads.get_mut(&tid).unwrap().last_event = id;
+        }
+        f
+    }
+
+    /// Retry, else Catch, else the thread fails (the failure already located).
+    fn failed_after_branches(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+        let f = self.locate(cx, tid, state, f);
         let in_task = matches!(state.kind, Kind::Task(_));
         let error = f.error_name().to_string();
         for (i, r) in state.common.retry.iter().enumerate() {
@@ -654,6 +697,7 @@ impl Execution {
             tolerated_count,
             tolerated_percentage,
             raw_input,
+            last_iteration_event: None,
         };
         self.threads.get_mut(&tid).unwrap().status = TStatus::Join(Box::new(join));
         if n == 0 {
@@ -682,9 +726,7 @@ impl Execution {
             let sub = Self::machine_of(cx.def, &machine);
             let language = sub.query_language.unwrap_or(def_state.language(parent.language));
             let name = parent.state.clone();
-            if map {
-                self.emit(cx, tid, "MapIterationStarted", Some(json!({"index": slot, "name": name})));
-            }
+            let _ = name;
             let parent = &self.threads[&tid];
             let thread = Thread {
                 parent: Some((tid, slot)),
@@ -703,6 +745,8 @@ impl Execution {
                 map_item: if map { Some((slot, input)) } else { None },
                 task_heartbeat: None,
                 in_task: false,
+                iteration_pending: map,
+                entered_prev: 0,
             };
             self.threads.insert(child, thread);
             if let TStatus::Join(j) = &mut self.threads.get_mut(&tid).unwrap().status {
@@ -711,7 +755,15 @@ impl Execution {
         }
     }
 
-    pub(super) fn child_done(&mut self, cx: &mut Cx, ptid: u64, slot: usize, child: u64, result: Result<Value, Failure>) {
+    pub(super) fn child_done(
+        &mut self,
+        cx: &mut Cx,
+        ptid: u64,
+        slot: usize,
+        child: u64,
+        child_last: u64,
+        result: Result<Value, Failure>,
+    ) {
         let Some(state) = self.state_of(cx, ptid) else { return };
         let name = self.threads[&ptid].state.clone();
         let map = {
@@ -719,11 +771,17 @@ impl Execution {
             j.running.retain(|c| *c != child);
             j.map
         };
+        // Iteration events link to the iteration's last event; the Map's chain continues from
+        // there, as AWS records it.
+        self.threads.get_mut(&ptid).unwrap().last_event = child_last;
         let mut failure = None;
         match result {
             Ok(v) => {
                 if map {
-                    self.emit(cx, ptid, "MapIterationSucceeded", Some(json!({"index": slot, "name": name})));
+                    let id = self.emit_after(cx, child_last, "MapIterationSucceeded", Some(json!({"index": slot, "name": name})));
+                    if let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status {
+                        j.last_iteration_event = Some(id);
+                    }
                 }
                 if let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status {
                     j.results[slot] = Some(v);
@@ -731,7 +789,7 @@ impl Execution {
             }
             Err(f) => {
                 if map {
-                    self.emit(cx, ptid, "MapIterationFailed", Some(json!({"index": slot, "name": name})));
+                    self.emit_after(cx, child_last, "MapIterationFailed", Some(json!({"index": slot, "name": name})));
                 }
                 let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status else { return };
                 let tolerant = j.map && (j.tolerated_count.is_some() || j.tolerated_percentage.is_some());
@@ -770,7 +828,7 @@ impl Execution {
             }
             self.emit(cx, ptid, if map { "MapStateFailed" } else { "ParallelStateFailed" }, None);
             self.threads.get_mut(&ptid).unwrap().status = TStatus::Ready;
-            self.failed(cx, ptid, state, f);
+            self.failed_after_branches(cx, ptid, state, f);
             return;
         }
         self.spawn_children(cx, ptid);
@@ -789,14 +847,17 @@ impl Execution {
         let t = self.threads.get_mut(&tid).unwrap();
         let TStatus::Join(j) = std::mem::replace(&mut t.status, TStatus::Ready) else { return };
         let results = Value::Array(j.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect());
+        // The closing events all link to the last iteration's end; so does the state's exit.
+        let anchor = j.last_iteration_event.unwrap_or(self.threads[&tid].last_event);
         if j.map {
             if self.is_distributed(cx, tid) {
-                self.emit(cx, tid, "MapRunSucceeded", None);
+                self.emit_after(cx, anchor, "MapRunSucceeded", None);
             }
-            self.emit(cx, tid, "MapStateSucceeded", None);
+            self.emit_after(cx, anchor, "MapStateSucceeded", None);
         } else {
-            self.emit(cx, tid, "ParallelStateSucceeded", None);
+            self.emit_after(cx, anchor, "ParallelStateSucceeded", None);
         }
+        self.threads.get_mut(&tid).unwrap().last_event = anchor;
         let context = self.context(tid);
         let io = self.io(tid, state, &context);
         let next = state.common.next.clone();
