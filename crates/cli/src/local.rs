@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agentry_asl::exec::drive::{Runtime, run_to_end};
+use agentry_asl::exec::drive::{Runtime, run_to_end_with_text};
 use agentry_asl::exec::parse_input;
 use agentry_asl::history::HistoryEvent;
 use agentry_asl::validate::MachineType;
@@ -136,7 +136,7 @@ pub fn run(file: &Path, input: &str, json_out: bool, history: bool) -> anyhow::R
     let mut rt = Local::new(history);
     let exec_name = rt.uuid();
     let info = ExecutionInfo::local(name, &exec_name, now_ms());
-    let ex = run_to_end(&def, info, input, &mut rt);
+    let ex = run_to_end_with_text(&def, info, input, Some(&input_text), &mut rt);
     let status = ex.status.as_str();
     if json_out {
         println!("{}", json!({"status": status, "output": ex.output, "error": ex.error, "cause": ex.cause}));

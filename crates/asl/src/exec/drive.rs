@@ -23,7 +23,19 @@ pub fn run_to_end(
     input: serde_json::Value,
     rt: &mut dyn Runtime,
 ) -> Execution {
+    run_to_end_with_text(def, info, input, None, rt)
+}
+
+/// As [`run_to_end`], recording the input as the caller wrote it (`input_text`) in the history.
+pub fn run_to_end_with_text(
+    def: &StateMachine,
+    info: ExecutionInfo,
+    input: serde_json::Value,
+    input_text: Option<&str>,
+    rt: &mut dyn Runtime,
+) -> Execution {
     let mut ex = Execution::new(info);
+    ex.input_text = input_text.map(str::to_string);
     let mut step = ex.start(def, input, rt);
     let mut timers: Vec<(i64, u64)> = Vec::new();
     let mut ready: std::collections::VecDeque<Event> = Default::default();

@@ -241,6 +241,9 @@ struct Thread {
     /// The event the current state's entry links to (EvaluationFailed links there too).
     #[serde(default)]
     entered_prev: u64,
+    /// Runs inside a Distributed Map: its events belong to the map run, not this history.
+    #[serde(default)]
+    silent: bool,
 }
 
 /// An execution's whole interpreter state.
@@ -258,6 +261,9 @@ pub struct Execution {
     /// The name the context object gives the current state, when not its own (TestState).
     #[serde(default)]
     pub context_state_name: Option<String>,
+    /// The input exactly as given, for the history (AWS records the text, not a re-encoding).
+    #[serde(default)]
+    pub input_text: Option<String>,
     /// Variables the top-level machine starts with (TestState).
     #[serde(default)]
     pub initial_variables: Map<String, Value>,
@@ -290,6 +296,7 @@ impl Execution {
             context_override: None,
             initial_variables: Map::new(),
             context_state_name: None,
+            input_text: None,
             initial_retry_count: 0,
             next_event: 1,
             next_id: 1,
@@ -307,7 +314,11 @@ impl Execution {
             &mut cx,
             0,
             "ExecutionStarted",
-            Some(json!({"input": input.to_string(), "inputDetails": {"truncated": false}, "roleArn": self.info.role_arn})),
+            Some(json!({
+                "input": self.input_text.clone().unwrap_or_else(|| input.to_string()),
+                "inputDetails": {"truncated": false},
+                "roleArn": self.info.role_arn,
+            })),
         );
         if let Some(secs) = def.timeout_seconds {
             let at = cx.host.now_ms() + (secs as i64) * 1000;
@@ -335,6 +346,7 @@ impl Execution {
             in_task: false,
             iteration_pending: false,
             entered_prev: 0,
+            silent: false,
         };
         self.threads.insert(0, thread);
         self.run(&mut cx);
@@ -445,6 +457,9 @@ impl Execution {
     }
 
     fn emit(&mut self, cx: &mut Cx, tid: u64, kind: &str, details: Option<Value>) -> u64 {
+        if self.threads.get(&tid).is_some_and(|t| t.silent) {
+            return self.threads[&tid].last_event;
+        }
         let prev = self.threads.get(&tid).map(|t| t.last_event).unwrap_or(0);
         let id = self.emit_after(cx, prev, kind, details);
         if let Some(t) = self.threads.get_mut(&tid) {

@@ -39,7 +39,9 @@ impl Execution {
         let t = self.threads.get_mut(&tid).expect("ready thread exists");
         let pending = std::mem::take(&mut t.iteration_pending);
         let parent = t.parent;
+        let silent = self.threads[&tid].silent;
         if pending
+            && !silent
             && let Some((ptid, slot)) = parent
             && let Some(name) = self.threads.get(&ptid).map(|p| p.state.clone())
         {
@@ -53,7 +55,13 @@ impl Execution {
         t.status = TStatus::Ready;
         if !retrying {
             t.entered_prev = t.last_event;
-            let details = json!({"input": t.input.to_string(), "inputDetails": {"truncated": false}, "name": t.state});
+            // The first state's input is recorded as the execution's input text.
+            let first = tid == 0 && t.entered_event == 0;
+            let input_text = match (&self.input_text, first) {
+                (Some(text), true) => text.clone(),
+                _ => t.input.to_string(),
+            };
+            let details = json!({"input": input_text, "inputDetails": {"truncated": false}, "name": t.state});
             t.entered_ms = cx.host.now_ms();
             let id = self.emit(cx, tid, &format!("{}StateEntered", state.kind.type_name()), Some(details));
             self.threads.get_mut(&tid).unwrap().entered_event = id;
@@ -483,7 +491,8 @@ impl Execution {
         let location = cause
             .split_once("specified for the field '")
             .and_then(|(_, rest)| rest.split_once('\''))
-            .map(|(field, _)| field.to_string());
+            .map(|(field, _)| field.to_string())
+            .or_else(|| cause.starts_with("The Timestamp field").then(|| "Timestamp".to_string()));
         f.cause = Some(format!(
             "An error occurred while executing the state '{}' (entered at the event id #{}). {cause}",
             t.state, t.entered_event
@@ -719,6 +728,7 @@ impl Execution {
                 (slot, input, j.map)
             };
             let child = self.new_id();
+            let distributed = self.is_distributed(cx, tid);
             let parent = &self.threads[&tid];
             let def_state = Self::machine_of(cx.def, &parent.machine).state(&parent.state).expect("parent state exists");
             let mut machine = parent.machine.clone();
@@ -747,6 +757,7 @@ impl Execution {
                 in_task: false,
                 iteration_pending: map,
                 entered_prev: 0,
+                silent: parent.silent || (map && distributed),
             };
             self.threads.insert(child, thread);
             if let TStatus::Join(j) = &mut self.threads.get_mut(&tid).unwrap().status {
@@ -772,12 +783,14 @@ impl Execution {
             j.map
         };
         // Iteration events link to the iteration's last event; the Map's chain continues from
-        // there, as AWS records it.
-        self.threads.get_mut(&ptid).unwrap().last_event = child_last;
+        // there, as AWS records it. A Distributed Map's iterations live in their map run.
+        if !self.is_distributed(cx, ptid) {
+            self.threads.get_mut(&ptid).unwrap().last_event = child_last;
+        }
         let mut failure = None;
         match result {
             Ok(v) => {
-                if map {
+                if map && !self.is_distributed(cx, ptid) {
                     let id = self.emit_after(cx, child_last, "MapIterationSucceeded", Some(json!({"index": slot, "name": name})));
                     if let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status {
                         j.last_iteration_event = Some(id);
@@ -788,7 +801,7 @@ impl Execution {
                 }
             }
             Err(f) => {
-                if map {
+                if map && !self.is_distributed(cx, ptid) {
                     self.emit_after(cx, child_last, "MapIterationFailed", Some(json!({"index": slot, "name": name})));
                 }
                 let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status else { return };
@@ -854,8 +867,6 @@ impl Execution {
                 self.emit_after(cx, anchor, "MapRunSucceeded", None);
             }
             self.emit_after(cx, anchor, "MapStateSucceeded", None);
-        } else {
-            self.emit_after(cx, anchor, "ParallelStateSucceeded", None);
         }
         self.threads.get_mut(&tid).unwrap().last_event = anchor;
         let context = self.context(tid);

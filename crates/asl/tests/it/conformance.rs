@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use agentry_asl::exec::drive::{Virtual, run_to_end};
+use agentry_asl::exec::drive::{Virtual, run_to_end_with_text};
 use agentry_asl::validate::MachineType;
 use agentry_asl::{ExecutionInfo, FixedHost, StateMachine, test_state};
 use serde_json::Value;
@@ -94,7 +94,7 @@ fn run_case(case: &Value) -> Actual {
                 info
             };
             let mut rt = Recorder(Virtual(FixedHost::new(now, 0x5eed)), Vec::new());
-            let ex = run_to_end(&def, info, input, &mut rt);
+            let ex = run_to_end_with_text(&def, info, input, case["input_raw"].as_str(), &mut rt);
             Actual {
                 status: ex.status.as_str().into(),
                 output: ex.output,
