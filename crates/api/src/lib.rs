@@ -67,9 +67,7 @@ fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
 }
 
 fn load(definition: &Value, ty: MachineType) -> Result<StateMachine, ValidationError> {
-    let def = definition_value(definition)?;
-    agentry_asl::validate::validate(&def, ty)?;
-    StateMachine::from_value(&def)
+    agentry_asl::create(&definition_value(definition)?, ty)
 }
 
 #[derive(Deserialize)]
@@ -202,13 +200,20 @@ async fn run_sync(body: Result<Json<RunRequest>, JsonRejection>) -> Response {
     }
 }
 
-/// The real clock; tasks fail until resources are wired in.
-struct WallClock {
+/// The real clock for local runs: Wait states sleep, and tasks fail naming their resource
+/// until the engine's integrations are wired in.
+pub struct WallClock {
     rng: FixedHost,
 }
 
+impl Default for WallClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl WallClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         Self { rng: FixedHost::new(0, nanos) }
     }

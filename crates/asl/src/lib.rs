@@ -33,3 +33,9 @@ pub use env::{FixedHost, Host, Scope};
 pub use error::{Failure, ValidationError};
 pub use definition::StateMachine;
 pub use exec::{Effect, Event, Execution, ExecutionInfo, Status, Step, TaskRequest};
+
+/// Validates a definition as CreateStateMachine does and builds the machine to run.
+pub fn create(definition: &serde_json::Value, machine_type: validate::MachineType) -> Result<StateMachine, ValidationError> {
+    validate::validate(definition, machine_type)?;
+    StateMachine::from_value(definition)
+}

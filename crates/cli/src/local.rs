@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentry_asl::exec::drive::{Runtime, run_to_end_with_text};
 use agentry_asl::exec::parse_input;
@@ -41,9 +40,7 @@ fn machine_type(s: &str) -> anyhow::Result<MachineType> {
 
 /// Parses, validates and builds a definition as CreateStateMachine does.
 fn load(text: &str, ty: MachineType) -> Result<StateMachine, ValidationError> {
-    let def = agentry_asl::definition::parse_text(text)?;
-    agentry_asl::validate::validate(&def, ty)?;
-    StateMachine::from_value(&def)
+    agentry_asl::create(&agentry_asl::definition::parse_text(text)?, ty)
 }
 
 pub fn validate(file: &Path, ty: &str, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -58,54 +55,41 @@ pub fn validate(file: &Path, ty: &str, json_out: bool) -> anyhow::Result<ExitCod
     Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The CLI's runtime: the real clock, Wait states really wait, no task resources yet.
+/// The CLI's runtime: the wall clock (Wait states really wait), with progress on stderr.
 struct Local {
-    rng: agentry_asl::FixedHost,
+    clock: agentry_api::WallClock,
     history: bool,
 }
 
 impl Local {
     fn new(history: bool) -> Self {
-        let now = now_ms();
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        Self { rng: agentry_asl::FixedHost::new(now, seed ^ u64::from(std::process::id())), history }
+        Self { clock: agentry_api::WallClock::new(), history }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Host for Local {
     fn now_ms(&self) -> i64 {
-        now_ms()
+        self.clock.now_ms()
     }
     fn random(&mut self) -> f64 {
-        self.rng.random()
+        self.clock.random()
     }
     fn uuid(&mut self) -> String {
-        self.rng.uuid()
+        self.clock.uuid()
     }
 }
 
 impl Runtime for Local {
     fn sleep_until(&mut self, at_ms: i64) {
-        let wait = at_ms - now_ms();
+        let wait = at_ms - self.now_ms();
         if wait > 0 {
             eprintln!("agentry: waiting {:.1}s (until {})", wait as f64 / 1000.0, agentry_asl::time::format_rfc3339_ms(at_ms));
-            std::thread::sleep(Duration::from_millis(wait as u64));
         }
+        self.clock.sleep_until(at_ms);
     }
 
     fn invoke(&mut self, req: &TaskRequest) -> Event {
-        Event::TaskFailed {
-            task: req.task,
-            error: Some("States.TaskFailed".into()),
-            cause: Some(format!(
-                "state \"{}\": resource \"{}\" is not available in this runtime (task resources come with the engine's integrations)",
-                req.state, req.resource
-            )),
-        }
+        self.clock.invoke(req)
     }
 
     fn on_event(&mut self, event: &HistoryEvent) {
@@ -135,7 +119,7 @@ pub fn run(file: &Path, input: &str, json_out: bool, history: bool) -> anyhow::R
     let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("machine");
     let mut rt = Local::new(history);
     let exec_name = rt.uuid();
-    let info = ExecutionInfo::local(name, &exec_name, now_ms());
+    let info = ExecutionInfo::local(name, &exec_name, rt.now_ms());
     let ex = run_to_end_with_text(&def, info, input, Some(&input_text), &mut rt);
     let status = ex.status.as_str();
     if json_out {

@@ -38,8 +38,7 @@ fn create(case: &Value) -> Result<StateMachine, agentry_asl::ValidationError> {
         Some(raw) => agentry_asl::definition::parse_text(raw)?,
         None => case["definition"].clone(),
     };
-    agentry_asl::validate::validate(&def, machine_type(case))?;
-    StateMachine::from_value(&def)
+    agentry_asl::create(&def, machine_type(case))
 }
 
 fn capture_time_ms(case: &Value) -> i64 {
