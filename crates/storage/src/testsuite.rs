@@ -21,6 +21,8 @@ use crate::{ItemStore, ItemStoreExt};
 pub struct TestStore {
     pub store: Box<dyn ItemStore>,
     pub guard: Box<dyn std::any::Any + Send>,
+    /// Run after a test that passed (a failed test leaves its data to look at).
+    pub cleanup: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// Runs every suite test as a `#[tokio::test]` against stores from `$setup`, an async fn taking
@@ -41,7 +43,12 @@ macro_rules! storage_testsuite {
                 let clock = ::std::sync::Arc::new($crate::ManualClock::new($crate::testsuite::START));
                 let Some(t) = $setup(clock.clone()).await else { return };
                 $crate::testsuite::$name(&*t.store, &clock).await;
-                drop(t);
+                let $crate::testsuite::TestStore { store, guard, cleanup } = t;
+                drop(store);
+                if let Some(cleanup) = cleanup {
+                    cleanup.await;
+                }
+                drop(guard);
             }
         )*
     };

@@ -10,7 +10,7 @@ async fn setup(clock: Arc<ManualClock>) -> Option<TestStore> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let options = SqliteOptions { clock, ..SqliteOptions::default() };
     let store = SqliteStore::open(dir.path().join("store.db"), options).await.expect("open sqlite store");
-    Some(TestStore { store: Box::new(store), guard: Box::new(dir) })
+    Some(TestStore { store: Box::new(store), guard: Box::new(dir), cleanup: None })
 }
 
 agentry_storage::storage_testsuite!(setup);
@@ -21,7 +21,7 @@ mod memory {
     async fn setup(clock: Arc<ManualClock>) -> Option<TestStore> {
         let options = SqliteOptions { clock, ..SqliteOptions::default() };
         let store = SqliteStore::open_in_memory(options).await.expect("open in-memory store");
-        Some(TestStore { store: Box::new(store), guard: Box::new(()) })
+        Some(TestStore { store: Box::new(store), guard: Box::new(()), cleanup: None })
     }
 
     agentry_storage::storage_testsuite!(setup);
