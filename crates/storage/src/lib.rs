@@ -12,6 +12,7 @@
 //! - `rules`: DynamoDB's limits (item size, names, transaction size), sort-value and cursor encodings
 //! - `clock`: the injectable clock TTL is judged by
 //! - `plan`: how a write changes a stored row, shared by the SQL backends
+//! - `sql`: the query SQL both SQL backends run
 //! - `sqlite`: the embedded backend (WAL, one writer thread with group commit, reader pool)
 //! - `postgres`: the PostgreSQL backend (feature `postgres`)
 //! - `resolver`: a URL (`sqlite://path`, `postgres://...`) to a store

@@ -135,8 +135,13 @@ impl SqliteStore {
 
     /// A store held in memory only, gone when dropped (tests, throwaway runs).
     pub async fn open_in_memory(options: SqliteOptions) -> Result<Self> {
-        let mut conn = Connection::open_in_memory().map_err(|e| Error::Open(format!("in-memory database: {e}")))?;
-        schema::migrate(&mut conn)?;
+        let conn = tokio::task::spawn_blocking(|| {
+            let mut conn = Connection::open_in_memory().map_err(|e| Error::Open(format!("in-memory database: {e}")))?;
+            schema::migrate(&mut conn)?;
+            Ok::<_, Error>(conn)
+        })
+        .await
+        .map_err(|e| Error::Open(format!("in-memory database: {e}")))??;
         Ok(Self::start(conn, Readers::Writer, options, None))
     }
 

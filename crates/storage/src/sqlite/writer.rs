@@ -127,10 +127,13 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
 }
 
 fn savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT job").map_err(db_err)?;
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([])).map_err(db_err);
+    run("SAVEPOINT job")?;
     let out = f(conn);
-    let end = if out.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end).map_err(db_err)?;
+    if out.is_err() {
+        run("ROLLBACK TO job")?;
+    }
+    run("RELEASE job")?;
     out
 }
 
