@@ -82,10 +82,12 @@ impl Error {
         Error::InvalidInput { field: field.into(), message: message.into() }
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn unavailable(message: impl fmt::Display) -> Self {
         Error::Unavailable { message: message.to_string() }
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn table_not_found(table: &str) -> Self {
         Error::NotFound { what: format!("table {table:?}") }
     }

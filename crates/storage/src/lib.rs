@@ -15,12 +15,14 @@
 //! - `sql`: the query SQL both SQL backends run
 //! - `sqlite`: the embedded backend (WAL, one writer thread with group commit, reader pool)
 //! - `postgres`: the PostgreSQL backend (feature `postgres`)
+//! - `sweeper`: a background task purging expired items
 //! - `resolver`: a URL (`sqlite://path`, `postgres://...`) to a store
 //! - `testsuite`: the conformance tests every backend runs
 
 pub mod clock;
 pub mod error;
 pub mod item;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod plan;
 pub mod resolver;
 pub mod rules;
@@ -28,6 +30,7 @@ pub mod rules;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod sweeper;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod testsuite;
@@ -37,6 +40,7 @@ pub use error::{Error, ItemRef, Result};
 pub use item::{Attributes, Change, ChangeKind, Condition, IndexSpec, Item, Key, Page, Query, SortRange, TableSpec, Write};
 pub use resolver::{open, open_with, OpenOptions};
 pub use rules::sort_value;
+pub use sweeper::spawn_ttl_sweeper;
 
 use async_trait::async_trait;
 
@@ -62,8 +66,9 @@ use async_trait::async_trait;
 ///   asked otherwise; index queries by index sort value, then by item key. Changes in one
 ///   partition's stream are in commit order with increasing sequences.
 /// - **TTL.** An item whose TTL attribute (epoch seconds) is at or before the store's clock is
-///   invisible to reads, queries and conditions at once, and removed by
-///   [`ItemStore::purge_expired`] (a removal recorded in the stream, as DynamoDB's TTL does).
+///   invisible to reads, queries and conditions at once, and removed later by
+///   [`ItemStore::purge_expired`] (run it with [`spawn_ttl_sweeper`]); the removal is recorded
+///   in the stream, as DynamoDB's TTL deletions are.
 /// - **Limits.** As DynamoDB: items up to 400 KB, transactions of up to 100 writes touching
 ///   each item once, names of 3 to 255 characters of `[A-Za-z0-9_.-]`.
 #[async_trait]

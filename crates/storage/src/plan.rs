@@ -74,6 +74,7 @@ pub fn plan(index: usize, write: &Write, spec: &TableSpec, stored: Option<Stored
             let version = old.as_ref().map_or(1, |o| o.version + 1);
             let expires_at = rules::expires_at(spec, attributes);
             let indexes = rules::index_entries(spec, attributes);
+            rules::check_index_entries(spec, write.table(), key, &indexes)?;
             let attributes_json = serde_json::to_string(attributes).map_err(|e| Error::invalid("attributes", e.to_string()))?;
             let change = spec.stream.then(|| {
                 let kind = if old.is_some() { ChangeKind::Modify } else { ChangeKind::Insert };

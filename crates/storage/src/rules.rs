@@ -110,8 +110,11 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
 
 /// Checks a query against its table and returns the page size to use.
 pub fn check_query(query: &Query, spec: &TableSpec) -> Result<u32> {
-    if query.partition.is_empty() {
-        return Err(Error::invalid("partition", format!("empty in query of table {:?}", spec.name)));
+    if query.partition.is_empty() || query.partition.len() > MAX_PARTITION_KEY_BYTES || query.partition.contains('\0') {
+        return Err(Error::invalid(
+            "partition",
+            format!("query of table {:?} needs a partition of 1 to {MAX_PARTITION_KEY_BYTES} bytes without NUL characters", spec.name),
+        ));
     }
     if let Some(index) = &query.index
         && spec.index(index).is_none()
@@ -162,6 +165,28 @@ pub fn index_entries(spec: &TableSpec, attributes: &Attributes) -> Vec<IndexEntr
             Some((ix.name.clone(), partition.to_owned(), sort))
         })
         .collect()
+}
+
+/// Index key values obey the limits of item keys (as DynamoDB's index keys do); a write that
+/// would break them is refused rather than left out of the index silently.
+pub fn check_index_entries(spec: &TableSpec, table: &str, key: &Key, entries: &[IndexEntry]) -> Result<()> {
+    for (name, ipk, isk) in entries {
+        let ix = spec.index(name).expect("entries come from the table's indexes");
+        for (attribute, value, max) in [(&ix.partition_attribute, ipk, MAX_PARTITION_KEY_BYTES), (&ix.sort_attribute, isk, MAX_SORT_KEY_BYTES)] {
+            let problem = if value.len() > max {
+                format!("is {} bytes; at most {max}", value.len())
+            } else if value.contains('\0') {
+                "contains a NUL character".to_owned()
+            } else {
+                continue;
+            };
+            return Err(Error::invalid(
+                "index key",
+                format!("attribute {attribute:?} of item (pk {:?}, sk {:?}) in table {table:?}, a key of index {name:?}, {problem}", key.pk, key.sk),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The smallest string above every string starting with `prefix`, or `None` if there is none.

@@ -404,6 +404,11 @@ pub async fn index_newest_first(store: &dyn ItemStore, _clock: &ManualClock) {
     assert_eq!(times(all), [10, 8, 7, 5, 4, 3, 1, -1]);
     let bob = store.query_all(&Query::index(&t, "by-user", "bob")).await.unwrap();
     assert_eq!(times(bob), [2, 6, 9]);
+    // Index key values obey key limits: the write is refused, the stored item kept.
+    let long = attrs(json!({"user_id": "u".repeat(2049), "created_at": 1}));
+    let msg = expect_invalid(store.put(&t, k("session-00", "meta"), long).await, "index key");
+    assert!(msg.contains("user_id") && msg.contains("by-user") && msg.contains("session-00"), "{msg}");
+    assert_eq!(store.get(&t, &k("session-00", "meta")).await.unwrap().unwrap().version, 1);
     // A range on the encoded sort value.
     let lo = crate::sort_value(&json!(4)).unwrap();
     let hi = crate::sort_value(&json!(8)).unwrap();

@@ -116,9 +116,12 @@ impl PostgresStore {
             check_schema_name(s)?;
         }
         let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::invalid("store url", format!("postgres url: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
         let pool = Pool::new(config, options.schema.clone(), options.max_connections.max(1));
         let conn = pool.get().await?;
         schema::migrate(&conn.client, options.schema.as_deref()).await?;
