@@ -17,22 +17,39 @@ use agentry_storage::{ItemStore, ItemStoreExt, Key, TableSpec};
 use serde_json::json;
 
 fn seconds() -> Duration {
-    let s = std::env::var("AGENTRY_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let s = std::env::var("AGENTRY_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
     Duration::from_secs_f64(s)
 }
 
 /// Raw SQLite: single-row INSERTs, each its own transaction, WAL, given `synchronous`.
 fn raw_sqlite(dir: &std::path::Path, sync: Synchronous) -> f64 {
-    let conn = rusqlite::Connection::open(dir.join(format!("raw-{}-{}.db", sync.pragma(), std::process::id()))).unwrap();
+    let conn = rusqlite::Connection::open(dir.join(format!(
+        "raw-{}-{}.db",
+        sync.pragma(),
+        std::process::id()
+    )))
+    .unwrap();
     let _ = conn.execute_batch("DROP TABLE IF EXISTS t");
-    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
-    conn.execute_batch(&format!("PRAGMA synchronous = {}; CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL);", sync.pragma())).unwrap();
-    let mut st = conn.prepare("INSERT INTO t (k, v) VALUES (?1, ?2)").unwrap();
+    let _: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
+        sync.pragma()
+    ))
+    .unwrap();
+    let mut st = conn
+        .prepare("INSERT INTO t (k, v) VALUES (?1, ?2)")
+        .unwrap();
     let value = json!({"status": "RUNNING", "n": 0}).to_string();
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < seconds() {
-        st.execute(rusqlite::params![format!("key-{n}"), value]).unwrap();
+        st.execute(rusqlite::params![format!("key-{n}"), value])
+            .unwrap();
         n += 1;
     }
     n as f64 / start.elapsed().as_secs_f64()
@@ -49,10 +66,20 @@ async fn store_puts(store: Arc<dyn ItemStore>, writers: usize, label: &str) -> f
         let store = store.clone();
         let table = table.clone();
         tasks.push(tokio::spawn(async move {
-            let attrs = json!({"status": "RUNNING", "n": 0}).as_object().unwrap().clone();
+            let attrs = json!({"status": "RUNNING", "n": 0})
+                .as_object()
+                .unwrap()
+                .clone();
             let mut n = 0u64;
             while Instant::now() < deadline {
-                store.put_if_absent(&table, Key::new(format!("exec-{w}"), format!("{n:010}")), attrs.clone()).await.unwrap();
+                store
+                    .put_if_absent(
+                        &table,
+                        Key::new(format!("exec-{w}"), format!("{n:010}")),
+                        attrs.clone(),
+                    )
+                    .await
+                    .unwrap();
                 n += 1;
             }
             n
@@ -68,16 +95,40 @@ async fn store_puts(store: Arc<dyn ItemStore>, writers: usize, label: &str) -> f
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
-    let dir = tempfile::tempdir_in(std::env::var("AGENTRY_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string())).unwrap();
-    println!("storage benchmark: {} s per measurement, database in {}", seconds().as_secs_f64(), dir.path().display());
+    let dir = tempfile::tempdir_in(
+        std::env::var("AGENTRY_BENCH_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+    )
+    .unwrap();
+    println!(
+        "storage benchmark: {} s per measurement, database in {}",
+        seconds().as_secs_f64(),
+        dir.path().display()
+    );
     for sync in [Synchronous::Full, Synchronous::Normal] {
         let raw = raw_sqlite(dir.path(), sync);
-        println!("\nsqlite synchronous={}: raw single-row autocommit inserts: {raw:.0}/s", sync.pragma());
-        let options = SqliteOptions { synchronous: sync, ..SqliteOptions::default() };
-        let store: Arc<dyn ItemStore> = Arc::new(SqliteStore::open(dir.path().join(format!("store-{}.db", sync.pragma())), options).await.unwrap());
+        println!(
+            "\nsqlite synchronous={}: raw single-row autocommit inserts: {raw:.0}/s",
+            sync.pragma()
+        );
+        let options = SqliteOptions {
+            synchronous: sync,
+            ..SqliteOptions::default()
+        };
+        let store: Arc<dyn ItemStore> = Arc::new(
+            SqliteStore::open(
+                dir.path().join(format!("store-{}.db", sync.pragma())),
+                options,
+            )
+            .await
+            .unwrap(),
+        );
         for writers in [1, 8, 64, 256] {
             let rate = store_puts(store.clone(), writers, "sqlite").await;
-            println!("  store conditional puts, {writers:>3} writers: {rate:>9.0}/s  = {:.2}x raw", rate / raw);
+            println!(
+                "  store conditional puts, {writers:>3} writers: {rate:>9.0}/s  = {:.2}x raw",
+                rate / raw
+            );
         }
     }
     #[cfg(feature = "postgres")]
@@ -97,29 +148,48 @@ mod postgres {
             return;
         };
         let schema = format!("agentry_bench_{}", std::process::id());
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         client
             .batch_execute(&format!("CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\"; CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL)"))
             .await
             .unwrap();
-        let st = client.prepare("INSERT INTO t (k, v) VALUES ($1, $2)").await.unwrap();
+        let st = client
+            .prepare("INSERT INTO t (k, v) VALUES ($1, $2)")
+            .await
+            .unwrap();
         let value = json!({"status": "RUNNING", "n": 0}).to_string();
         let start = Instant::now();
         let mut n = 0u64;
         while start.elapsed() < seconds() {
-            client.execute(&st, &[&format!("key-{n}"), &value]).await.unwrap();
+            client
+                .execute(&st, &[&format!("key-{n}"), &value])
+                .await
+                .unwrap();
             n += 1;
         }
         let raw = n as f64 / start.elapsed().as_secs_f64();
         println!("\npostgres: raw single-row INSERTs on one connection: {raw:.0}/s");
-        let options = PostgresOptions { schema: Some(schema.clone()), max_connections: 8, ..PostgresOptions::default() };
-        let store: Arc<dyn ItemStore> = Arc::new(PostgresStore::connect(&url, options).await.unwrap());
+        let options = PostgresOptions {
+            schema: Some(schema.clone()),
+            max_connections: 8,
+            ..PostgresOptions::default()
+        };
+        let store: Arc<dyn ItemStore> =
+            Arc::new(PostgresStore::connect(&url, options).await.unwrap());
         for writers in [1, 8, 64] {
             let rate = store_puts(store.clone(), writers, "pg").await;
-            println!("  store conditional puts, {writers:>3} writers: {rate:>9.0}/s  = {:.2}x raw", rate / raw);
+            println!(
+                "  store conditional puts, {writers:>3} writers: {rate:>9.0}/s  = {:.2}x raw",
+                rate / raw
+            );
         }
         drop(store);
-        client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await.unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .unwrap();
     }
 }

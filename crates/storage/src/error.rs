@@ -16,7 +16,11 @@ pub struct ItemRef {
 
 impl fmt::Display for ItemRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "item (pk {:?}, sk {:?}) in table {:?}", self.pk, self.sk, self.table)
+        write!(
+            f,
+            "item (pk {:?}, sk {:?}) in table {:?}",
+            self.pk, self.sk, self.table
+        )
     }
 }
 
@@ -64,7 +68,11 @@ pub enum Error {
 }
 
 fn detail_suffix(detail: &str) -> String {
-    if detail.is_empty() { String::new() } else { format!(": {detail}") }
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
 }
 
 impl Error {
@@ -79,16 +87,23 @@ impl Error {
     }
 
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidInput { field: field.into(), message: message.into() }
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn unavailable(message: impl fmt::Display) -> Self {
-        Error::Unavailable { message: message.to_string() }
+        Error::Unavailable {
+            message: message.to_string(),
+        }
     }
 
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn table_not_found(table: &str) -> Self {
-        Error::NotFound { what: format!("table {table:?}") }
+        Error::NotFound {
+            what: format!("table {table:?}"),
+        }
     }
 }

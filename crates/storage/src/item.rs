@@ -26,7 +26,12 @@ pub struct TableSpec {
 
 impl TableSpec {
     pub fn new(name: impl Into<String>) -> Self {
-        TableSpec { name: name.into(), ttl_attribute: None, indexes: Vec::new(), stream: false }
+        TableSpec {
+            name: name.into(),
+            ttl_attribute: None,
+            indexes: Vec::new(),
+            stream: false,
+        }
     }
 
     pub fn with_ttl(mut self, attribute: impl Into<String>) -> Self {
@@ -79,7 +84,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Key { pk: pk.into(), sk: sk.into() }
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -110,39 +118,67 @@ pub enum Condition {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// Create or replace the item's attributes.
-    Put { table: String, key: Key, attributes: Attributes, condition: Condition },
+    Put {
+        table: String,
+        key: Key,
+        attributes: Attributes,
+        condition: Condition,
+    },
     /// Remove the item (deleting an absent item is not an error unless the condition says so).
-    Delete { table: String, key: Key, condition: Condition },
+    Delete {
+        table: String,
+        key: Key,
+        condition: Condition,
+    },
     /// Write nothing; fail the transaction unless the condition holds.
-    Check { table: String, key: Key, condition: Condition },
+    Check {
+        table: String,
+        key: Key,
+        condition: Condition,
+    },
 }
 
 impl Write {
     pub fn put(table: impl Into<String>, key: Key, attributes: Attributes) -> Self {
-        Write::Put { table: table.into(), key, attributes, condition: Condition::None }
+        Write::Put {
+            table: table.into(),
+            key,
+            attributes,
+            condition: Condition::None,
+        }
     }
 
     pub fn delete(table: impl Into<String>, key: Key) -> Self {
-        Write::Delete { table: table.into(), key, condition: Condition::None }
+        Write::Delete {
+            table: table.into(),
+            key,
+            condition: Condition::None,
+        }
     }
 
     pub fn check(table: impl Into<String>, key: Key, condition: Condition) -> Self {
-        Write::Check { table: table.into(), key, condition }
+        Write::Check {
+            table: table.into(),
+            key,
+            condition,
+        }
     }
 
     /// The same write with a condition.
     pub fn when(mut self, c: Condition) -> Self {
         match &mut self {
-            Write::Put { condition, .. } | Write::Delete { condition, .. } | Write::Check { condition, .. } => {
-                *condition = c
-            }
+            Write::Put { condition, .. }
+            | Write::Delete { condition, .. }
+            | Write::Check { condition, .. } => *condition = c,
         }
         self
     }
 
     pub fn table(&self) -> &str {
         match self {
-            Write::Put { table, .. } | Write::Delete { table, .. } | Write::Check { table, .. } => table,
+            Write::Put { table, .. } | Write::Delete { table, .. } | Write::Check { table, .. } => {
+                table
+            }
         }
     }
 
@@ -154,9 +190,9 @@ impl Write {
 
     pub fn condition(&self) -> Condition {
         match self {
-            Write::Put { condition, .. } | Write::Delete { condition, .. } | Write::Check { condition, .. } => {
-                *condition
-            }
+            Write::Put { condition, .. }
+            | Write::Delete { condition, .. }
+            | Write::Check { condition, .. } => *condition,
         }
     }
 }
@@ -193,11 +229,24 @@ pub struct Query {
 
 impl Query {
     pub fn partition(table: impl Into<String>, partition: impl Into<String>) -> Self {
-        Query { table: table.into(), partition: partition.into(), ..Default::default() }
+        Query {
+            table: table.into(),
+            partition: partition.into(),
+            ..Default::default()
+        }
     }
 
-    pub fn index(table: impl Into<String>, index: impl Into<String>, partition: impl Into<String>) -> Self {
-        Query { table: table.into(), index: Some(index.into()), partition: partition.into(), ..Default::default() }
+    pub fn index(
+        table: impl Into<String>,
+        index: impl Into<String>,
+        partition: impl Into<String>,
+    ) -> Self {
+        Query {
+            table: table.into(),
+            index: Some(index.into()),
+            partition: partition.into(),
+            ..Default::default()
+        }
     }
 
     pub fn range(mut self, range: SortRange) -> Self {

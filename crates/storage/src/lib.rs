@@ -24,6 +24,8 @@ pub mod error;
 pub mod item;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod plan;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod resolver;
 pub mod rules;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -31,14 +33,15 @@ mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod sweeper;
-#[cfg(feature = "postgres")]
-pub mod postgres;
 pub mod testsuite;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ItemRef, Result};
-pub use item::{Attributes, Change, ChangeKind, Condition, IndexSpec, Item, Key, Page, Query, SortRange, TableSpec, Write};
-pub use resolver::{open, open_with, OpenOptions};
+pub use item::{
+    Attributes, Change, ChangeKind, Condition, IndexSpec, Item, Key, Page, Query, SortRange,
+    TableSpec, Write,
+};
+pub use resolver::{OpenOptions, open, open_with};
 pub use rules::sort_value;
 pub use sweeper::spawn_ttl_sweeper;
 
@@ -93,7 +96,13 @@ pub trait ItemStore: Send + Sync {
 
     /// Changes of a partition after position `after` (0 for the start), oldest first, at most
     /// `limit`. The table must have been created with a stream.
-    async fn read_changes(&self, table: &str, partition: &str, after: u64, limit: u32) -> Result<Vec<Change>>;
+    async fn read_changes(
+        &self,
+        table: &str,
+        partition: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Change>>;
 
     /// Removes up to `limit` expired items of a table; returns how many were removed.
     async fn purge_expired(&self, table: &str, limit: u32) -> Result<u64>;
@@ -108,24 +117,54 @@ pub trait ItemStoreExt: ItemStore {
     }
 
     /// Puts only if the condition holds; returns the new version.
-    async fn put_when(&self, table: &str, key: Key, attributes: Attributes, condition: Condition) -> Result<u64> {
-        let out = self.transact(vec![Write::Put { table: table.to_owned(), key, attributes, condition }]).await?;
-        out.first().copied().flatten().ok_or_else(|| Error::Corrupt("put returned no version".into()))
+    async fn put_when(
+        &self,
+        table: &str,
+        key: Key,
+        attributes: Attributes,
+        condition: Condition,
+    ) -> Result<u64> {
+        let out = self
+            .transact(vec![Write::Put {
+                table: table.to_owned(),
+                key,
+                attributes,
+                condition,
+            }])
+            .await?;
+        out.first()
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::Corrupt("put returned no version".into()))
     }
 
     /// Creates the item only if it does not exist; returns its version (1).
     async fn put_if_absent(&self, table: &str, key: Key, attributes: Attributes) -> Result<u64> {
-        self.put_when(table, key, attributes, Condition::Absent).await
+        self.put_when(table, key, attributes, Condition::Absent)
+            .await
     }
 
     /// Replaces the item only if it is at `version`; returns the new version.
-    async fn put_if_version(&self, table: &str, key: Key, attributes: Attributes, version: u64) -> Result<u64> {
-        self.put_when(table, key, attributes, Condition::Version(version)).await
+    async fn put_if_version(
+        &self,
+        table: &str,
+        key: Key,
+        attributes: Attributes,
+        version: u64,
+    ) -> Result<u64> {
+        self.put_when(table, key, attributes, Condition::Version(version))
+            .await
     }
 
     /// Deletes the item if the condition holds.
     async fn delete_when(&self, table: &str, key: Key, condition: Condition) -> Result<()> {
-        self.transact(vec![Write::Delete { table: table.to_owned(), key, condition }]).await.map(drop)
+        self.transact(vec![Write::Delete {
+            table: table.to_owned(),
+            key,
+            condition,
+        }])
+        .await
+        .map(drop)
     }
 
     async fn delete(&self, table: &str, key: Key) -> Result<()> {

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::ItemStore;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::ItemStore;
 
 /// Settings a URL does not carry.
 #[derive(Debug, Clone)]
@@ -17,7 +17,9 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { clock: Arc::new(SystemClock) }
+        OpenOptions {
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -32,13 +34,21 @@ fn bad_url(url: &str, why: &str) -> Error {
 
 pub async fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn ItemStore>> {
     let Some((scheme, rest)) = url.split_once(':') else {
-        return Err(bad_url(url, "expected sqlite://PATH, sqlite::memory: or postgres://..."));
+        return Err(bad_url(
+            url,
+            "expected sqlite://PATH, sqlite::memory: or postgres://...",
+        ));
     };
     match scheme {
         "sqlite" => open_sqlite(url, rest, options).await,
         "postgres" | "postgresql" => open_postgres(url, options).await,
-        "dynamodb" => Err(Error::Unsupported(format!("store url {url:?}: the dynamodb backend is not supported in this build"))),
-        _ => Err(bad_url(url, &format!("unknown scheme {scheme:?}; expected sqlite or postgres"))),
+        "dynamodb" => Err(Error::Unsupported(format!(
+            "store url {url:?}: the dynamodb backend is not supported in this build"
+        ))),
+        _ => Err(bad_url(
+            url,
+            &format!("unknown scheme {scheme:?}; expected sqlite or postgres"),
+        )),
     }
 }
 
@@ -46,7 +56,10 @@ pub async fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn ItemSt
 async fn open_sqlite(url: &str, rest: &str, options: OpenOptions) -> Result<Arc<dyn ItemStore>> {
     use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
     let (target, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let mut opts = SqliteOptions { clock: options.clock, ..SqliteOptions::default() };
+    let mut opts = SqliteOptions {
+        clock: options.clock,
+        ..SqliteOptions::default()
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("synchronous", v)) => {
@@ -54,10 +67,20 @@ async fn open_sqlite(url: &str, rest: &str, options: OpenOptions) -> Result<Arc<
                     "full" => Synchronous::Full,
                     "normal" => Synchronous::Normal,
                     "off" => Synchronous::Off,
-                    _ => return Err(bad_url(url, &format!("synchronous={v}: expected full, normal or off"))),
+                    _ => {
+                        return Err(bad_url(
+                            url,
+                            &format!("synchronous={v}: expected full, normal or off"),
+                        ));
+                    }
                 }
             }
-            _ => return Err(bad_url(url, &format!("unknown parameter {pair:?}; expected synchronous=full|normal|off"))),
+            _ => {
+                return Err(bad_url(
+                    url,
+                    &format!("unknown parameter {pair:?}; expected synchronous=full|normal|off"),
+                ));
+            }
         }
     }
     if target == ":memory:" {
@@ -74,12 +97,21 @@ async fn open_sqlite(url: &str, rest: &str, options: OpenOptions) -> Result<Arc<
 
 #[cfg(not(feature = "sqlite"))]
 async fn open_sqlite(url: &str, _rest: &str, _options: OpenOptions) -> Result<Arc<dyn ItemStore>> {
-    Err(Error::Unsupported(format!("store url {url:?}: the sqlite backend is not supported in this build (enable feature `sqlite`)")))
+    Err(Error::Unsupported(format!(
+        "store url {url:?}: the sqlite backend is not supported in this build (enable feature `sqlite`)"
+    )))
 }
 
 #[cfg(feature = "postgres")]
 async fn open_postgres(url: &str, options: OpenOptions) -> Result<Arc<dyn ItemStore>> {
-    let store = crate::postgres::PostgresStore::connect(url, crate::postgres::PostgresOptions { clock: options.clock, ..Default::default() }).await?;
+    let store = crate::postgres::PostgresStore::connect(
+        url,
+        crate::postgres::PostgresOptions {
+            clock: options.clock,
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(Arc::new(store))
 }
 

@@ -21,10 +21,19 @@ pub const MAX_QUERY_LIMIT: u32 = 1000;
 /// Table and index names: 3 to 255 characters of `[A-Za-z0-9_.-]`.
 pub fn check_name(field: &str, name: &str) -> Result<()> {
     if name.len() < 3 || name.len() > 255 {
-        return Err(Error::invalid(field, format!("{name:?} must be 3 to 255 characters long")));
+        return Err(Error::invalid(
+            field,
+            format!("{name:?} must be 3 to 255 characters long"),
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
-        return Err(Error::invalid(field, format!("{name:?} contains {c:?}; only letters, digits, '_', '.' and '-' are allowed")));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("{name:?} contains {c:?}; only letters, digits, '_', '.' and '-' are allowed"),
+        ));
     }
     Ok(())
 }
@@ -35,13 +44,26 @@ pub fn check_spec(spec: &TableSpec) -> Result<()> {
         check_attribute_name("ttl_attribute", ttl)?;
     }
     if spec.indexes.len() > MAX_INDEXES {
-        return Err(Error::invalid("indexes", format!("table {:?} declares {} indexes; at most {MAX_INDEXES}", spec.name, spec.indexes.len())));
+        return Err(Error::invalid(
+            "indexes",
+            format!(
+                "table {:?} declares {} indexes; at most {MAX_INDEXES}",
+                spec.name,
+                spec.indexes.len()
+            ),
+        ));
     }
     let mut seen = HashSet::new();
     for index in &spec.indexes {
         check_name("index name", &index.name)?;
         if !seen.insert(&index.name) {
-            return Err(Error::invalid("index name", format!("{:?} is declared twice in table {:?}", index.name, spec.name)));
+            return Err(Error::invalid(
+                "index name",
+                format!(
+                    "{:?} is declared twice in table {:?}",
+                    index.name, spec.name
+                ),
+            ));
         }
         check_attribute_name("partition_attribute", &index.partition_attribute)?;
         check_attribute_name("sort_attribute", &index.sort_attribute)?;
@@ -51,21 +73,36 @@ pub fn check_spec(spec: &TableSpec) -> Result<()> {
 
 fn check_attribute_name(field: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 255 {
-        return Err(Error::invalid(field, format!("{name:?} must be 1 to 255 bytes long")));
+        return Err(Error::invalid(
+            field,
+            format!("{name:?} must be 1 to 255 bytes long"),
+        ));
     }
     Ok(())
 }
 
 pub fn check_key(table: &str, key: &Key) -> Result<()> {
-    for (field, value, max) in [("partition key", &key.pk, MAX_PARTITION_KEY_BYTES), ("sort key", &key.sk, MAX_SORT_KEY_BYTES)] {
+    for (field, value, max) in [
+        ("partition key", &key.pk, MAX_PARTITION_KEY_BYTES),
+        ("sort key", &key.sk, MAX_SORT_KEY_BYTES),
+    ] {
         if value.is_empty() {
-            return Err(Error::invalid(field, format!("empty in table {table:?}; keys must be non-empty")));
+            return Err(Error::invalid(
+                field,
+                format!("empty in table {table:?}; keys must be non-empty"),
+            ));
         }
         if value.len() > max {
-            return Err(Error::invalid(field, format!("{} bytes in table {table:?}; at most {max}", value.len())));
+            return Err(Error::invalid(
+                field,
+                format!("{} bytes in table {table:?}; at most {max}", value.len()),
+            ));
         }
         if value.contains('\0') {
-            return Err(Error::invalid(field, format!("{value:?} in table {table:?} contains a NUL character")));
+            return Err(Error::invalid(
+                field,
+                format!("{value:?} in table {table:?} contains a NUL character"),
+            ));
         }
     }
     Ok(())
@@ -74,7 +111,11 @@ pub fn check_key(table: &str, key: &Key) -> Result<()> {
 /// The item's size as counted against [`MAX_ITEM_BYTES`]: keys plus attributes as JSON.
 pub fn item_size(key: &Key, attributes: &Attributes) -> usize {
     // Serializing a Map cannot fail.
-    key.pk.len() + key.sk.len() + serde_json::to_string(attributes).map(|s| s.len()).unwrap_or(usize::MAX)
+    key.pk.len()
+        + key.sk.len()
+        + serde_json::to_string(attributes)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX)
 }
 
 /// Checks a transaction's shape before it reaches a backend.
@@ -83,7 +124,10 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
         return Err(Error::invalid("transaction", "no writes"));
     }
     if writes.len() > MAX_TRANSACTION_WRITES {
-        return Err(Error::invalid("transaction", format!("{} writes; at most {MAX_TRANSACTION_WRITES}", writes.len())));
+        return Err(Error::invalid(
+            "transaction",
+            format!("{} writes; at most {MAX_TRANSACTION_WRITES}", writes.len()),
+        ));
     }
     let mut seen = HashSet::new();
     for (i, w) in writes.iter().enumerate() {
@@ -92,15 +136,28 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
         if !seen.insert((w.table(), w.key())) {
             return Err(Error::invalid(
                 "transaction",
-                format!("write {i} touches item (pk {:?}, sk {:?}) in table {:?} again; one write per item", w.key().pk, w.key().sk, w.table()),
+                format!(
+                    "write {i} touches item (pk {:?}, sk {:?}) in table {:?} again; one write per item",
+                    w.key().pk,
+                    w.key().sk,
+                    w.table()
+                ),
             ));
         }
-        if let Write::Put { key, attributes, .. } = w {
+        if let Write::Put {
+            key, attributes, ..
+        } = w
+        {
             let size = item_size(key, attributes);
             if size > MAX_ITEM_BYTES {
                 return Err(Error::invalid(
                     "item",
-                    format!("item (pk {:?}, sk {:?}) in table {:?} is {size} bytes; at most {MAX_ITEM_BYTES}", key.pk, key.sk, w.table()),
+                    format!(
+                        "item (pk {:?}, sk {:?}) in table {:?} is {size} bytes; at most {MAX_ITEM_BYTES}",
+                        key.pk,
+                        key.sk,
+                        w.table()
+                    ),
                 ));
             }
         }
@@ -110,26 +167,40 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
 
 /// Checks a query against its table and returns the page size to use.
 pub fn check_query(query: &Query, spec: &TableSpec) -> Result<u32> {
-    if query.partition.is_empty() || query.partition.len() > MAX_PARTITION_KEY_BYTES || query.partition.contains('\0') {
+    if query.partition.is_empty()
+        || query.partition.len() > MAX_PARTITION_KEY_BYTES
+        || query.partition.contains('\0')
+    {
         return Err(Error::invalid(
             "partition",
-            format!("query of table {:?} needs a partition of 1 to {MAX_PARTITION_KEY_BYTES} bytes without NUL characters", spec.name),
+            format!(
+                "query of table {:?} needs a partition of 1 to {MAX_PARTITION_KEY_BYTES} bytes without NUL characters",
+                spec.name
+            ),
         ));
     }
     if let Some(index) = &query.index
         && spec.index(index).is_none()
     {
-        return Err(Error::NotFound { what: format!("index {index:?} of table {:?}", spec.name) });
+        return Err(Error::NotFound {
+            what: format!("index {index:?} of table {:?}", spec.name),
+        });
     }
     if let Some(SortRange::Between(a, b)) = &query.range
         && a > b
     {
-        return Err(Error::invalid("range", format!("lower bound {a:?} is above upper bound {b:?}")));
+        return Err(Error::invalid(
+            "range",
+            format!("lower bound {a:?} is above upper bound {b:?}"),
+        ));
     }
     match query.limit {
         None => Ok(DEFAULT_QUERY_LIMIT),
         Some(0) => Err(Error::invalid("limit", "must be at least 1")),
-        Some(n) if n > MAX_QUERY_LIMIT => Err(Error::invalid("limit", format!("{n}; at most {MAX_QUERY_LIMIT}"))),
+        Some(n) if n > MAX_QUERY_LIMIT => Err(Error::invalid(
+            "limit",
+            format!("{n}; at most {MAX_QUERY_LIMIT}"),
+        )),
         Some(n) => Ok(n),
     }
 }
@@ -147,7 +218,9 @@ pub fn expires_at(spec: &TableSpec, attributes: &Attributes) -> Option<i64> {
 pub fn sort_value(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => n.as_i64().map(|i| format!("{:020}", (i as u64) ^ (1 << 63))),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| format!("{:020}", (i as u64) ^ (1 << 63))),
         _ => None,
     }
 }
@@ -160,7 +233,10 @@ pub fn index_entries(spec: &TableSpec, attributes: &Attributes) -> Vec<IndexEntr
     spec.indexes
         .iter()
         .filter_map(|ix| {
-            let partition = attributes.get(&ix.partition_attribute)?.as_str().filter(|s| !s.is_empty())?;
+            let partition = attributes
+                .get(&ix.partition_attribute)?
+                .as_str()
+                .filter(|s| !s.is_empty())?;
             let sort = sort_value(attributes.get(&ix.sort_attribute)?)?;
             Some((ix.name.clone(), partition.to_owned(), sort))
         })
@@ -169,10 +245,20 @@ pub fn index_entries(spec: &TableSpec, attributes: &Attributes) -> Vec<IndexEntr
 
 /// Index key values obey the limits of item keys (as DynamoDB's index keys do); a write that
 /// would break them is refused rather than left out of the index silently.
-pub fn check_index_entries(spec: &TableSpec, table: &str, key: &Key, entries: &[IndexEntry]) -> Result<()> {
+pub fn check_index_entries(
+    spec: &TableSpec,
+    table: &str,
+    key: &Key,
+    entries: &[IndexEntry],
+) -> Result<()> {
     for (name, ipk, isk) in entries {
-        let ix = spec.index(name).expect("entries come from the table's indexes");
-        for (attribute, value, max) in [(&ix.partition_attribute, ipk, MAX_PARTITION_KEY_BYTES), (&ix.sort_attribute, isk, MAX_SORT_KEY_BYTES)] {
+        let ix = spec
+            .index(name)
+            .expect("entries come from the table's indexes");
+        for (attribute, value, max) in [
+            (&ix.partition_attribute, ipk, MAX_PARTITION_KEY_BYTES),
+            (&ix.sort_attribute, isk, MAX_SORT_KEY_BYTES),
+        ] {
             let problem = if value.len() > max {
                 format!("is {} bytes; at most {max}", value.len())
             } else if value.contains('\0') {
@@ -182,7 +268,10 @@ pub fn check_index_entries(spec: &TableSpec, table: &str, key: &Key, entries: &[
             };
             return Err(Error::invalid(
                 "index key",
-                format!("attribute {attribute:?} of item (pk {:?}, sk {:?}) in table {table:?}, a key of index {name:?}, {problem}", key.pk, key.sk),
+                format!(
+                    "attribute {attribute:?} of item (pk {:?}, sk {:?}) in table {table:?}, a key of index {name:?}, {problem}",
+                    key.pk, key.sk
+                ),
             ));
         }
     }
@@ -223,7 +312,7 @@ impl Cursor {
 
     pub fn decode(s: &str) -> Result<Self> {
         let bad = || Error::invalid("cursor", "not a cursor this store returned");
-        if s.len() % 2 != 0 || !s.is_ascii() {
+        if !s.len().is_multiple_of(2) || !s.is_ascii() {
             return Err(bad());
         }
         let bytes = (0..s.len())
@@ -259,9 +348,16 @@ mod tests {
 
     #[test]
     fn cursor_roundtrip_and_garbage() {
-        let c = Cursor { isk: Some("x".into()), pk: "p\"".into(), sk: "s".into() };
+        let c = Cursor {
+            isk: Some("x".into()),
+            pk: "p\"".into(),
+            sk: "s".into(),
+        };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        assert!(matches!(Cursor::decode("zz"), Err(Error::InvalidInput { .. })));
+        assert!(matches!(
+            Cursor::decode("zz"),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 
     #[test]

@@ -46,9 +46,16 @@ impl Builder {
 
 /// Builds the SQL for one page (fetching `limit + 1` rows to know whether more follow).
 pub fn query_sql(q: &Query, limit: u32, now: i64, dialect: Dialect) -> Result<Built> {
-    let mut b = Builder { dialect, params: Vec::new() };
+    let mut b = Builder {
+        dialect,
+        params: Vec::new(),
+    };
     let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
-    let (cmp, order) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (cmp, order) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     let mut sql;
     let sort_col;
     match &q.index {
@@ -117,7 +124,10 @@ pub fn query_sql(q: &Query, limit: u32, now: i64, dialect: Dialect) -> Result<Bu
     };
     let n = b.bind(Param::Int(i64::from(limit) + 1));
     sql += &format!(" LIMIT {n}");
-    Ok(Built { sql, params: b.params })
+    Ok(Built {
+        sql,
+        params: b.params,
+    })
 }
 
 /// A query row: `(pk, sk, version, attrs, isk)`.
@@ -131,8 +141,16 @@ pub fn page(rows: Vec<Row>, limit: u32, index: bool) -> Result<Page> {
     for (pk, sk, version, attrs, isk) in rows.into_iter().take(limit as usize) {
         let key = Key { pk, sk };
         let attributes = plan::attributes_from_json(&key, &attrs)?;
-        last = Some(Cursor { isk: index.then_some(isk), pk: key.pk.clone(), sk: key.sk.clone() });
-        items.push(Item { key, attributes, version: version as u64 });
+        last = Some(Cursor {
+            isk: index.then_some(isk),
+            pk: key.pk.clone(),
+            sk: key.sk.clone(),
+        });
+        items.push(Item {
+            key,
+            attributes,
+            version: version as u64,
+        });
     }
     let cursor = if more { last.map(|c| c.encode()) } else { None };
     Ok(Page { items, cursor })

@@ -13,7 +13,11 @@ const BATCH: u32 = 500;
 
 /// Purges the expired items of `tables` every `every`, until the task is aborted. Errors are
 /// logged and the sweep tried again at the next tick: expired items are invisible meanwhile.
-pub fn spawn_ttl_sweeper(store: Arc<dyn ItemStore>, tables: Vec<String>, every: Duration) -> JoinHandle<()> {
+pub fn spawn_ttl_sweeper(
+    store: Arc<dyn ItemStore>,
+    tables: Vec<String>,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -7,13 +7,17 @@
 //! agentry_storage::storage_testsuite!(setup);
 //! ```
 
+mod reads;
+
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
 use crate::clock::ManualClock;
 use crate::error::Error;
-use crate::item::{Attributes, ChangeKind, Condition, Key, Query, SortRange, TableSpec, Write};
+pub use reads::*;
+
+use crate::item::{Attributes, Condition, Key, Query, TableSpec, Write};
 use crate::{ItemStore, ItemStoreExt};
 
 /// A store under test and whatever must live as long as it (a temporary directory, a schema
@@ -69,7 +73,10 @@ fn k(pk: &str, sk: &str) -> Key {
 }
 
 async fn table(store: &dyn ItemStore, spec: TableSpec) -> String {
-    store.create_table(&spec).await.unwrap_or_else(|e| panic!("create table {:?}: {e}", spec.name));
+    store
+        .create_table(&spec)
+        .await
+        .unwrap_or_else(|e| panic!("create table {:?}: {e}", spec.name));
     spec.name
 }
 
@@ -86,15 +93,33 @@ fn expect_invalid<T: std::fmt::Debug>(r: crate::Result<T>, field: &str) -> Strin
 pub async fn put_get_and_versions(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("Users")).await;
     assert_eq!(store.get(&t, &k("u1", "profile")).await.unwrap(), None);
-    let a = attrs(json!({"name": "Ada", "tags": ["x", "ü"], "nested": {"n": 1.5, "null": null}, "z": "\u{0}"}));
-    assert_eq!(store.put(&t, k("u1", "profile"), a.clone()).await.unwrap(), 1);
-    let item = store.get(&t, &k("u1", "profile")).await.unwrap().expect("item just put");
+    let a = attrs(
+        json!({"name": "Ada", "tags": ["x", "ü"], "nested": {"n": 1.5, "null": null}, "z": "\u{0}"}),
+    );
+    assert_eq!(
+        store.put(&t, k("u1", "profile"), a.clone()).await.unwrap(),
+        1
+    );
+    let item = store
+        .get(&t, &k("u1", "profile"))
+        .await
+        .unwrap()
+        .expect("item just put");
     assert_eq!(item.attributes, a);
     assert_eq!(item.version, 1);
     assert_eq!(item.key, k("u1", "profile"));
-    assert_eq!(store.put(&t, k("u1", "profile"), attrs(json!({"name": "Ada L."}))).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .put(&t, k("u1", "profile"), attrs(json!({"name": "Ada L."})))
+            .await
+            .unwrap(),
+        2
+    );
     let item = store.get(&t, &k("u1", "profile")).await.unwrap().unwrap();
-    assert_eq!((item.version, item.attributes), (2, attrs(json!({"name": "Ada L."}))));
+    assert_eq!(
+        (item.version, item.attributes),
+        (2, attrs(json!({"name": "Ada L."})))
+    );
     // Keys are exact: neither a longer sort key nor another partition matches.
     assert_eq!(store.get(&t, &k("u1", "profil")).await.unwrap(), None);
     assert_eq!(store.get(&t, &k("u2", "profile")).await.unwrap(), None);
@@ -106,90 +131,218 @@ pub async fn put_get_and_versions(store: &dyn ItemStore, _clock: &ManualClock) {
 }
 
 pub async fn table_definitions(store: &dyn ItemStore, _clock: &ManualClock) {
-    let spec = TableSpec::new("AgentSessions").with_index("by-user", "user", "created").with_ttl("expires").with_stream();
+    let spec = TableSpec::new("AgentSessions")
+        .with_index("by-user", "user", "created")
+        .with_ttl("expires")
+        .with_stream();
     store.create_table(&spec).await.unwrap();
-    store.create_table(&spec).await.expect("creating the same table again succeeds");
+    store
+        .create_table(&spec)
+        .await
+        .expect("creating the same table again succeeds");
     assert_eq!(store.describe_table("AgentSessions").await.unwrap(), spec);
     let other = TableSpec::new("AgentSessions");
-    assert!(matches!(store.create_table(&other).await, Err(Error::AlreadyExists { .. })));
-    assert_eq!(store.describe_table("AgentSessions").await.unwrap(), spec, "definition unchanged");
+    assert!(matches!(
+        store.create_table(&other).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        store.describe_table("AgentSessions").await.unwrap(),
+        spec,
+        "definition unchanged"
+    );
     for r in [
         store.get("Missing", &k("a", "b")).await.map(drop),
-        store.put("Missing", k("a", "b"), attrs(json!({}))).await.map(drop),
-        store.query(&Query::partition("Missing", "a")).await.map(drop),
+        store
+            .put("Missing", k("a", "b"), attrs(json!({})))
+            .await
+            .map(drop),
+        store
+            .query(&Query::partition("Missing", "a"))
+            .await
+            .map(drop),
         store.describe_table("Missing").await.map(drop),
     ] {
         match r {
-            Err(e @ Error::NotFound { .. }) => assert!(e.to_string().contains("\"Missing\""), "{e}"),
+            Err(e @ Error::NotFound { .. }) => {
+                assert!(e.to_string().contains("\"Missing\""), "{e}")
+            }
             other => panic!("expected table not found, got {other:?}"),
         }
     }
-    let dup = TableSpec::new("Dups").with_index("ix1", "a", "b").with_index("ix1", "c", "d");
+    let dup = TableSpec::new("Dups")
+        .with_index("ix1", "a", "b")
+        .with_index("ix1", "c", "d");
     expect_invalid(store.create_table(&dup).await, "index name");
-    let missing_index = store.query(&Query::index("AgentSessions", "by-nothing", "u")).await;
-    assert!(matches!(missing_index, Err(Error::NotFound { .. })), "{missing_index:?}");
+    let missing_index = store
+        .query(&Query::index("AgentSessions", "by-nothing", "u"))
+        .await;
+    assert!(
+        matches!(missing_index, Err(Error::NotFound { .. })),
+        "{missing_index:?}"
+    );
 }
 
 pub async fn invalid_names_and_keys(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("Tools")).await;
     for name in ["ab", "has space", "semi;colon", "quote'", &"x".repeat(256)] {
-        let msg = expect_invalid(store.create_table(&TableSpec::new(name)).await, "table name");
-        assert!(msg.contains(&format!("{name:?}")), "error names the table: {msg}");
+        let msg = expect_invalid(
+            store.create_table(&TableSpec::new(name)).await,
+            "table name",
+        );
+        assert!(
+            msg.contains(&format!("{name:?}")),
+            "error names the table: {msg}"
+        );
         expect_invalid(store.get(name, &k("a", "b")).await, "table name");
     }
-    expect_invalid(store.put(&t, k("", "b"), attrs(json!({}))).await, "partition key");
-    expect_invalid(store.put(&t, k("a", ""), attrs(json!({}))).await, "sort key");
-    expect_invalid(store.put(&t, k(&"p".repeat(2049), "b"), attrs(json!({}))).await, "partition key");
-    expect_invalid(store.put(&t, k("a", &"s".repeat(1025)), attrs(json!({}))).await, "sort key");
+    expect_invalid(
+        store.put(&t, k("", "b"), attrs(json!({}))).await,
+        "partition key",
+    );
+    expect_invalid(
+        store.put(&t, k("a", ""), attrs(json!({}))).await,
+        "sort key",
+    );
+    expect_invalid(
+        store
+            .put(&t, k(&"p".repeat(2049), "b"), attrs(json!({})))
+            .await,
+        "partition key",
+    );
+    expect_invalid(
+        store
+            .put(&t, k("a", &"s".repeat(1025)), attrs(json!({})))
+            .await,
+        "sort key",
+    );
     expect_invalid(store.get(&t, &k("a\0b", "c")).await, "partition key");
     // Largest keys allowed are fine.
-    store.put(&t, k(&"p".repeat(2048), &"s".repeat(1024)), attrs(json!({}))).await.unwrap();
+    store
+        .put(
+            &t,
+            k(&"p".repeat(2048), &"s".repeat(1024)),
+            attrs(json!({})),
+        )
+        .await
+        .unwrap();
 }
 
 pub async fn oversize_item(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("KnowledgeBase")).await;
-    store.put(&t, k("doc", "1"), attrs(json!({"body": "small"}))).await.unwrap();
+    store
+        .put(&t, k("doc", "1"), attrs(json!({"body": "small"})))
+        .await
+        .unwrap();
     let big = attrs(json!({"body": "x".repeat(400 * 1024)}));
     let msg = expect_invalid(store.put(&t, k("doc", "1"), big.clone()).await, "item");
-    assert!(msg.contains("\"doc\"") && msg.contains("\"1\"") && msg.contains("KnowledgeBase"), "error names the item: {msg}");
+    assert!(
+        msg.contains("\"doc\"") && msg.contains("\"1\"") && msg.contains("KnowledgeBase"),
+        "error names the item: {msg}"
+    );
     let kept = store.get(&t, &k("doc", "1")).await.unwrap().unwrap();
-    assert_eq!((kept.version, kept.attributes), (1, attrs(json!({"body": "small"}))), "stored item untouched");
+    assert_eq!(
+        (kept.version, kept.attributes),
+        (1, attrs(json!({"body": "small"}))),
+        "stored item untouched"
+    );
     // In a transaction the whole transaction is refused.
-    let r = store.transact(vec![Write::put(&t, k("doc", "2"), attrs(json!({}))), Write::put(&t, k("doc", "3"), big)]).await;
+    let r = store
+        .transact(vec![
+            Write::put(&t, k("doc", "2"), attrs(json!({}))),
+            Write::put(&t, k("doc", "3"), big),
+        ])
+        .await;
     expect_invalid(r, "item");
     assert_eq!(store.get(&t, &k("doc", "2")).await.unwrap(), None);
     // Just under the limit is accepted.
     let fits = attrs(json!({"body": "y".repeat(400 * 1024 - 100)}));
     store.put(&t, k("doc", "4"), fits.clone()).await.unwrap();
-    assert_eq!(store.get(&t, &k("doc", "4")).await.unwrap().unwrap().attributes, fits);
+    assert_eq!(
+        store
+            .get(&t, &k("doc", "4"))
+            .await
+            .unwrap()
+            .unwrap()
+            .attributes,
+        fits
+    );
 }
 
 pub async fn conditional_writes(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("Executions")).await;
     let key = k("exec-1", "meta");
-    assert_eq!(store.put_if_absent(&t, key.clone(), attrs(json!({"s": "RUNNING"}))).await.unwrap(), 1);
-    let e = store.put_if_absent(&t, key.clone(), attrs(json!({"s": "X"}))).await.unwrap_err();
+    assert_eq!(
+        store
+            .put_if_absent(&t, key.clone(), attrs(json!({"s": "RUNNING"})))
+            .await
+            .unwrap(),
+        1
+    );
+    let e = store
+        .put_if_absent(&t, key.clone(), attrs(json!({"s": "X"})))
+        .await
+        .unwrap_err();
     match &e {
-        Error::ConditionFailed { index, item, reason } => {
+        Error::ConditionFailed {
+            index,
+            item,
+            reason,
+        } => {
             assert_eq!(*index, 0);
-            assert_eq!((item.table.as_str(), item.pk.as_str(), item.sk.as_str()), ("Executions", "exec-1", "meta"));
+            assert_eq!(
+                (item.table.as_str(), item.pk.as_str(), item.sk.as_str()),
+                ("Executions", "exec-1", "meta")
+            );
             assert!(reason.contains("version 1"), "{reason}");
         }
         other => panic!("expected condition failure, got {other:?}"),
     }
     assert!(!e.is_retryable() && e.is_condition_failed());
-    assert_eq!(store.put_if_version(&t, key.clone(), attrs(json!({"s": "DONE"})), 1).await.unwrap(), 2);
-    let stale = store.put_if_version(&t, key.clone(), attrs(json!({"s": "STALE"})), 1).await;
-    assert!(matches!(stale, Err(Error::ConditionFailed { .. })), "{stale:?}");
-    assert_eq!(store.get(&t, &key).await.unwrap().unwrap().attributes, attrs(json!({"s": "DONE"})));
-    let absent = store.put_when(&t, k("exec-2", "meta"), attrs(json!({})), Condition::Exists).await;
-    assert!(matches!(absent, Err(Error::ConditionFailed { .. })), "{absent:?}");
-    let absent = store.put_if_version(&t, k("exec-2", "meta"), attrs(json!({})), 1).await;
-    assert!(matches!(absent, Err(Error::ConditionFailed { .. })), "{absent:?}");
+    assert_eq!(
+        store
+            .put_if_version(&t, key.clone(), attrs(json!({"s": "DONE"})), 1)
+            .await
+            .unwrap(),
+        2
+    );
+    let stale = store
+        .put_if_version(&t, key.clone(), attrs(json!({"s": "STALE"})), 1)
+        .await;
+    assert!(
+        matches!(stale, Err(Error::ConditionFailed { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        store.get(&t, &key).await.unwrap().unwrap().attributes,
+        attrs(json!({"s": "DONE"}))
+    );
+    let absent = store
+        .put_when(&t, k("exec-2", "meta"), attrs(json!({})), Condition::Exists)
+        .await;
+    assert!(
+        matches!(absent, Err(Error::ConditionFailed { .. })),
+        "{absent:?}"
+    );
+    let absent = store
+        .put_if_version(&t, k("exec-2", "meta"), attrs(json!({})), 1)
+        .await;
+    assert!(
+        matches!(absent, Err(Error::ConditionFailed { .. })),
+        "{absent:?}"
+    );
     assert_eq!(store.get(&t, &k("exec-2", "meta")).await.unwrap(), None);
-    assert!(store.delete_when(&t, key.clone(), Condition::Version(1)).await.is_err());
+    assert!(
+        store
+            .delete_when(&t, key.clone(), Condition::Version(1))
+            .await
+            .is_err()
+    );
     assert!(store.get(&t, &key).await.unwrap().is_some());
-    store.delete_when(&t, key.clone(), Condition::Version(2)).await.unwrap();
+    store
+        .delete_when(&t, key.clone(), Condition::Version(2))
+        .await
+        .unwrap();
     assert_eq!(store.get(&t, &key).await.unwrap(), None);
     assert!(store.delete_when(&t, key, Condition::Exists).await.is_err());
 }
@@ -197,28 +350,50 @@ pub async fn conditional_writes(store: &dyn ItemStore, _clock: &ManualClock) {
 pub async fn conditional_put_race(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("Executions")).await;
     let key = k("exec-race", "meta");
-    store.put(&t, key.clone(), attrs(json!({"step": 0}))).await.unwrap();
+    store
+        .put(&t, key.clone(), attrs(json!({"step": 0})))
+        .await
+        .unwrap();
     for round in 1..=10u64 {
         // Every writer read the same version; exactly one may advance it.
         let writers = (0..4).map(|w| {
             let key = key.clone();
             let t = t.clone();
-            async move { store.put_if_version(&t, key, attrs(json!({"step": round, "writer": w})), round).await }
+            async move {
+                store
+                    .put_if_version(&t, key, attrs(json!({"step": round, "writer": w})), round)
+                    .await
+            }
         });
         let results = futures_join_all(writers).await;
         let wins: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
-        assert_eq!(wins.len(), 1, "round {round}: exactly one writer wins, got {results:?}");
+        assert_eq!(
+            wins.len(),
+            1,
+            "round {round}: exactly one writer wins, got {results:?}"
+        );
         assert_eq!(*wins[0].as_ref().unwrap(), round + 1);
-        assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(Error::ConditionFailed { .. }))));
+        assert!(
+            results
+                .iter()
+                .filter(|r| r.is_err())
+                .all(|r| matches!(r, Err(Error::ConditionFailed { .. })))
+        );
     }
     let item = store.get(&t, &key).await.unwrap().unwrap();
-    assert_eq!((item.version, item.attributes["step"].clone()), (11, json!(10)));
+    assert_eq!(
+        (item.version, item.attributes["step"].clone()),
+        (11, json!(10))
+    );
     // Two creators racing for the same new item: one creates, one is told it exists.
     let (a, b) = tokio::join!(
         store.put_if_absent(&t, k("exec-new", "meta"), attrs(json!({"by": "a"}))),
         store.put_if_absent(&t, k("exec-new", "meta"), attrs(json!({"by": "b"})))
     );
-    assert!(a.is_ok() != b.is_ok(), "exactly one creator wins: {a:?} {b:?}");
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one creator wins: {a:?} {b:?}"
+    );
 }
 
 /// Polls futures concurrently on the current task (no spawning: they borrow the store).
@@ -238,19 +413,36 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
-    out.into_iter().map(|o| o.expect("all futures finished")).collect()
+    out.into_iter()
+        .map(|o| o.expect("all futures finished"))
+        .collect()
 }
 
 pub async fn transaction_all_or_nothing(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("History").with_stream()).await;
-    store.put(&t, k("e1", "state"), attrs(json!({"v": "old"}))).await.unwrap();
-    store.put(&t, k("e1", "gone"), attrs(json!({}))).await.unwrap();
+    store
+        .put(&t, k("e1", "state"), attrs(json!({"v": "old"})))
+        .await
+        .unwrap();
+    store
+        .put(&t, k("e1", "gone"), attrs(json!({})))
+        .await
+        .unwrap();
     let writes = vec![
         Write::put(&t, k("e1", "state"), attrs(json!({"v": "new"}))).when(Condition::Version(1)),
-        Write::put(&t, k("e1", "event-1"), attrs(json!({"type": "TaskStateEntered"}))).when(Condition::Absent),
+        Write::put(
+            &t,
+            k("e1", "event-1"),
+            attrs(json!({"type": "TaskStateEntered"})),
+        )
+        .when(Condition::Absent),
         Write::delete(&t, k("e1", "gone")),
         Write::check(&t, k("e1", "lock"), Condition::Exists),
     ];
@@ -264,20 +456,42 @@ pub async fn transaction_all_or_nothing(store: &dyn ItemStore, _clock: &ManualCl
     }
     assert!(err.to_string().contains("\"lock\""), "{err}");
     // Nothing of the failed transaction is visible, not even in the stream.
-    assert_eq!(store.get(&t, &k("e1", "state")).await.unwrap().unwrap().attributes["v"], json!("old"));
+    assert_eq!(
+        store
+            .get(&t, &k("e1", "state"))
+            .await
+            .unwrap()
+            .unwrap()
+            .attributes["v"],
+        json!("old")
+    );
     assert_eq!(store.get(&t, &k("e1", "event-1")).await.unwrap(), None);
     assert!(store.get(&t, &k("e1", "gone")).await.unwrap().is_some());
     assert_eq!(store.read_changes(&t, "e1", 0, 100).await.unwrap().len(), 2);
-    store.put(&t, k("e1", "lock"), attrs(json!({}))).await.unwrap();
+    store
+        .put(&t, k("e1", "lock"), attrs(json!({})))
+        .await
+        .unwrap();
     let versions = store.transact(writes).await.unwrap();
     assert_eq!(versions, vec![Some(2), Some(1), None, None]);
-    assert_eq!(store.get(&t, &k("e1", "state")).await.unwrap().unwrap().attributes["v"], json!("new"));
+    assert_eq!(
+        store
+            .get(&t, &k("e1", "state"))
+            .await
+            .unwrap()
+            .unwrap()
+            .attributes["v"],
+        json!("new")
+    );
     assert!(store.get(&t, &k("e1", "event-1")).await.unwrap().is_some());
     assert_eq!(store.get(&t, &k("e1", "gone")).await.unwrap(), None);
     // A transaction across tables.
     let t2 = table(store, TableSpec::new("Timers")).await;
     store
-        .transact(vec![Write::put(&t, k("e2", "a"), attrs(json!({}))), Write::put(&t2, k("e2", "timer"), attrs(json!({"due": 5})))])
+        .transact(vec![
+            Write::put(&t, k("e2", "a"), attrs(json!({}))),
+            Write::put(&t2, k("e2", "timer"), attrs(json!({"due": 5}))),
+        ])
         .await
         .unwrap();
     assert!(store.get(&t2, &k("e2", "timer")).await.unwrap().is_some());
@@ -285,253 +499,71 @@ pub async fn transaction_all_or_nothing(store: &dyn ItemStore, _clock: &ManualCl
 
 pub async fn transaction_limits(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("Limits")).await;
-    let writes = |n: usize| (0..n).map(|i| Write::put(&t, k("p", &format!("{i:03}")), attrs(json!({"i": i})))).collect::<Vec<_>>();
+    let writes = |n: usize| {
+        (0..n)
+            .map(|i| Write::put(&t, k("p", &format!("{i:03}")), attrs(json!({"i": i}))))
+            .collect::<Vec<_>>()
+    };
     expect_invalid(store.transact(writes(101)).await, "transaction");
-    assert!(store.query_all(&Query::partition(&t, "p")).await.unwrap().is_empty());
+    assert!(
+        store
+            .query_all(&Query::partition(&t, "p"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     expect_invalid(store.transact(vec![]).await, "transaction");
-    let dup = vec![Write::put(&t, k("p", "1"), attrs(json!({}))), Write::delete(&t, k("p", "1"))];
+    let dup = vec![
+        Write::put(&t, k("p", "1"), attrs(json!({}))),
+        Write::delete(&t, k("p", "1")),
+    ];
     expect_invalid(store.transact(dup).await, "transaction");
     assert_eq!(store.transact(writes(100)).await.unwrap().len(), 100);
-    assert_eq!(store.query_all(&Query::partition(&t, "p")).await.unwrap().len(), 100);
+    assert_eq!(
+        store
+            .query_all(&Query::partition(&t, "p"))
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
     // A write to a missing table fails the transaction as a whole.
-    let r = store.transact(vec![Write::put(&t, k("q", "1"), attrs(json!({}))), Write::put("NoSuchTable", k("q", "1"), attrs(json!({})))]).await;
+    let r = store
+        .transact(vec![
+            Write::put(&t, k("q", "1"), attrs(json!({}))),
+            Write::put("NoSuchTable", k("q", "1"), attrs(json!({}))),
+        ])
+        .await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     assert_eq!(store.get(&t, &k("q", "1")).await.unwrap(), None);
-}
-
-pub async fn query_pages_both_orders(store: &dyn ItemStore, _clock: &ManualClock) {
-    let t = table(store, TableSpec::new("Pages")).await;
-    let sks: Vec<String> = (0..25).map(|i| format!("item#{i:02}")).collect();
-    for sk in &sks {
-        store.put(&t, k("p", sk), attrs(json!({"sk": sk}))).await.unwrap();
-    }
-    store.put(&t, k("other", "item#00"), attrs(json!({}))).await.unwrap();
-    store.put(&t, k("p0", "item#00"), attrs(json!({}))).await.unwrap();
-    for descending in [false, true] {
-        let mut expected = sks.clone();
-        if descending {
-            expected.reverse();
-        }
-        let mut q = Query::partition(&t, "p").limit(7);
-        q.descending = descending;
-        let mut seen = Vec::new();
-        let mut pages = 0;
-        loop {
-            let page = store.query(&q).await.unwrap();
-            pages += 1;
-            assert!(page.items.len() <= 7);
-            seen.extend(page.items.iter().map(|i| i.key.sk.clone()));
-            assert!(page.items.iter().all(|i| i.key.pk == "p"));
-            match page.cursor {
-                Some(c) => q.cursor = Some(c),
-                None => break,
-            }
-            assert!(pages < 10, "cursor loops");
-        }
-        assert_eq!(seen, expected, "descending={descending}");
-        assert_eq!(pages, 4);
-    }
-    // A page that ends exactly at the last item.
-    let page = store.query(&Query::partition(&t, "p").limit(25)).await.unwrap();
-    assert_eq!(page.items.len(), 25);
-    if let Some(c) = page.cursor {
-        assert!(store.query(&Query::partition(&t, "p").limit(25).after(Some(c))).await.unwrap().items.is_empty());
-    }
-    expect_invalid(store.query(&Query::partition(&t, "p").limit(0)).await, "limit");
-    expect_invalid(store.query(&Query::partition(&t, "p").limit(5000)).await, "limit");
-}
-
-pub async fn query_ranges(store: &dyn ItemStore, _clock: &ManualClock) {
-    let t = table(store, TableSpec::new("Ranges")).await;
-    for sk in ["a", "msg#001", "msg#002", "msg#010", "msg$", "msg", "tool#1", "ü", "\u{10FFFF}x"] {
-        store.put(&t, k("s", sk), attrs(json!({}))).await.unwrap();
-    }
-    let sks = |q: Query| async move { store.query_all(&q).await.unwrap().into_iter().map(|i| i.key.sk).collect::<Vec<_>>() };
-    let q = || Query::partition(&t, "s");
-    assert_eq!(sks(q().prefix("msg#")).await, ["msg#001", "msg#002", "msg#010"]);
-    assert_eq!(sks(q().prefix("msg#").descending()).await, ["msg#010", "msg#002", "msg#001"]);
-    assert_eq!(sks(q().range(SortRange::Between("msg#002".into(), "msg#010".into()))).await, ["msg#002", "msg#010"]);
-    assert_eq!(sks(q().range(SortRange::From("tool".into()))).await, ["tool#1", "ü", "\u{10FFFF}x"]);
-    assert_eq!(sks(q().range(SortRange::To("msg".into()))).await, ["a", "msg"]);
-    assert_eq!(sks(q().prefix("\u{10FFFF}")).await, ["\u{10FFFF}x"]);
-    assert_eq!(sks(q().prefix("ü")).await, ["ü"]);
-    assert!(sks(q().prefix("zzz")).await.is_empty());
-    // Prefix pages in descending order.
-    let page = store.query(&q().prefix("msg#").descending().limit(2)).await.unwrap();
-    let sk: Vec<_> = page.items.iter().map(|i| i.key.sk.as_str()).collect();
-    assert_eq!(sk, ["msg#010", "msg#002"]);
-    let rest = store.query(&q().prefix("msg#").descending().limit(2).after(page.cursor)).await.unwrap();
-    assert_eq!(rest.items.iter().map(|i| i.key.sk.as_str()).collect::<Vec<_>>(), ["msg#001"]);
-    assert_eq!(rest.cursor, None);
-    expect_invalid(store.query(&q().range(SortRange::Between("b".into(), "a".into()))).await, "range");
-}
-
-pub async fn bad_cursor(store: &dyn ItemStore, _clock: &ManualClock) {
-    let t = table(store, TableSpec::new("Cursors")).await;
-    store.put(&t, k("p", "1"), attrs(json!({}))).await.unwrap();
-    for c in ["not a cursor", "zz", "7b7d", ""] {
-        let r = store.query(&Query::partition(&t, "p").after(Some(c.to_owned()))).await;
-        expect_invalid(r, "cursor");
-    }
-}
-
-pub async fn index_newest_first(store: &dyn ItemStore, _clock: &ManualClock) {
-    let spec = TableSpec::new("AgentSessions").with_index("by-user", "user_id", "created_at");
-    let t = table(store, spec).await;
-    // Sessions of two users, created at increasing times, written out of order.
-    for (i, when) in [5i64, 1, 9, 3, 7, 2, 8, 4, 6, 10, -1].iter().enumerate() {
-        let user = if i % 3 == 2 { "bob" } else { "ada" };
-        store.put(&t, k(&format!("session-{i:02}"), "meta"), attrs(json!({"user_id": user, "created_at": when}))).await.unwrap();
-    }
-    // Not in the index: no user, a user that is not a string, a float timestamp.
-    store.put(&t, k("session-x", "meta"), attrs(json!({"created_at": 100}))).await.unwrap();
-    store.put(&t, k("session-y", "meta"), attrs(json!({"user_id": 7, "created_at": 100}))).await.unwrap();
-    store.put(&t, k("session-z", "meta"), attrs(json!({"user_id": "ada", "created_at": 1.5}))).await.unwrap();
-    let times = |items: Vec<crate::Item>| items.iter().map(|i| i.attributes["created_at"].as_i64().unwrap()).collect::<Vec<_>>();
-    let newest = store.query_all(&Query::index(&t, "by-user", "ada").descending()).await.unwrap();
-    assert_eq!(times(newest), [10, 8, 7, 5, 4, 3, 1, -1]);
-    // Pages of 3, newest first.
-    let mut q = Query::index(&t, "by-user", "ada").descending().limit(3);
-    let mut all = Vec::new();
-    loop {
-        let page = store.query(&q).await.unwrap();
-        all.extend(page.items);
-        match page.cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
-    assert_eq!(times(all), [10, 8, 7, 5, 4, 3, 1, -1]);
-    let bob = store.query_all(&Query::index(&t, "by-user", "bob")).await.unwrap();
-    assert_eq!(times(bob), [2, 6, 9]);
-    // Index key values obey key limits: the write is refused, the stored item kept.
-    let long = attrs(json!({"user_id": "u".repeat(2049), "created_at": 1}));
-    let msg = expect_invalid(store.put(&t, k("session-00", "meta"), long).await, "index key");
-    assert!(msg.contains("user_id") && msg.contains("by-user") && msg.contains("session-00"), "{msg}");
-    assert_eq!(store.get(&t, &k("session-00", "meta")).await.unwrap().unwrap().version, 1);
-    // A range on the encoded sort value.
-    let lo = crate::sort_value(&json!(4)).unwrap();
-    let hi = crate::sort_value(&json!(8)).unwrap();
-    let mid = store.query_all(&Query::index(&t, "by-user", "ada").range(SortRange::Between(lo, hi))).await.unwrap();
-    assert_eq!(times(mid), [4, 5, 7, 8]);
-    // Moving a session to another user and deleting one update the index at once.
-    store.put(&t, k("session-00", "meta"), attrs(json!({"user_id": "bob", "created_at": 5}))).await.unwrap();
-    store.delete(&t, k("session-09", "meta")).await.unwrap();
-    let newest = store.query_all(&Query::index(&t, "by-user", "ada").descending()).await.unwrap();
-    assert_eq!(times(newest), [8, 7, 4, 3, 1, -1]);
-    let bob = store.query_all(&Query::index(&t, "by-user", "bob")).await.unwrap();
-    assert_eq!(times(bob), [2, 5, 6, 9]);
-    // Equal index values are ordered by item key, and pages never repeat or skip one.
-    for i in 0..5 {
-        store.put(&t, k(&format!("tie-{i}"), "meta"), attrs(json!({"user_id": "cy", "created_at": 1}))).await.unwrap();
-    }
-    let mut q = Query::index(&t, "by-user", "cy").limit(2);
-    let mut keys = Vec::new();
-    loop {
-        let page = store.query(&q).await.unwrap();
-        keys.extend(page.items.into_iter().map(|i| i.key.pk));
-        match page.cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
-    assert_eq!(keys, ["tie-0", "tie-1", "tie-2", "tie-3", "tie-4"]);
-}
-
-pub async fn ttl_expiry(store: &dyn ItemStore, clock: &ManualClock) {
-    let spec = TableSpec::new("Cache").with_ttl("expires_at").with_index("by-kind", "kind", "n").with_stream();
-    let t = table(store, spec).await;
-    let now = START;
-    store.put(&t, k("c", "soon"), attrs(json!({"expires_at": now + 10, "kind": "llm", "n": 1}))).await.unwrap();
-    store.put(&t, k("c", "later"), attrs(json!({"expires_at": now + 1000, "kind": "llm", "n": 2}))).await.unwrap();
-    store.put(&t, k("c", "never"), attrs(json!({"expires_at": "not a number", "kind": "llm", "n": 3}))).await.unwrap();
-    store.put(&t, k("c", "past"), attrs(json!({"expires_at": now - 1}))).await.unwrap();
-    assert_eq!(store.get(&t, &k("c", "past")).await.unwrap(), None, "already expired when written");
-    assert!(store.get(&t, &k("c", "soon")).await.unwrap().is_some());
-    clock.advance(9);
-    assert!(store.get(&t, &k("c", "soon")).await.unwrap().is_some(), "one second before expiry");
-    clock.advance(1);
-    assert_eq!(store.get(&t, &k("c", "soon")).await.unwrap(), None, "gone at its expiry second");
-    let live: BTreeSet<_> = store.query_all(&Query::partition(&t, "c")).await.unwrap().into_iter().map(|i| i.key.sk).collect();
-    assert_eq!(live, BTreeSet::from(["later".to_owned(), "never".to_owned()]));
-    let indexed = store.query_all(&Query::index(&t, "by-kind", "llm")).await.unwrap();
-    assert_eq!(indexed.iter().map(|i| i.key.sk.as_str()).collect::<Vec<_>>(), ["later", "never"]);
-    // An expired item is absent to conditions; re-creating it starts at version 1.
-    assert!(store.put_when(&t, k("c", "soon"), attrs(json!({})), Condition::Exists).await.is_err());
-    assert_eq!(store.put_if_absent(&t, k("c", "soon"), attrs(json!({"again": true}))).await.unwrap(), 1);
-    // Purging removes the expired rows and records their removal.
-    let purged = store.purge_expired(&t, 100).await.unwrap();
-    assert_eq!(purged, 1, "only \"past\" is still expired");
-    assert_eq!(store.purge_expired(&t, 100).await.unwrap(), 0);
-    let changes = store.read_changes(&t, "c", 0, 100).await.unwrap();
-    let last = changes.last().unwrap();
-    assert_eq!((last.kind, last.key.sk.as_str()), (ChangeKind::Remove, "past"));
-    assert_eq!(last.old.as_ref().unwrap().attributes["expires_at"], json!(now - 1));
-    clock.advance(1000);
-    assert_eq!(store.get(&t, &k("c", "later")).await.unwrap(), None);
-    assert_eq!(store.purge_expired(&t, 100).await.unwrap(), 1);
-    assert!(store.get(&t, &k("c", "never")).await.unwrap().is_some());
-    // A table without a TTL attribute ignores such attributes.
-    let plain = table(store, TableSpec::new("Plain")).await;
-    store.put(&plain, k("p", "1"), attrs(json!({"expires_at": 0}))).await.unwrap();
-    assert!(store.get(&plain, &k("p", "1")).await.unwrap().is_some());
-}
-
-pub async fn change_stream(store: &dyn ItemStore, clock: &ManualClock) {
-    let t = table(store, TableSpec::new("Streamed").with_stream()).await;
-    store.put(&t, k("e1", "a"), attrs(json!({"n": 1}))).await.unwrap();
-    store.put(&t, k("e2", "a"), attrs(json!({"n": 100}))).await.unwrap();
-    clock.advance(5);
-    store.put(&t, k("e1", "a"), attrs(json!({"n": 2}))).await.unwrap();
-    store.put(&t, k("e1", "b"), attrs(json!({"n": 3}))).await.unwrap();
-    store.delete(&t, k("e1", "a")).await.unwrap();
-    store.delete(&t, k("e1", "never-existed")).await.unwrap();
-    let _ = store.put_if_absent(&t, k("e1", "b"), attrs(json!({}))).await.unwrap_err();
-    let changes = store.read_changes(&t, "e1", 0, 100).await.unwrap();
-    let summary: Vec<_> = changes.iter().map(|c| (c.kind, c.key.sk.as_str())).collect();
-    assert_eq!(
-        summary,
-        [(ChangeKind::Insert, "a"), (ChangeKind::Modify, "a"), (ChangeKind::Insert, "b"), (ChangeKind::Remove, "a")],
-        "one change per committed write, none for no-ops or failed writes"
-    );
-    assert!(changes.windows(2).all(|w| w[0].sequence < w[1].sequence), "increasing positions");
-    assert_eq!(changes[0].old, None);
-    assert_eq!(changes[0].new.as_ref().unwrap().attributes["n"], json!(1));
-    assert_eq!(changes[1].old.as_ref().unwrap().attributes["n"], json!(1));
-    assert_eq!(changes[1].new.as_ref().map(|i| i.version), Some(2));
-    assert_eq!(changes[3].old.as_ref().map(|i| i.version), Some(2));
-    assert_eq!(changes[3].new, None);
-    assert_eq!((changes[0].at, changes[1].at), (START, START + 5));
-    // Following from a position returns only what came after it, in pages.
-    let after = store.read_changes(&t, "e1", changes[1].sequence, 1).await.unwrap();
-    assert_eq!(after.len(), 1);
-    assert_eq!(after[0].sequence, changes[2].sequence);
-    assert!(store.read_changes(&t, "e1", changes[3].sequence, 10).await.unwrap().is_empty());
-    store.put(&t, k("e1", "c"), attrs(json!({}))).await.unwrap();
-    let next = store.read_changes(&t, "e1", changes[3].sequence, 10).await.unwrap();
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].key.sk, "c");
-    // Partitions have streams of their own.
-    let e2 = store.read_changes(&t, "e2", 0, 10).await.unwrap();
-    assert_eq!(e2.len(), 1);
-    assert_eq!(e2[0].new.as_ref().unwrap().attributes["n"], json!(100));
-    // A table without a stream says so.
-    let plain = table(store, TableSpec::new("NoStream")).await;
-    expect_invalid(store.read_changes(&plain, "e1", 0, 10).await, "table");
 }
 
 pub async fn many_concurrent_writers(store: &dyn ItemStore, _clock: &ManualClock) {
     let t = table(store, TableSpec::new("Concurrent").with_stream()).await;
     let writes = (0..64).map(|i| {
         let t = t.clone();
-        async move { store.put_if_absent(&t, k(&format!("p{}", i % 4), &format!("{i:03}")), attrs(json!({"i": i}))).await }
+        async move {
+            store
+                .put_if_absent(
+                    &t,
+                    k(&format!("p{}", i % 4), &format!("{i:03}")),
+                    attrs(json!({"i": i})),
+                )
+                .await
+        }
     });
     let results = futures_join_all(writes).await;
     assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
     for p in 0..4 {
-        let items = store.query_all(&Query::partition(&t, format!("p{p}"))).await.unwrap();
+        let items = store
+            .query_all(&Query::partition(&t, format!("p{p}")))
+            .await
+            .unwrap();
         assert_eq!(items.len(), 16);
-        let changes = store.read_changes(&t, &format!("p{p}"), 0, 100).await.unwrap();
+        let changes = store
+            .read_changes(&t, &format!("p{p}"), 0, 100)
+            .await
+            .unwrap();
         assert_eq!(changes.len(), 16);
         let seqs: BTreeSet<u64> = changes.iter().map(|c| c.sequence).collect();
         assert_eq!(seqs.len(), 16, "positions are distinct");

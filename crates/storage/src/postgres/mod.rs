@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
+use crate::ItemStore;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::item::{Change, ChangeKind, Item, Key, Page, Query, TableSpec, Write};
 use crate::plan::{self, Effect, Planned, Stored};
 use crate::rules;
 use crate::sql::{self, Dialect, Param};
-use crate::ItemStore;
 
 use pool::{Conn, Pool};
 
@@ -36,7 +36,11 @@ pub struct PostgresOptions {
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { max_connections: 8, schema: None, clock: Arc::new(SystemClock) }
+        PostgresOptions {
+            max_connections: 8,
+            schema: None,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -68,7 +72,11 @@ fn unavailable(e: tokio_postgres::Error) -> Error {
 /// Errors after which the whole transaction is simply run again.
 fn must_retry(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::UNIQUE_VIOLATION)
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    })
 }
 
 /// A transaction failed: either the contract says no, or the database asks to try again.
@@ -80,7 +88,11 @@ enum TxError {
 
 impl From<tokio_postgres::Error> for TxError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if must_retry(&e) { TxError::Retry } else { TxError::Db(e) }
+        if must_retry(&e) {
+            TxError::Retry
+        } else {
+            TxError::Db(e)
+        }
     }
 }
 
@@ -95,9 +107,18 @@ const ATTEMPTS: usize = 8;
 fn check_schema_name(schema: &str) -> Result<()> {
     let ok = !schema.is_empty()
         && schema.len() <= 63
-        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !schema.starts_with(|c: char| c.is_ascii_digit());
-    if ok { Ok(()) } else { Err(Error::invalid("schema", format!("{schema:?}: use 1 to 63 of [a-z0-9_], not starting with a digit"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "schema",
+            format!("{schema:?}: use 1 to 63 of [a-z0-9_], not starting with a digit"),
+        ))
+    }
 }
 
 impl PostgresStore {
@@ -115,36 +136,70 @@ impl PostgresStore {
         if let Some(s) = &options.schema {
             check_schema_name(s)?;
         }
-        let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::invalid("store url", format!("postgres url: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        let pool = Pool::new(config, options.schema.clone(), options.max_connections.max(1));
+        let pool = Pool::new(
+            config,
+            options.schema.clone(),
+            options.max_connections.max(1),
+        );
         let conn = pool.get().await?;
         schema::migrate(&conn.client, options.schema.as_deref()).await?;
         drop(conn);
-        Ok(PostgresStore { pool, specs: Mutex::new(HashMap::new()), clock: options.clock })
+        Ok(PostgresStore {
+            pool,
+            specs: Mutex::new(HashMap::new()),
+            clock: options.clock,
+        })
     }
 
     async fn spec(&self, conn: &mut Conn, table: &str) -> Result<Arc<TableSpec>> {
-        if let Some(s) = self.specs.lock().unwrap_or_else(|e| e.into_inner()).get(table) {
+        if let Some(s) = self
+            .specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(table)
+        {
             return Ok(s.clone());
         }
-        let st = conn.stmt("SELECT spec FROM tables WHERE name = $1").await.map_err(unavailable)?;
-        let row = conn.client.query_opt(&st, &[&table]).await.map_err(unavailable)?;
-        let Some(row) = row else { return Err(Error::table_not_found(table)) };
-        let spec: TableSpec = serde_json::from_str(row.get(0)).map_err(|e| Error::Corrupt(format!("definition of table {table:?}: {e}")))?;
+        let st = conn
+            .stmt("SELECT spec FROM tables WHERE name = $1")
+            .await
+            .map_err(unavailable)?;
+        let row = conn
+            .client
+            .query_opt(&st, &[&table])
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Err(Error::table_not_found(table));
+        };
+        let spec: TableSpec = serde_json::from_str(row.get(0))
+            .map_err(|e| Error::Corrupt(format!("definition of table {table:?}: {e}")))?;
         let spec = Arc::new(spec);
-        self.specs.lock().unwrap_or_else(|e| e.into_inner()).insert(table.to_owned(), spec.clone());
+        self.specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(table.to_owned(), spec.clone());
         Ok(spec)
     }
 
     /// Ends a transaction attempt: commits after success, rolls back after failure. `None`
     /// means the database asked for the transaction to be run again.
-    async fn finish<T>(conn: &mut Conn, attempt: usize, outcome: Result<T, TxError>) -> Option<Result<T>> {
+    async fn finish<T>(
+        conn: &mut Conn,
+        attempt: usize,
+        outcome: Result<T, TxError>,
+    ) -> Option<Result<T>> {
         match outcome {
             Ok(v) => match conn.commit().await {
                 Ok(()) => return Some(Ok(v)),
@@ -160,18 +215,28 @@ impl PostgresStore {
                 }
             }
         }
-        tracing::debug!(attempt, "postgres store: transaction conflicted, running it again");
+        tracing::debug!(
+            attempt,
+            "postgres store: transaction conflicted, running it again"
+        );
         None
     }
 
-    async fn transact_once(&self, conn: &mut Conn, writes: &[Write], now: i64) -> Result<Vec<Option<u64>>, TxError> {
+    async fn transact_once(
+        &self,
+        conn: &mut Conn,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<Vec<Option<u64>>, TxError> {
         let mut specs = Vec::with_capacity(writes.len());
         for w in writes {
             specs.push(self.spec(conn, w.table()).await?);
         }
         // Lock in key order so that two transactions never wait on each other in a cycle.
         let mut order: Vec<usize> = (0..writes.len()).collect();
-        order.sort_by(|&a, &b| (writes[a].table(), writes[a].key()).cmp(&(writes[b].table(), writes[b].key())));
+        order.sort_by(|&a, &b| {
+            (writes[a].table(), writes[a].key()).cmp(&(writes[b].table(), writes[b].key()))
+        });
         let mut stored: Vec<Option<Stored>> = vec![None; writes.len()];
         for &i in &order {
             stored[i] = load_for_update(conn, writes[i].table(), writes[i].key()).await?;
@@ -182,7 +247,14 @@ impl PostgresStore {
             planned.push(plan::plan(i, w, &specs[i], s, now)?);
         }
         for &i in &order {
-            apply_item(conn, &specs[i], writes[i].key(), existed[i], &planned[i].effect).await?;
+            apply_item(
+                conn,
+                &specs[i],
+                writes[i].key(),
+                existed[i],
+                &planned[i].effect,
+            )
+            .await?;
         }
         // Stream counters after every item lock, in key order: no lock cycles with other writers.
         for &i in &order {
@@ -191,7 +263,13 @@ impl PostgresStore {
         Ok(planned.iter().map(Planned::version).collect())
     }
 
-    async fn purge_once(&self, conn: &mut Conn, table: &str, limit: i64, now: i64) -> Result<u64, TxError> {
+    async fn purge_once(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        limit: i64,
+        now: i64,
+    ) -> Result<u64, TxError> {
         let spec = self.spec(conn, table).await?;
         let st = conn
             .stmt(
@@ -202,8 +280,15 @@ impl PostgresStore {
         let rows = conn.client.query(&st, &[&table, &now, &limit]).await?;
         let mut expired = Vec::with_capacity(rows.len());
         for r in rows {
-            let key = Key { pk: r.get(0), sk: r.get(1) };
-            let stored = Stored { version: r.get::<_, i64>(2) as u64, attributes: plan::attributes_from_json(&key, r.get(3))?, expires_at: r.get(4) };
+            let key = Key {
+                pk: r.get(0),
+                sk: r.get(1),
+            };
+            let stored = Stored {
+                version: r.get::<_, i64>(2) as u64,
+                attributes: plan::attributes_from_json(&key, r.get(3))?,
+                expires_at: r.get(4),
+            };
             expired.push((key, stored));
         }
         for (key, _) in &expired {
@@ -211,20 +296,45 @@ impl PostgresStore {
         }
         let n = expired.len() as u64;
         for (key, stored) in expired {
-            let change = spec.stream.then(|| (ChangeKind::Remove, Some(stored.into_item(key.clone())), None));
-            record_change(conn, table, &key, &Planned { effect: Effect::Remove, change }, now).await?;
+            let change = spec.stream.then(|| {
+                (
+                    ChangeKind::Remove,
+                    Some(stored.into_item(key.clone())),
+                    None,
+                )
+            });
+            record_change(
+                conn,
+                table,
+                &key,
+                &Planned {
+                    effect: Effect::Remove,
+                    change,
+                },
+                now,
+            )
+            .await?;
         }
         Ok(n)
     }
 }
 
 fn gave_up() -> Error {
-    Error::unavailable(format_args!("postgres: transaction still conflicting after {ATTEMPTS} attempts"))
+    Error::unavailable(format_args!(
+        "postgres: transaction still conflicting after {ATTEMPTS} attempts"
+    ))
 }
 
-async fn load_for_update(conn: &mut Conn, table: &str, key: &Key) -> Result<Option<Stored>, TxError> {
+async fn load_for_update(
+    conn: &mut Conn,
+    table: &str,
+    key: &Key,
+) -> Result<Option<Stored>, TxError> {
     let st = conn.stmt("SELECT version, attrs, expires_at FROM items WHERE tbl = $1 AND pk = $2 AND sk = $3 FOR UPDATE").await?;
-    let row = conn.client.query_opt(&st, &[&table, &key.pk, &key.sk]).await?;
+    let row = conn
+        .client
+        .query_opt(&st, &[&table, &key.pk, &key.sk])
+        .await?;
     Ok(match row {
         None => None,
         Some(r) => Some(Stored {
@@ -236,42 +346,92 @@ async fn load_for_update(conn: &mut Conn, table: &str, key: &Key) -> Result<Opti
 }
 
 /// Writes an item's row change (not its stream record).
-async fn apply_item(conn: &mut Conn, spec: &TableSpec, key: &Key, existed: bool, effect: &Effect) -> Result<(), TxError> {
+async fn apply_item(
+    conn: &mut Conn,
+    spec: &TableSpec,
+    key: &Key,
+    existed: bool,
+    effect: &Effect,
+) -> Result<(), TxError> {
     let table = spec.name.as_str();
     match effect {
         Effect::Nothing => return Ok(()),
-        Effect::Upsert { version, attributes_json, expires_at, indexes } => {
+        Effect::Upsert {
+            version,
+            attributes_json,
+            expires_at,
+            indexes,
+        } => {
             let version = *version as i64;
             if existed {
                 let st = conn.stmt("UPDATE items SET version = $4, attrs = $5, expires_at = $6 WHERE tbl = $1 AND pk = $2 AND sk = $3").await?;
-                conn.client.execute(&st, &[&table, &key.pk, &key.sk, &version, attributes_json, expires_at]).await?;
+                conn.client
+                    .execute(
+                        &st,
+                        &[
+                            &table,
+                            &key.pk,
+                            &key.sk,
+                            &version,
+                            attributes_json,
+                            expires_at,
+                        ],
+                    )
+                    .await?;
             } else {
                 // Another transaction may have created the item since we looked: then run again
                 // and judge the condition against its row.
                 let st = conn
                     .stmt("INSERT INTO items (tbl, pk, sk, version, attrs, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
                     .await?;
-                let n = conn.client.execute(&st, &[&table, &key.pk, &key.sk, &version, attributes_json, expires_at]).await?;
+                let n = conn
+                    .client
+                    .execute(
+                        &st,
+                        &[
+                            &table,
+                            &key.pk,
+                            &key.sk,
+                            &version,
+                            attributes_json,
+                            expires_at,
+                        ],
+                    )
+                    .await?;
                 if n == 0 {
                     return Err(TxError::Retry);
                 }
             }
             if !spec.indexes.is_empty() {
-                let st = conn.stmt("DELETE FROM index_entries WHERE tbl = $1 AND pk = $2 AND sk = $3").await?;
-                conn.client.execute(&st, &[&table, &key.pk, &key.sk]).await?;
+                let st = conn
+                    .stmt("DELETE FROM index_entries WHERE tbl = $1 AND pk = $2 AND sk = $3")
+                    .await?;
+                conn.client
+                    .execute(&st, &[&table, &key.pk, &key.sk])
+                    .await?;
                 let st = conn.stmt("INSERT INTO index_entries (tbl, idx, ipk, isk, pk, sk) VALUES ($1, $2, $3, $4, $5, $6)").await?;
                 for (idx, ipk, isk) in indexes {
-                    conn.client.execute(&st, &[&table, idx, ipk, isk, &key.pk, &key.sk]).await?;
+                    conn.client
+                        .execute(&st, &[&table, idx, ipk, isk, &key.pk, &key.sk])
+                        .await?;
                 }
             }
         }
         Effect::Remove => {
             if existed {
-                let st = conn.stmt("DELETE FROM items WHERE tbl = $1 AND pk = $2 AND sk = $3").await?;
-                conn.client.execute(&st, &[&table, &key.pk, &key.sk]).await?;
+                let st = conn
+                    .stmt("DELETE FROM items WHERE tbl = $1 AND pk = $2 AND sk = $3")
+                    .await?;
+                conn.client
+                    .execute(&st, &[&table, &key.pk, &key.sk])
+                    .await?;
                 if !spec.indexes.is_empty() {
-                    let st = conn.stmt("DELETE FROM index_entries WHERE tbl = $1 AND pk = $2 AND sk = $3").await?;
-                    conn.client.execute(&st, &[&table, &key.pk, &key.sk]).await?;
+                    let st = conn
+                        .stmt("DELETE FROM index_entries WHERE tbl = $1 AND pk = $2 AND sk = $3")
+                        .await?;
+                    conn.client
+                        .execute(&st, &[&table, &key.pk, &key.sk])
+                        .await?;
                 }
             }
         }
@@ -279,8 +439,16 @@ async fn apply_item(conn: &mut Conn, spec: &TableSpec, key: &Key, existed: bool,
     Ok(())
 }
 
-async fn record_change(conn: &mut Conn, table: &str, key: &Key, planned: &Planned, now: i64) -> Result<(), TxError> {
-    let Some((kind, old, new)) = &planned.change else { return Ok(()) };
+async fn record_change(
+    conn: &mut Conn,
+    table: &str,
+    key: &Key,
+    planned: &Planned,
+    now: i64,
+) -> Result<(), TxError> {
+    let Some((kind, old, new)) = &planned.change else {
+        return Ok(());
+    };
     let st = conn
         .stmt(
             "INSERT INTO partition_seq (tbl, pk, seq) VALUES ($1, $2, 1)
@@ -290,7 +458,19 @@ async fn record_change(conn: &mut Conn, table: &str, key: &Key, planned: &Planne
     let seq: i64 = conn.client.query_one(&st, &[&table, &key.pk]).await?.get(0);
     let st = conn.stmt("INSERT INTO changes (tbl, pk, seq, sk, kind, old, new, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)").await?;
     conn.client
-        .execute(&st, &[&table, &key.pk, &seq, &key.sk, &kind.as_str(), &plan::image_json(old), &plan::image_json(new), &now])
+        .execute(
+            &st,
+            &[
+                &table,
+                &key.pk,
+                &seq,
+                &key.sk,
+                &kind.as_str(),
+                &plan::image_json(old),
+                &plan::image_json(new),
+                &now,
+            ],
+        )
         .await?;
     Ok(())
 }
@@ -308,13 +488,23 @@ fn params(ps: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 impl ItemStore for PostgresStore {
     async fn create_table(&self, spec: &TableSpec) -> Result<()> {
         rules::check_spec(spec)?;
-        let json = serde_json::to_string(spec).map_err(|e| Error::invalid("table", e.to_string()))?;
+        let json =
+            serde_json::to_string(spec).map_err(|e| Error::invalid("table", e.to_string()))?;
         let mut conn = self.pool.get().await?;
-        let st = conn.stmt("INSERT INTO tables (name, spec) VALUES ($1, $2) ON CONFLICT DO NOTHING").await.map_err(unavailable)?;
-        conn.client.execute(&st, &[&spec.name, &json]).await.map_err(unavailable)?;
+        let st = conn
+            .stmt("INSERT INTO tables (name, spec) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .await
+            .map_err(unavailable)?;
+        conn.client
+            .execute(&st, &[&spec.name, &json])
+            .await
+            .map_err(unavailable)?;
         let existing = self.spec(&mut conn, &spec.name).await?;
         if *existing != *spec {
-            return Err(Error::AlreadyExists { what: format!("table {:?}", spec.name), detail: "with a different definition".into() });
+            return Err(Error::AlreadyExists {
+                what: format!("table {:?}", spec.name),
+                detail: "with a different definition".into(),
+            });
         }
         Ok(())
     }
@@ -335,9 +525,19 @@ impl ItemStore for PostgresStore {
             .stmt("SELECT version, attrs FROM items WHERE tbl = $1 AND pk = $2 AND sk = $3 AND (expires_at IS NULL OR expires_at > $4)")
             .await
             .map_err(unavailable)?;
-        let row = conn.client.query_opt(&st, &[&table, &key.pk, &key.sk, &now]).await.map_err(unavailable)?;
-        row.map(|r| Ok(Item { key: key.clone(), attributes: plan::attributes_from_json(key, r.get(1))?, version: r.get::<_, i64>(0) as u64 }))
-            .transpose()
+        let row = conn
+            .client
+            .query_opt(&st, &[&table, &key.pk, &key.sk, &now])
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| {
+            Ok(Item {
+                key: key.clone(),
+                attributes: plan::attributes_from_json(key, r.get(1))?,
+                version: r.get::<_, i64>(0) as u64,
+            })
+        })
+        .transpose()
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<Vec<Option<u64>>> {
@@ -345,7 +545,9 @@ impl ItemStore for PostgresStore {
         for attempt in 0..ATTEMPTS {
             let mut conn = self.pool.get().await?;
             conn.begin().await.map_err(unavailable)?;
-            let outcome = self.transact_once(&mut conn, &writes, self.clock.now()).await;
+            let outcome = self
+                .transact_once(&mut conn, &writes, self.clock.now())
+                .await;
             if let Some(result) = Self::finish(&mut conn, attempt, outcome).await {
                 return result;
             }
@@ -361,29 +563,53 @@ impl ItemStore for PostgresStore {
         let limit = rules::check_query(query, &spec)?;
         let built = sql::query_sql(query, limit, now, Dialect::Postgres)?;
         let st = conn.stmt(&built.sql).await.map_err(unavailable)?;
-        let rows = conn.client.query(&st, &params(&built.params)).await.map_err(unavailable)?;
-        let rows = rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+        let rows = conn
+            .client
+            .query(&st, &params(&built.params))
+            .await
+            .map_err(unavailable)?;
+        let rows = rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
         sql::page(rows, limit, query.index.is_some())
     }
 
-    async fn read_changes(&self, table: &str, partition: &str, after: u64, limit: u32) -> Result<Vec<Change>> {
+    async fn read_changes(
+        &self,
+        table: &str,
+        partition: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Change>> {
         rules::check_name("table name", table)?;
         let limit = i64::from(limit.clamp(1, rules::MAX_QUERY_LIMIT));
         let mut conn = self.pool.get().await?;
         let spec = self.spec(&mut conn, table).await?;
         if !spec.stream {
-            return Err(Error::invalid("table", format!("table {table:?} has no change stream")));
+            return Err(Error::invalid(
+                "table",
+                format!("table {table:?} has no change stream"),
+            ));
         }
         let st = conn
             .stmt("SELECT seq, sk, kind, old, new, at FROM changes WHERE tbl = $1 AND pk = $2 AND seq > $3 ORDER BY seq LIMIT $4")
             .await
             .map_err(unavailable)?;
-        let rows = conn.client.query(&st, &[&table, &partition, &(after as i64), &limit]).await.map_err(unavailable)?;
+        let rows = conn
+            .client
+            .query(&st, &[&table, &partition, &(after as i64), &limit])
+            .await
+            .map_err(unavailable)?;
         rows.into_iter()
             .map(|r| {
-                let key = Key { pk: partition.to_owned(), sk: r.get(1) };
+                let key = Key {
+                    pk: partition.to_owned(),
+                    sk: r.get(1),
+                };
                 let kind: &str = r.get(2);
-                let kind = ChangeKind::parse(kind).ok_or_else(|| Error::Corrupt(format!("change kind {kind:?}")))?;
+                let kind = ChangeKind::parse(kind)
+                    .ok_or_else(|| Error::Corrupt(format!("change kind {kind:?}")))?;
                 Ok(Change {
                     sequence: r.get::<_, i64>(0) as u64,
                     kind,
@@ -402,7 +628,9 @@ impl ItemStore for PostgresStore {
         for attempt in 0..ATTEMPTS {
             let mut conn = self.pool.get().await?;
             conn.begin().await.map_err(unavailable)?;
-            let outcome = self.purge_once(&mut conn, table, limit, self.clock.now()).await;
+            let outcome = self
+                .purge_once(&mut conn, table, limit, self.clock.now())
+                .await;
             if let Some(result) = Self::finish(&mut conn, attempt, outcome).await {
                 return result;
             }

@@ -63,13 +63,17 @@ pub(crate) struct Lent {
 impl std::ops::Deref for Lent {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        self.conn.as_ref().expect("lent connection present until drop")
+        self.conn
+            .as_ref()
+            .expect("lent connection present until drop")
     }
 }
 
 impl std::ops::DerefMut for Lent {
     fn deref_mut(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("lent connection present until drop")
+        self.conn
+            .as_mut()
+            .expect("lent connection present until drop")
     }
 }
 
@@ -79,31 +83,49 @@ impl Drop for Lent {
             && !conn.in_transaction
             && !conn.client.is_closed()
         {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
         }
     }
 }
 
 impl Pool {
     pub fn new(config: Config, schema: Option<String>, size: usize) -> Self {
-        Pool { config, schema, idle: Arc::new(Mutex::new(Vec::new())), permits: Arc::new(Semaphore::new(size)) }
+        Pool {
+            config,
+            schema,
+            idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(Semaphore::new(size)),
+        }
     }
 
     pub async fn get(&self) -> Result<Lent> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::unavailable("postgres: pool closed"))?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::unavailable("postgres: pool closed"))?;
         loop {
             let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match idle {
                 Some(c) if c.client.is_closed() => continue,
-                Some(c) => return Ok(Lent { conn: Some(c), idle: self.idle.clone(), _permit: permit }),
+                Some(c) => {
+                    return Ok(Lent {
+                        conn: Some(c),
+                        idle: self.idle.clone(),
+                        _permit: permit,
+                    });
+                }
                 None => break,
             }
         }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| Error::unavailable(format_args!("postgres: connecting: {}", pg_err(e))))?;
+        let (client, connection) =
+            self.config.connect(NoTls).await.map_err(|e| {
+                Error::unavailable(format_args!("postgres: connecting: {}", pg_err(e)))
+            })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "postgres store: connection closed");
@@ -113,9 +135,19 @@ impl Pool {
             client
                 .batch_execute(&format!("SET search_path TO \"{schema}\""))
                 .await
-                .map_err(|e| Error::unavailable(format_args!("postgres: setting search_path: {}", pg_err(e))))?;
+                .map_err(|e| {
+                    Error::unavailable(format_args!("postgres: setting search_path: {}", pg_err(e)))
+                })?;
         }
-        let conn = Conn { client, statements: HashMap::new(), in_transaction: false };
-        Ok(Lent { conn: Some(conn), idle: self.idle.clone(), _permit: permit })
+        let conn = Conn {
+            client,
+            statements: HashMap::new(),
+            in_transaction: false,
+        };
+        Ok(Lent {
+            conn: Some(conn),
+            idle: self.idle.clone(),
+            _permit: permit,
+        })
     }
 }

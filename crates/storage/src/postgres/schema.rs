@@ -34,14 +34,30 @@ const MIGRATIONS: &[&str] = &[
 pub async fn migrate(client: &Client, schema: Option<&str>) -> Result<()> {
     let err = |e: tokio_postgres::Error| Error::Open(format!("schema migration: {}", pg_err(e)));
     if let Some(schema) = schema {
-        client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await.map_err(err)?;
-        client.batch_execute(&format!("SET search_path TO \"{schema}\"")).await.map_err(err)?;
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await
+            .map_err(err)?;
+        client
+            .batch_execute(&format!("SET search_path TO \"{schema}\""))
+            .await
+            .map_err(err)?;
     }
     client.batch_execute("BEGIN").await.map_err(err)?;
     let out = async {
-        client.execute("SELECT pg_advisory_xact_lock(hashtext('agentry-storage:' || current_schema()))", &[]).await?;
-        client.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").await?;
-        let current: i64 = client.query_opt("SELECT version FROM schema_version", &[]).await?.map_or(0, |r| r.get(0));
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext('agentry-storage:' || current_schema()))",
+                &[],
+            )
+            .await?;
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .await?;
+        let current: i64 = client
+            .query_opt("SELECT version FROM schema_version", &[])
+            .await?
+            .map_or(0, |r| r.get(0));
         Ok::<_, tokio_postgres::Error>(current)
     }
     .await;
@@ -55,13 +71,20 @@ pub async fn migrate(client: &Client, schema: Option<&str>) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
     if current > known {
         let _ = client.batch_execute("ROLLBACK").await;
-        return Err(Error::Open(format!("database schema version {current} is newer than this build knows ({known})")));
+        return Err(Error::Open(format!(
+            "database schema version {current} is newer than this build knows ({known})"
+        )));
     }
     let applied = async {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             client.batch_execute(sql).await?;
             client.execute("DELETE FROM schema_version", &[]).await?;
-            client.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i64 + 1)]).await?;
+            client
+                .execute(
+                    "INSERT INTO schema_version (version) VALUES ($1)",
+                    &[&(i as i64 + 1)],
+                )
+                .await?;
             tracing::info!(version = i + 1, "postgres store: schema migrated");
         }
         client.batch_execute("COMMIT").await

@@ -15,13 +15,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::ItemStore;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::item::{Change, ChangeKind, Item, Key, Page, Query, TableSpec, Write};
 use crate::plan::{self, Stored};
 use crate::rules;
 use crate::sql::{self, Dialect, Param};
-use crate::ItemStore;
 
 use writer::Job;
 
@@ -60,7 +60,12 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { synchronous: Synchronous::Full, readers: 4, max_batch: 512, clock: Arc::new(SystemClock) }
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            readers: 4,
+            max_batch: 512,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -75,7 +80,10 @@ impl Specs {
         }
         let spec = load_spec(conn, table)?.ok_or_else(|| Error::table_not_found(table))?;
         let spec = Arc::new(spec);
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(table.to_owned(), spec.clone());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(table.to_owned(), spec.clone());
         Ok(spec)
     }
 
@@ -89,8 +97,11 @@ fn load_spec(conn: &Connection, table: &str) -> Result<Option<TableSpec>> {
         .prepare_cached("SELECT spec FROM tables WHERE name = ?1")
         .and_then(|mut st| st.query_row([table], |r| r.get(0)).optional())
         .map_err(db_err)?;
-    json.map(|j| serde_json::from_str(&j).map_err(|e| Error::Corrupt(format!("definition of table {table:?}: {e}"))))
-        .transpose()
+    json.map(|j| {
+        serde_json::from_str(&j)
+            .map_err(|e| Error::Corrupt(format!("definition of table {table:?}: {e}")))
+    })
+    .transpose()
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> Error {
@@ -100,7 +111,10 @@ pub(crate) fn db_err(e: rusqlite::Error) -> Error {
 /// Where reads run: a pool of reader connections, or (in memory, where other connections
 /// cannot see the data) the writer thread.
 enum Readers {
-    Pool { conns: Arc<Mutex<Vec<Connection>>>, permits: Arc<Semaphore> },
+    Pool {
+        conns: Arc<Mutex<Vec<Connection>>>,
+        permits: Arc<Semaphore>,
+    },
     Writer,
 }
 
@@ -116,7 +130,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -130,13 +146,22 @@ impl SqliteStore {
         let (writer_conn, readers) = tokio::task::spawn_blocking(move || open_files(&p, &opts))
             .await
             .map_err(|e| Error::Open(format!("opening {}: {e}", path.display())))??;
-        Ok(Self::start(writer_conn, Readers::Pool { permits: Arc::new(Semaphore::new(readers.len())), conns: Arc::new(Mutex::new(readers)) }, options, Some(path)))
+        Ok(Self::start(
+            writer_conn,
+            Readers::Pool {
+                permits: Arc::new(Semaphore::new(readers.len())),
+                conns: Arc::new(Mutex::new(readers)),
+            },
+            options,
+            Some(path),
+        ))
     }
 
     /// A store held in memory only, gone when dropped (tests, throwaway runs).
     pub async fn open_in_memory(options: SqliteOptions) -> Result<Self> {
         let conn = tokio::task::spawn_blocking(|| {
-            let mut conn = Connection::open_in_memory().map_err(|e| Error::Open(format!("in-memory database: {e}")))?;
+            let mut conn = Connection::open_in_memory()
+                .map_err(|e| Error::Open(format!("in-memory database: {e}")))?;
             schema::migrate(&mut conn)?;
             Ok::<_, Error>(conn)
         })
@@ -145,27 +170,57 @@ impl SqliteStore {
         Ok(Self::start(conn, Readers::Writer, options, None))
     }
 
-    fn start(conn: Connection, readers: Readers, options: SqliteOptions, path: Option<PathBuf>) -> Self {
+    fn start(
+        conn: Connection,
+        readers: Readers,
+        options: SqliteOptions,
+        path: Option<PathBuf>,
+    ) -> Self {
         let specs = Arc::new(Specs::default());
-        let jobs = writer::spawn(conn, specs.clone(), options.clock.clone(), options.max_batch.max(1));
-        SqliteStore { jobs, readers, specs, clock: options.clock, path }
+        let jobs = writer::spawn(
+            conn,
+            specs.clone(),
+            options.clock.clone(),
+            options.max_batch.max(1),
+        );
+        SqliteStore {
+            jobs,
+            readers,
+            specs,
+            clock: options.clock,
+            path,
+        }
     }
 
     async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Job) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.jobs.send(make(tx)).map_err(|_| Error::unavailable("sqlite store: writer thread has stopped"))?;
-        rx.await.map_err(|_| Error::unavailable("sqlite store: writer thread stopped before answering"))?
+        self.jobs
+            .send(make(tx))
+            .map_err(|_| Error::unavailable("sqlite store: writer thread has stopped"))?;
+        rx.await.map_err(|_| {
+            Error::unavailable("sqlite store: writer thread stopped before answering")
+        })?
     }
 
     /// Runs `f` on a reader connection off the async runtime.
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection, &Specs) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Specs) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let specs = self.specs.clone();
         match &self.readers {
             Readers::Pool { conns, permits } => {
-                let _permit = permits.acquire().await.map_err(|_| Error::unavailable("sqlite store: closed"))?;
+                let _permit = permits
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::unavailable("sqlite store: closed"))?;
                 let conns = conns.clone();
                 tokio::task::spawn_blocking(move || {
-                    let conn = conns.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a permit guarantees a connection");
+                    let conn = conns
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop()
+                        .expect("a permit guarantees a connection");
                     let out = f(&conn, &specs);
                     conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
                     out
@@ -178,21 +233,34 @@ impl SqliteStore {
                 let job = Job::Read(Box::new(move |conn: &Connection| {
                     let _ = tx.send(f(conn, &specs));
                 }));
-                self.jobs.send(job).map_err(|_| Error::unavailable("sqlite store: writer thread has stopped"))?;
-                rx.await.map_err(|_| Error::unavailable("sqlite store: writer thread stopped before answering"))?
+                self.jobs
+                    .send(job)
+                    .map_err(|_| Error::unavailable("sqlite store: writer thread has stopped"))?;
+                rx.await.map_err(|_| {
+                    Error::unavailable("sqlite store: writer thread stopped before answering")
+                })?
             }
         }
     }
 }
 
 fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<Connection>)> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        return Err(Error::Open(format!("directory {} of database {} does not exist", dir.display(), path.display())));
+        return Err(Error::Open(format!(
+            "directory {} of database {} does not exist",
+            dir.display(),
+            path.display()
+        )));
     }
     let open_err = |e: rusqlite::Error| {
         let hint = match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) | Some(rusqlite::ErrorCode::PermissionDenied) => {
+            Some(rusqlite::ErrorCode::ReadOnly)
+            | Some(rusqlite::ErrorCode::CannotOpen)
+            | Some(rusqlite::ErrorCode::PermissionDenied) => {
                 " (is the file or its directory read-only?)"
             }
             Some(rusqlite::ErrorCode::NotADatabase) => " (not a SQLite database)",
@@ -203,9 +271,14 @@ fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<C
     let mut writer = Connection::open(path).map_err(open_err)?;
     // WAL lets readers run beside the writer; the busy timeout covers checkpoints and other
     // processes opening the same file.
-    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
+    let mode: String = writer
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(open_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Open(format!("database {}: cannot switch to WAL mode (journal mode is {mode})", path.display())));
+        return Err(Error::Open(format!(
+            "database {}: cannot switch to WAL mode (journal mode is {mode})",
+            path.display()
+        )));
     }
     writer
         .execute_batch(&format!(
@@ -219,8 +292,13 @@ fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<C
     })?;
     let mut readers = Vec::new();
     for _ in 0..options.readers.max(1) {
-        let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(open_err)?;
-        r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(open_err)?;
+        let r = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        r.execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(open_err)?;
         readers.push(r);
     }
     Ok((writer, readers))
@@ -233,11 +311,20 @@ fn row_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Option<i6
 /// The stored row of an item, expired or not.
 pub(crate) fn load_item(conn: &Connection, table: &str, key: &Key) -> Result<Option<Stored>> {
     let row = conn
-        .prepare_cached("SELECT version, attrs, expires_at FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3")
-        .and_then(|mut st| st.query_row(params![table, key.pk, key.sk], row_stored).optional())
+        .prepare_cached(
+            "SELECT version, attrs, expires_at FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![table, key.pk, key.sk], row_stored)
+                .optional()
+        })
         .map_err(db_err)?;
     row.map(|(version, attrs, expires_at)| {
-        Ok(Stored { version: version as u64, attributes: plan::attributes_from_json(key, &attrs)?, expires_at })
+        Ok(Stored {
+            version: version as u64,
+            attributes: plan::attributes_from_json(key, &attrs)?,
+            expires_at,
+        })
     })
     .transpose()
 }
@@ -260,7 +347,8 @@ impl ItemStore for SqliteStore {
     async fn describe_table(&self, table: &str) -> Result<TableSpec> {
         rules::check_name("table name", table)?;
         let table = table.to_owned();
-        self.read(move |conn, specs| Ok((*specs.get(conn, &table)?).clone())).await
+        self.read(move |conn, specs| Ok((*specs.get(conn, &table)?).clone()))
+            .await
     }
 
     async fn get(&self, table: &str, key: &Key) -> Result<Option<Item>> {
@@ -270,7 +358,9 @@ impl ItemStore for SqliteStore {
         let now = self.clock.now();
         self.read(move |conn, specs| {
             specs.get(conn, &table)?;
-            Ok(load_item(conn, &table, &key)?.filter(|s| s.live(now)).map(|s| s.into_item(key)))
+            Ok(load_item(conn, &table, &key)?
+                .filter(|s| s.live(now))
+                .map(|s| s.into_item(key)))
         })
         .await
     }
@@ -291,7 +381,9 @@ impl ItemStore for SqliteStore {
             let params: Vec<rusqlite::types::Value> = built.params.iter().map(to_sql).collect();
             let mut st = conn.prepare_cached(&built.sql).map_err(db_err)?;
             let rows = st
-                .query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<sql::Row>>>())
                 .map_err(db_err)?;
             sql::page(rows, limit, query.index.is_some())
@@ -299,7 +391,13 @@ impl ItemStore for SqliteStore {
         .await
     }
 
-    async fn read_changes(&self, table: &str, partition: &str, after: u64, limit: u32) -> Result<Vec<Change>> {
+    async fn read_changes(
+        &self,
+        table: &str,
+        partition: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Change>> {
         rules::check_name("table name", table)?;
         let (table, partition) = (table.to_owned(), partition.to_owned());
         let limit = limit.clamp(1, rules::MAX_QUERY_LIMIT);

@@ -31,7 +31,8 @@ const MIGRATIONS: &[&str] = &[
 /// Brings the database to the newest schema, in one transaction per migration.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let err = |e: rusqlite::Error| Error::Open(format!("schema migration: {e}"));
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(err)?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(err)?;
     let current: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .optional()
@@ -39,14 +40,20 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         .unwrap_or(0);
     let known = MIGRATIONS.len() as i64;
     if current > known {
-        return Err(Error::Open(format!("database schema version {current} is newer than this build knows ({known})")));
+        return Err(Error::Open(format!(
+            "database schema version {current} is newer than this build knows ({known})"
+        )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
         tx.execute("DELETE FROM schema_version", []).map_err(err)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version]).map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         tracing::info!(version, "sqlite store: schema migrated");
     }

@@ -51,7 +51,12 @@ impl Done {
     }
 }
 
-pub(crate) fn spawn(conn: Connection, specs: Arc<Specs>, clock: Arc<dyn Clock>, max_batch: usize) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(
+    conn: Connection,
+    specs: Arc<Specs>,
+    clock: Arc<dyn Clock>,
+    max_batch: usize,
+) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("agentry-storage-writer".into())
@@ -60,7 +65,13 @@ pub(crate) fn spawn(conn: Connection, specs: Arc<Specs>, clock: Arc<dyn Clock>, 
     tx
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, specs: &Specs, clock: &dyn Clock, max_batch: usize) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    specs: &Specs,
+    clock: &dyn Clock,
+    max_batch: usize,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -108,7 +119,9 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
             }
         }
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| format!("sqlite: commit: {e}"));
+    let committed = conn
+        .execute_batch("COMMIT")
+        .map_err(|e| format!("sqlite: commit: {e}"));
     if let Err(e) = committed {
         tracing::error!(error = %e, "sqlite store: batch not committed");
         let _ = conn.execute_batch("ROLLBACK");
@@ -127,7 +140,11 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
 }
 
 fn savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([])).map_err(db_err);
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map_err(db_err)
+    };
     run("SAVEPOINT job")?;
     let out = f(conn);
     if out.is_err() {
@@ -148,11 +165,20 @@ fn create_table(conn: &Connection, spec: &TableSpec) -> Result<()> {
         });
     }
     let json = serde_json::to_string(spec).map_err(|e| Error::invalid("table", e.to_string()))?;
-    conn.execute("INSERT INTO tables (name, spec) VALUES (?1, ?2)", params![spec.name, json]).map_err(db_err)?;
+    conn.execute(
+        "INSERT INTO tables (name, spec) VALUES (?1, ?2)",
+        params![spec.name, json],
+    )
+    .map_err(db_err)?;
     Ok(())
 }
 
-fn transact(conn: &Connection, specs: &Specs, writes: &[Write], now: i64) -> Result<Vec<Option<u64>>> {
+fn transact(
+    conn: &Connection,
+    specs: &Specs,
+    writes: &[Write],
+    now: i64,
+) -> Result<Vec<Option<u64>>> {
     let mut versions = Vec::with_capacity(writes.len());
     // No item appears twice, so planning each write against the rows as they were before the
     // transaction and applying it at once is the same as planning all first.
@@ -170,7 +196,13 @@ fn apply(conn: &Connection, spec: &TableSpec, key: &Key, planned: Planned, now: 
     let table = &spec.name;
     match planned.effect {
         Effect::Nothing => return Ok(()),
-        Effect::Upsert { version, attributes_json, expires_at, indexes, .. } => {
+        Effect::Upsert {
+            version,
+            attributes_json,
+            expires_at,
+            indexes,
+            ..
+        } => {
             conn.prepare_cached(
                 "INSERT INTO items (tbl, pk, sk, version, attrs, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (tbl, pk, sk) DO UPDATE SET version = excluded.version, attrs = excluded.attrs, expires_at = excluded.expires_at",
@@ -183,7 +215,8 @@ fn apply(conn: &Connection, spec: &TableSpec, key: &Key, planned: Planned, now: 
                     .prepare_cached("INSERT INTO index_entries (tbl, idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                     .map_err(db_err)?;
                 for (idx, ipk, isk) in indexes {
-                    st.execute(params![table, idx, ipk, isk, key.pk, key.sk]).map_err(db_err)?;
+                    st.execute(params![table, idx, ipk, isk, key.pk, key.sk])
+                        .map_err(db_err)?;
                 }
             }
         }
@@ -230,9 +263,26 @@ fn purge(conn: &Connection, specs: &Specs, table: &str, limit: u32, now: i64) ->
         })
         .map_err(db_err)?;
     for key in &keys {
-        let Some(stored) = load_item(conn, table, key)? else { continue };
-        let change = spec.stream.then(|| (crate::item::ChangeKind::Remove, Some(stored.into_item(key.clone())), None));
-        apply(conn, &spec, key, Planned { effect: Effect::Remove, change }, now)?;
+        let Some(stored) = load_item(conn, table, key)? else {
+            continue;
+        };
+        let change = spec.stream.then(|| {
+            (
+                crate::item::ChangeKind::Remove,
+                Some(stored.into_item(key.clone())),
+                None,
+            )
+        });
+        apply(
+            conn,
+            &spec,
+            key,
+            Planned {
+                effect: Effect::Remove,
+                change,
+            },
+            now,
+        )?;
     }
     Ok(keys.len() as u64)
 }

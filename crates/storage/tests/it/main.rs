@@ -2,7 +2,7 @@
 //! backend, the resolver, bad-input handling and the crash test.
 
 mod crash;
-mod resolver;
-mod sqlite;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod resolver;
+mod sqlite;

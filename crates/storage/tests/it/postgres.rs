@@ -25,23 +25,46 @@ pub fn url() -> Option<String> {
 /// A schema name no other test (or earlier run) uses.
 pub fn fresh_schema() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("agentry_test_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "agentry_test_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn drop_schema(url: &str, schema: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to drop schema");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to drop schema");
     tokio::spawn(conn);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await.expect("drop test schema");
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .expect("drop test schema");
 }
 
 async fn setup(clock: Arc<ManualClock>) -> Option<TestStore> {
     let url = url()?;
     let schema = fresh_schema();
-    let options = PostgresOptions { schema: Some(schema.clone()), clock, max_connections: 6 };
-    let store = PostgresStore::connect(&url, options).await.expect("connect postgres store");
+    let options = PostgresOptions {
+        schema: Some(schema.clone()),
+        clock,
+        max_connections: 6,
+    };
+    let store = PostgresStore::connect(&url, options)
+        .await
+        .expect("connect postgres store");
     let cleanup = Box::pin(async move { drop_schema(&url, &schema).await });
-    Some(TestStore { store: Box::new(store), guard: Box::new(()), cleanup: Some(cleanup) })
+    Some(TestStore {
+        store: Box::new(store),
+        guard: Box::new(()),
+        cleanup: Some(cleanup),
+    })
 }
 
 agentry_storage::storage_testsuite!(setup);

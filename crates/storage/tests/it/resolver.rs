@@ -11,13 +11,27 @@ fn attrs(v: serde_json::Value) -> agentry_storage::Attributes {
 #[tokio::test]
 async fn sqlite_url_opens_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/agentry.db?synchronous=normal", dir.path().display());
+    let url = format!(
+        "sqlite://{}/agentry.db?synchronous=normal",
+        dir.path().display()
+    );
     let store = open(&url).await.unwrap();
     store.create_table(&TableSpec::new("Users")).await.unwrap();
-    store.put("Users", Key::new("u1", "profile"), attrs(json!({"name": "Ada"}))).await.unwrap();
+    store
+        .put(
+            "Users",
+            Key::new("u1", "profile"),
+            attrs(json!({"name": "Ada"})),
+        )
+        .await
+        .unwrap();
     drop(store);
     let store = open(&url).await.unwrap();
-    let item = store.get("Users", &Key::new("u1", "profile")).await.unwrap().expect("item survives reopening");
+    let item = store
+        .get("Users", &Key::new("u1", "profile"))
+        .await
+        .unwrap()
+        .expect("item survives reopening");
     assert_eq!(item.attributes["name"], json!("Ada"));
     // A relative path works too.
     let rel = open("sqlite::memory:").await.unwrap();
@@ -26,7 +40,15 @@ async fn sqlite_url_opens_and_reopens() {
 
 #[tokio::test]
 async fn malformed_urls_are_named() {
-    for url in ["nonsense", "sqlite:/x.db", "sqlite://", "ftp://host/x", "sqlite://x.db?synchronous=sometimes", "sqlite://x.db?cache=big", "postgres://host:notaport/db"] {
+    for url in [
+        "nonsense",
+        "sqlite:/x.db",
+        "sqlite://",
+        "ftp://host/x",
+        "sqlite://x.db?synchronous=sometimes",
+        "sqlite://x.db?cache=big",
+        "postgres://host:notaport/db",
+    ] {
         match open(url).await {
             Err(Error::InvalidInput { field, message }) => {
                 assert_eq!(field, "store url", "{url}");
@@ -34,7 +56,10 @@ async fn malformed_urls_are_named() {
             }
             #[cfg(not(feature = "postgres"))]
             Err(Error::Unsupported(_)) if url.starts_with("postgres") => {}
-            other => panic!("{url}: expected an invalid store url, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "{url}: expected an invalid store url, got {:?}",
+                other.map(|_| ())
+            ),
         }
     }
     match open("dynamodb://table?region=eu-west-1").await {
@@ -47,7 +72,10 @@ async fn malformed_urls_are_named() {
 #[tokio::test]
 async fn postgres_left_out_of_the_build_says_so() {
     match open("postgres://postgres@127.0.0.1/test").await {
-        Err(Error::Unsupported(m)) => assert!(m.contains("not supported in this build") && m.contains("postgres"), "{m}"),
+        Err(Error::Unsupported(m)) => assert!(
+            m.contains("not supported in this build") && m.contains("postgres"),
+            "{m}"
+        ),
         other => panic!("expected unsupported, got {:?}", other.map(|_| ())),
     }
 }
@@ -55,12 +83,17 @@ async fn postgres_left_out_of_the_build_says_so() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_url_opens_a_schema() {
-    let Some(url) = crate::postgres::url() else { return };
+    let Some(url) = crate::postgres::url() else {
+        return;
+    };
     let schema = crate::postgres::fresh_schema();
     let sep = if url.contains('?') { '&' } else { '?' };
     let store = open(&format!("{url}{sep}schema={schema}")).await.unwrap();
     store.create_table(&TableSpec::new("Users")).await.unwrap();
-    store.put("Users", Key::new("u1", "p"), attrs(json!({}))).await.unwrap();
+    store
+        .put("Users", Key::new("u1", "p"), attrs(json!({})))
+        .await
+        .unwrap();
     drop(store);
     crate::postgres::drop_schema(&url, &schema).await;
     match open(&format!("{url}{sep}schema=Bad-Name")).await {
@@ -68,7 +101,10 @@ async fn postgres_url_opens_a_schema() {
         other => panic!("expected invalid schema, got {:?}", other.map(|_| ())),
     }
     // A server that is not there is unavailable (retryable), not a panic or a hang.
-    let e = open("postgres://postgres@127.0.0.1:1/test").await.map(|_| ()).unwrap_err();
+    let e = open("postgres://postgres@127.0.0.1:1/test")
+        .await
+        .map(|_| ())
+        .unwrap_err();
     assert!(e.is_retryable(), "{e}");
 }
 
@@ -77,7 +113,10 @@ async fn missing_directory_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/no/such/dir/agentry.db", dir.path().display());
     match open(&url).await {
-        Err(e @ Error::Open(_)) => assert!(e.to_string().contains("does not exist") && e.to_string().contains("no/such/dir"), "{e}"),
+        Err(e @ Error::Open(_)) => assert!(
+            e.to_string().contains("does not exist") && e.to_string().contains("no/such/dir"),
+            "{e}"
+        ),
         other => panic!("expected an open error, got {:?}", other.map(|_| ())),
     }
     assert!(!dir.path().join("no").exists(), "nothing created");
@@ -101,7 +140,10 @@ async fn read_only_database_file_is_an_open_error() {
     {
         let store = open(&url).await.unwrap();
         store.create_table(&TableSpec::new("Users")).await.unwrap();
-        store.put("Users", Key::new("u1", "p"), attrs(json!({"kept": true}))).await.unwrap();
+        store
+            .put("Users", Key::new("u1", "p"), attrs(json!({"kept": true})))
+            .await
+            .unwrap();
     }
     for f in ["ro.db", "ro.db-wal", "ro.db-shm"] {
         let p = dir.path().join(f);
@@ -133,7 +175,11 @@ async fn foreign_file_is_refused_and_left_alone() {
         Err(e @ Error::Open(_)) => assert!(e.to_string().contains("notes.db"), "{e}"),
         other => panic!("expected an open error, got {:?}", other.map(|_| ())),
     }
-    assert_eq!(std::fs::read(&path).unwrap(), content, "the file is untouched");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        content,
+        "the file is untouched"
+    );
 }
 
 #[tokio::test]
@@ -144,18 +190,29 @@ async fn newer_schema_is_refused_and_left_alone() {
     {
         let store = open(&url).await.unwrap();
         store.create_table(&TableSpec::new("Users")).await.unwrap();
-        store.put("Users", Key::new("u1", "p"), attrs(json!({"kept": true}))).await.unwrap();
+        store
+            .put("Users", Key::new("u1", "p"), attrs(json!({"kept": true})))
+            .await
+            .unwrap();
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE schema_version SET version = 999", []).unwrap();
+    conn.execute("UPDATE schema_version SET version = 999", [])
+        .unwrap();
     drop(conn);
     match open(&url).await {
         Err(e @ Error::Open(_)) => assert!(e.to_string().contains("999"), "{e}"),
         other => panic!("expected an open error, got {:?}", other.map(|_| ())),
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE schema_version SET version = 1", []).unwrap();
+    conn.execute("UPDATE schema_version SET version = 1", [])
+        .unwrap();
     drop(conn);
     let store = open(&url).await.unwrap();
-    assert!(store.get("Users", &Key::new("u1", "p")).await.unwrap().is_some());
+    assert!(
+        store
+            .get("Users", &Key::new("u1", "p"))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
