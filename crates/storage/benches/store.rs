@@ -25,9 +25,9 @@ fn seconds() -> Duration {
 }
 
 /// Raw SQLite: single-row INSERTs, each its own transaction, WAL, given `synchronous`.
-fn raw_sqlite(dir: &std::path::Path, sync: Synchronous) -> f64 {
+fn raw_sqlite(dir: &std::path::Path, sync: Synchronous, tag: &str) -> f64 {
     let conn = rusqlite::Connection::open(dir.join(format!(
-        "raw-{}-{}.db",
+        "raw-{}-{tag}-{}.db",
         sync.pragma(),
         std::process::id()
     )))
@@ -106,11 +106,9 @@ async fn main() {
         dir.path().display()
     );
     for sync in [Synchronous::Full, Synchronous::Normal] {
-        let raw = raw_sqlite(dir.path(), sync);
-        println!(
-            "\nsqlite synchronous={}: raw single-row autocommit inserts: {raw:.0}/s",
-            sync.pragma()
-        );
+        // The machine is shared: measure the raw rate before and after the store and compare
+        // with their mean, printing both so drift shows.
+        let raw_before = raw_sqlite(dir.path(), sync, "before");
         let options = SqliteOptions {
             synchronous: sync,
             ..SqliteOptions::default()
@@ -123,8 +121,18 @@ async fn main() {
             .await
             .unwrap(),
         );
+        let mut rates = Vec::new();
         for writers in [1, 8, 64, 256] {
-            let rate = store_puts(store.clone(), writers, "sqlite").await;
+            rates.push((writers, store_puts(store.clone(), writers, "sqlite").await));
+        }
+        let raw_after = raw_sqlite(dir.path(), sync, "after");
+        let raw = (raw_before + raw_after) / 2.0;
+        println!(
+            "\nsqlite synchronous={}: raw single-row autocommit inserts: {raw:.0}/s \
+             (before {raw_before:.0}/s, after {raw_after:.0}/s)",
+            sync.pragma()
+        );
+        for (writers, rate) in rates {
             println!(
                 "  store conditional puts, {writers:>3} writers: {rate:>9.0}/s  = {:.2}x raw",
                 rate / raw

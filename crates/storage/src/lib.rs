@@ -66,8 +66,9 @@ use async_trait::async_trait;
 ///   safe with a condition (`Absent` for creation, `Version` for updates), and treat a
 ///   `ConditionFailed` on retry by reading the item again.
 /// - **Ordering.** Queries return items by sort key (bytewise UTF-8 order), ascending unless
-///   asked otherwise; index queries by index sort value, then by item key. Changes in one
-///   partition's stream are in commit order with increasing sequences.
+///   asked otherwise; index queries by index sort value (items with equal values in a stable
+///   order of the backend's choosing: the SQL backends use the item key, DynamoDB promises
+///   none). Changes in one partition's stream are in commit order with increasing sequences.
 /// - **TTL.** An item whose TTL attribute (epoch seconds) is at or before the store's clock is
 ///   invisible to reads, queries and conditions at once, and removed later by
 ///   [`ItemStore::purge_expired`] (run it with [`spawn_ttl_sweeper`]); the removal is recorded
