@@ -75,6 +75,15 @@ use async_trait::async_trait;
 ///   in the stream, as DynamoDB's TTL deletions are.
 /// - **Limits.** As DynamoDB: items up to 400 KB, transactions of up to 100 writes touching
 ///   each item once, names of 3 to 255 characters of `[A-Za-z0-9_.-]`.
+///
+/// How DynamoDB honours it (for the backend to come): an item is one DynamoDB item with its
+/// key, a version attribute and the TTL attribute; `Absent` is `attribute_not_exists(pk) OR
+/// ttl <= :now`, `Version(n)` is `version = :n AND NOT ttl <= :now`; a transaction is one
+/// TransactWriteItems whose cancellation reasons give the failing write's position; an index
+/// is a GSI over attributes the backend fills in at write time (sparse, values encoded with
+/// [`sort_value`]), queried with `ConsistentRead` off; reads filter out expired items; the
+/// change stream is written as items in the same transaction (a counter item per partition
+/// and a change item), which costs two of the 100 writes per streamed write.
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     /// Creates a table. Creating a table again with the same definition succeeds (so every
@@ -96,7 +105,9 @@ pub trait ItemStore: Send + Sync {
     async fn query(&self, query: &Query) -> Result<Page>;
 
     /// Changes of a partition after position `after` (0 for the start), oldest first, at most
-    /// `limit`. The table must have been created with a stream.
+    /// `limit`. The table must have been created with a stream. Changes are kept for at least
+    /// 24 hours; a consumer further behind finds the oldest ones gone (the first sequence it
+    /// reads is then above `after + 1`).
     async fn read_changes(
         &self,
         table: &str,
@@ -105,7 +116,8 @@ pub trait ItemStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Change>>;
 
-    /// Removes up to `limit` expired items of a table; returns how many were removed.
+    /// Removes up to `limit` expired items of a table; returns how many were removed. Also
+    /// drops the table's changes older than 24 hours (DynamoDB Streams' retention).
     async fn purge_expired(&self, table: &str, limit: u32) -> Result<u64>;
 }
 

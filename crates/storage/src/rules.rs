@@ -17,6 +17,8 @@ pub const MAX_SORT_KEY_BYTES: usize = 1024;
 pub const MAX_INDEXES: usize = 20;
 pub const DEFAULT_QUERY_LIMIT: u32 = 100;
 pub const MAX_QUERY_LIMIT: u32 = 1000;
+/// How long changes stay in a stream, as DynamoDB Streams' 24 hours.
+pub const STREAM_RETENTION_SECONDS: i64 = 24 * 3600;
 
 /// Table and index names: 3 to 255 characters of `[A-Za-z0-9_.-]`.
 pub fn check_name(field: &str, name: &str) -> Result<()> {

@@ -315,6 +315,13 @@ impl PostgresStore {
             )
             .await?;
         }
+        if spec.stream {
+            let st = conn
+                .stmt("DELETE FROM changes WHERE tbl = $1 AND at < $2")
+                .await?;
+            let horizon = now - rules::STREAM_RETENTION_SECONDS;
+            conn.client.execute(&st, &[&table, &horizon]).await?;
+        }
         Ok(n)
     }
 }

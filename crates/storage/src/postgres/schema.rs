@@ -27,7 +27,8 @@ const MIGRATIONS: &[&str] = &[
        CREATE TABLE changes (
            tbl TEXT COLLATE "C" NOT NULL, pk TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL,
            sk TEXT COLLATE "C" NOT NULL, kind TEXT NOT NULL, old TEXT, new TEXT, at BIGINT NOT NULL,
-           PRIMARY KEY (tbl, pk, seq));"#,
+           PRIMARY KEY (tbl, pk, seq));
+       CREATE INDEX changes_age ON changes (tbl, at);"#,
 ];
 
 /// Creates the store's schema if named, and brings it to the newest version.

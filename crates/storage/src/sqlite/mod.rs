@@ -216,11 +216,12 @@ impl SqliteStore {
                     .map_err(|_| Error::unavailable("sqlite store: closed"))?;
                 let conns = conns.clone();
                 tokio::task::spawn_blocking(move || {
-                    let conn = conns
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .pop()
-                        .expect("a permit guarantees a connection");
+                    // A permit guarantees a connection unless a read panicked with one.
+                    let Some(conn) = conns.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                        return Err(Error::unavailable(
+                            "sqlite store: no reader connection left",
+                        ));
+                    };
                     let out = f(&conn, &specs);
                     conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
                     out

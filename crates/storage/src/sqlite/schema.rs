@@ -25,7 +25,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE changes (
          tbl TEXT NOT NULL, pk TEXT NOT NULL, seq INTEGER NOT NULL, sk TEXT NOT NULL,
          kind TEXT NOT NULL, old TEXT, new TEXT, at INTEGER NOT NULL,
-         PRIMARY KEY (tbl, pk, seq)) WITHOUT ROWID;",
+         PRIMARY KEY (tbl, pk, seq)) WITHOUT ROWID;
+     CREATE INDEX changes_age ON changes (tbl, at);",
 ];
 
 /// Brings the database to the newest schema, in one transaction per migration.

@@ -284,5 +284,10 @@ fn purge(conn: &Connection, specs: &Specs, table: &str, limit: u32, now: i64) ->
             now,
         )?;
     }
+    if spec.stream {
+        conn.prepare_cached("DELETE FROM changes WHERE tbl = ?1 AND at < ?2")
+            .and_then(|mut st| st.execute(params![table, now - rules::STREAM_RETENTION_SECONDS]))
+            .map_err(db_err)?;
+    }
     Ok(keys.len() as u64)
 }

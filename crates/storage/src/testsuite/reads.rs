@@ -495,6 +495,22 @@ pub async fn change_stream(store: &dyn ItemStore, clock: &ManualClock) {
     let e2 = store.read_changes(&t, "e2", 0, 10).await.unwrap();
     assert_eq!(e2.len(), 1);
     assert_eq!(e2[0].new.as_ref().unwrap().attributes["n"], json!(100));
+    // Changes older than the stream's 24 hours go at the next purge; positions go on rising.
+    clock.advance(crate::rules::STREAM_RETENTION_SECONDS - 1);
+    store.put(&t, k("e1", "d"), attrs(json!({}))).await.unwrap();
+    clock.advance(7);
+    store.purge_expired(&t, 100).await.unwrap();
+    let kept = store.read_changes(&t, "e1", 0, 100).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].key.sk, "d");
+    assert!(kept[0].sequence > next[0].sequence);
+    assert!(
+        store
+            .read_changes(&t, "e2", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A table without a stream says so.
     let plain = table(store, TableSpec::new("NoStream")).await;
     expect_invalid(store.read_changes(&plain, "e1", 0, 10).await, "table");
