@@ -106,9 +106,9 @@ async fn main() {
         dir.path().display()
     );
     for sync in [Synchronous::Full, Synchronous::Normal] {
-        // The machine is shared: measure the raw rate before and after the store and compare
-        // with their mean, printing both so drift shows.
-        let raw_before = raw_sqlite(dir.path(), sync, "before");
+        // The disk and cores are shared and their rates drift: measure the raw rate right
+        // before and right after each store run and compare with their mean.
+        println!("\nsqlite synchronous={}:", sync.pragma());
         let options = SqliteOptions {
             synchronous: sync,
             ..SqliteOptions::default()
@@ -121,20 +121,14 @@ async fn main() {
             .await
             .unwrap(),
         );
-        let mut rates = Vec::new();
         for writers in [1, 8, 64, 256] {
-            rates.push((writers, store_puts(store.clone(), writers, "sqlite").await));
-        }
-        let raw_after = raw_sqlite(dir.path(), sync, "after");
-        let raw = (raw_before + raw_after) / 2.0;
-        println!(
-            "\nsqlite synchronous={}: raw single-row autocommit inserts: {raw:.0}/s \
-             (before {raw_before:.0}/s, after {raw_after:.0}/s)",
-            sync.pragma()
-        );
-        for (writers, rate) in rates {
+            let before = raw_sqlite(dir.path(), sync, &format!("{writers}-before"));
+            let rate = store_puts(store.clone(), writers, "sqlite").await;
+            let after = raw_sqlite(dir.path(), sync, &format!("{writers}-after"));
+            let raw = (before + after) / 2.0;
             println!(
-                "  store conditional puts, {writers:>3} writers: {rate:>9.0}/s  = {:.2}x raw",
+                "  {writers:>3} writers: store conditional puts {rate:>7.0}/s, raw autocommit \
+                 inserts {raw:>6.0}/s (before {before:.0}, after {after:.0}) = {:.2}x raw",
                 rate / raw
             );
         }
