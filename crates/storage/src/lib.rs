@@ -184,6 +184,40 @@ pub trait ItemStoreExt: ItemStore {
         self.delete_when(table, key, Condition::None).await
     }
 
+    /// Read-modify-write under optimistic concurrency: reads the item, asks `change` for its
+    /// new attributes (`None`: leave it as it is), writes on condition that nobody wrote in
+    /// between, and starts again when somebody did, at most `attempts` times. Returns the new
+    /// version, or `None` when `change` declined; after the last attempt, the conflict.
+    async fn update<F>(
+        &self,
+        table: &str,
+        key: Key,
+        attempts: u32,
+        mut change: F,
+    ) -> Result<Option<u64>>
+    where
+        F: FnMut(Option<&Item>) -> Option<Attributes> + Send,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.get(table, &key).await?;
+            let Some(attributes) = change(current.as_ref()) else {
+                return Ok(None);
+            };
+            let condition = current
+                .as_ref()
+                .map_or(Condition::Absent, |i| Condition::Version(i.version));
+            match self
+                .put_when(table, key.clone(), attributes, condition)
+                .await
+            {
+                Err(e) if e.is_condition_failed() && attempt < attempts => continue,
+                other => return other.map(Some),
+            }
+        }
+    }
+
     /// Every item a query selects, following cursors (for small result sets).
     async fn query_all(&self, query: &Query) -> Result<Vec<Item>> {
         let mut query = query.clone();

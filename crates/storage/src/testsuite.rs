@@ -38,7 +38,8 @@ macro_rules! storage_testsuite {
             put_get_and_versions, table_definitions, invalid_names_and_keys, oversize_item,
             conditional_writes, conditional_put_race, transaction_all_or_nothing,
             transaction_limits, query_pages_both_orders, query_ranges, bad_cursor,
-            index_newest_first, ttl_expiry, change_stream, many_concurrent_writers);
+            index_newest_first, ttl_expiry, change_stream, many_concurrent_writers,
+            contended_updates);
     };
     (@tests $setup:path; $($name:ident),* $(,)?) => {
         $(
@@ -568,4 +569,35 @@ pub async fn many_concurrent_writers(store: &dyn ItemStore, _clock: &ManualClock
         let seqs: BTreeSet<u64> = changes.iter().map(|c| c.sequence).collect();
         assert_eq!(seqs.len(), 16, "positions are distinct");
     }
+}
+
+pub async fn contended_updates(store: &dyn ItemStore, _clock: &ManualClock) {
+    let t = table(store, TableSpec::new("Progress")).await;
+    let key = k("exec-map", "progress");
+    // Eight branches of a Map state each count five finished items into one progress item.
+    let branches = (0..8).map(|_| {
+        let (t, key) = (t.clone(), key.clone());
+        async move {
+            for _ in 0..5 {
+                let bump = |item: Option<&crate::Item>| {
+                    let done = item.map_or(0, |i| i.attributes["done"].as_u64().unwrap());
+                    Some(attrs(json!({"done": done + 1})))
+                };
+                store
+                    .update(&t, key.clone(), 1000, bump)
+                    .await
+                    .expect("update within its attempts");
+            }
+        }
+    });
+    futures_join_all(branches).await;
+    let item = store.get(&t, &key).await.unwrap().unwrap();
+    assert_eq!(item.attributes["done"], json!(40), "no increment lost");
+    assert_eq!(item.version, 40);
+    // A change that declines writes nothing.
+    assert_eq!(
+        store.update(&t, key.clone(), 1, |_| None).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get(&t, &key).await.unwrap().unwrap().version, 40);
 }
