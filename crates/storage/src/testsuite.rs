@@ -39,7 +39,7 @@ macro_rules! storage_testsuite {
             conditional_writes, conditional_put_race, transaction_all_or_nothing,
             transaction_limits, query_pages_both_orders, query_ranges, bad_cursor,
             index_newest_first, ttl_expiry, change_stream, many_concurrent_writers,
-            contended_updates);
+            contended_updates, no_write_skew_on_absent_items);
     };
     (@tests $setup:path; $($name:ident),* $(,)?) => {
         $(
@@ -600,4 +600,44 @@ pub async fn contended_updates(store: &dyn ItemStore, _clock: &ManualClock) {
         None
     );
     assert_eq!(store.get(&t, &key).await.unwrap().unwrap().version, 40);
+}
+
+pub async fn no_write_skew_on_absent_items(store: &dyn ItemStore, _clock: &ManualClock) {
+    let t = table(store, TableSpec::new("Tokens")).await;
+    // A checks that x is absent and creates y; B checks that y is absent and creates x. In any
+    // serial order the second one's check fails: they must never both succeed.
+    for round in 0..30 {
+        let (x, y) = (k(&format!("x{round}"), "t"), k(&format!("y{round}"), "t"));
+        let a = store.transact(vec![
+            Write::check(&t, x.clone(), Condition::Absent),
+            Write::put(&t, y.clone(), attrs(json!({"by": "a"}))),
+        ]);
+        let b = store.transact(vec![
+            Write::put(&t, x.clone(), attrs(json!({"by": "b"}))),
+            Write::check(&t, y.clone(), Condition::Absent),
+        ]);
+        let (a, b) = tokio::join!(a, b);
+        assert!(
+            a.is_ok() || b.is_ok(),
+            "round {round}: one of them must win: {a:?} {b:?}"
+        );
+        assert!(
+            !(a.is_ok() && b.is_ok()),
+            "round {round}: both checks passed (write skew)"
+        );
+        let (gx, gy) = (
+            store.get(&t, &x).await.unwrap(),
+            store.get(&t, &y).await.unwrap(),
+        );
+        assert_eq!(
+            gx.is_some(),
+            b.is_ok(),
+            "round {round}: x exists exactly if b committed"
+        );
+        assert_eq!(
+            gy.is_some(),
+            a.is_ok(),
+            "round {round}: y exists exactly if a committed"
+        );
+    }
 }

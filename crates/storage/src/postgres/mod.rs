@@ -239,7 +239,7 @@ impl PostgresStore {
         });
         let mut stored: Vec<Option<Stored>> = vec![None; writes.len()];
         for &i in &order {
-            stored[i] = load_for_update(conn, writes[i].table(), writes[i].key()).await?;
+            stored[i] = lock_and_load(conn, writes[i].table(), writes[i].key()).await?;
         }
         let existed: Vec<bool> = stored.iter().map(Option::is_some).collect();
         let mut planned = Vec::with_capacity(writes.len());
@@ -332,16 +332,35 @@ fn gave_up() -> Error {
     ))
 }
 
-async fn load_for_update(
-    conn: &mut Conn,
-    table: &str,
-    key: &Key,
-) -> Result<Option<Stored>, TxError> {
-    let st = conn.stmt("SELECT version, attrs, expires_at FROM items WHERE tbl = $1 AND pk = $2 AND sk = $3 FOR UPDATE").await?;
-    let row = conn
-        .client
-        .query_opt(&st, &[&table, &key.pk, &key.sk])
+/// A 64-bit FNV-1a hash of an item's address: the key of its advisory lock.
+fn item_lock_key(table: &str, key: &Key) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [table, "\0", &key.pk, "\0", &key.sk] {
+        for b in part.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h as i64
+}
+
+/// Locks the item's address, present or not, then reads its row. Row locks alone cannot
+/// cover an absent item, and a check that an item is absent must hold until commit (or two
+/// transactions could each see the other's item absent and both commit). Every transaction
+/// takes these locks in key order; the read is a statement of its own so that it sees what
+/// a previous holder of the lock committed.
+async fn lock_and_load(conn: &mut Conn, table: &str, key: &Key) -> Result<Option<Stored>, TxError> {
+    let lock = conn.stmt("SELECT pg_advisory_xact_lock($1)").await?;
+    let select = conn
+        .stmt("SELECT version, attrs, expires_at FROM items WHERE tbl = $1 AND pk = $2 AND sk = $3 FOR UPDATE")
         .await?;
+    let lock_key = item_lock_key(table, key);
+    // Pipelined: both go out at once, and the server runs them in order.
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
+    let select_params: [&(dyn ToSql + Sync); 3] = [&table, &key.pk, &key.sk];
+    let (_, row) = tokio::try_join!(
+        conn.client.execute(&lock, &lock_params),
+        conn.client.query_opt(&select, &select_params)
+    )?;
     Ok(match row {
         None => None,
         Some(r) => Some(Stored {
