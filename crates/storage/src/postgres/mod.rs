@@ -1,8 +1,9 @@
 //! The self-hosted store: PostgreSQL, any number of agentry nodes sharing it. Same relational
-//! shape as SQLite. A transaction locks the rows it touches (`SELECT ... FOR UPDATE`, in key
-//! order so concurrent transactions cannot deadlock), checks conditions against them, writes,
-//! then bumps the partitions' stream counters; a concurrent creation of the same item makes it
-//! start again and see the winner's row.
+//! shape as SQLite. A transaction locks the addresses of the items it touches (an advisory
+//! lock per item, present or not, then `SELECT ... FOR UPDATE`), in key order so concurrent
+//! transactions cannot deadlock; checks conditions against what it read; writes; then bumps
+//! the partitions' stream counters. If the database still reports a conflict (a deadlock, a
+//! unique violation), the transaction runs again from the start.
 
 mod pool;
 mod schema;
