@@ -131,9 +131,26 @@ async fn unwritable_directory_is_an_open_error() {
     }
 }
 
+const READ_ONLY_CHILD: &str = "AGENTRY_STORAGE_READ_ONLY_CHILD";
+
+/// Not a test of its own: run as an unprivileged user by the test below, it tries to open the
+/// store its variable names and prints what happened. Without the variable it returns.
 #[tokio::test]
-async fn read_only_database_file_is_an_open_error() {
+async fn read_only_child_entry() {
+    let Ok(url) = std::env::var(READ_ONLY_CHILD) else {
+        return;
+    };
+    match open(&url).await {
+        Ok(_) => println!("result: opened"),
+        Err(e @ Error::Open(_)) => println!("result: open error: {e}"),
+        Err(e) => println!("result: other error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn read_only_database_is_an_open_error_and_left_alone() {
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ro.db");
     let url = format!("sqlite://{}", path.display());
@@ -145,24 +162,58 @@ async fn read_only_database_file_is_an_open_error() {
             .await
             .unwrap();
     }
+    let set_mode = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
     for f in ["ro.db", "ro.db-wal", "ro.db-shm"] {
         let p = dir.path().join(f);
         if p.exists() {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+            set_mode(&p, 0o444);
         }
     }
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
-    if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        eprintln!("skipped: running as root, file permissions do not bind");
-        return;
+    set_mode(dir.path(), 0o555);
+    let message = if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
+        // Root ignores file modes: try as an unprivileged user instead.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "resolver::read_only_child_entry", "--nocapture"])
+            .env(READ_ONLY_CHILD, &url)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run the read-only child as nobody");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("result: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                panic!(
+                    "child printed no result: {stdout} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    } else {
+        match open(&url).await {
+            Ok(_) => "opened".to_owned(),
+            Err(e @ Error::Open(_)) => format!("open error: {e}"),
+            Err(e) => format!("other error: {e}"),
+        }
+    };
+    set_mode(dir.path(), 0o755);
+    for f in ["ro.db", "ro.db-wal", "ro.db-shm"] {
+        let p = dir.path().join(f);
+        if p.exists() {
+            set_mode(&p, 0o644);
+        }
     }
-    let r = open(&url).await.map(|_| ());
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    match r {
-        Err(e @ Error::Open(_)) => assert!(e.to_string().contains("ro.db"), "{e}"),
-        other => panic!("expected an open error, got {other:?}"),
-    }
+    eprintln!("read-only database: {message}");
+    assert!(
+        message.starts_with("open error: ") && message.contains("ro.db"),
+        "{message}"
+    );
+    let store = open(&url).await.unwrap();
+    let item = store.get("Users", &Key::new("u1", "p")).await.unwrap();
+    assert_eq!(item.expect("item kept").attributes["kept"], json!(true));
 }
 
 #[tokio::test]
