@@ -136,6 +136,20 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the last connection checkpoints the WAL (disk I/O): never on the runtime.
+        if let Readers::Pool { conns, .. } = &self.readers {
+            let conns = std::mem::take(&mut *conns.lock().unwrap_or_else(|e| e.into_inner()));
+            if !conns.is_empty() {
+                let _ = std::thread::Builder::new()
+                    .name("agentry-storage-close".into())
+                    .spawn(move || drop(conns));
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates its schema. The
     /// directory must exist and be writable.
