@@ -6,6 +6,24 @@
 //! tokens ride on it. [`ItemStore`] is the contract; SQLite is the embedded default,
 //! PostgreSQL (feature `postgres`) the self-hosted one, and DynamoDB can honour it as it is.
 //!
+//! ```
+//! use agentry_storage::{open, ItemStoreExt, Key, Query, TableSpec};
+//! use serde_json::json;
+//!
+//! # #[tokio::main] async fn main() -> agentry_storage::Result<()> {
+//! let store = open("sqlite::memory:").await?;
+//! let sessions = TableSpec::new("AgentSessions").with_index("by-user", "user_id", "created_at");
+//! store.create_table(&sessions).await?;
+//! for (id, at) in [("s1", 100), ("s2", 300), ("s3", 200)] {
+//!     let attrs = json!({"user_id": "ada", "created_at": at}).as_object().unwrap().clone();
+//!     store.put_if_absent("AgentSessions", Key::new(id, "meta"), attrs).await?;
+//! }
+//! let newest = store.query(&Query::index("AgentSessions", "by-user", "ada").descending().limit(2)).await?;
+//! let ids: Vec<_> = newest.items.iter().map(|i| i.key.pk.as_str()).collect();
+//! assert_eq!(ids, ["s2", "s3"]);
+//! # Ok(()) }
+//! ```
+//!
 //! Layout:
 //! - `error`: the one [`Error`] type and which errors are retryable
 //! - `item`: tables, keys, items, writes, conditions, queries, pages and changes
