@@ -358,10 +358,20 @@ async fn lock_and_load(conn: &mut Conn, table: &str, key: &Key) -> Result<Option
     // Pipelined: both go out at once, and the server runs them in order.
     let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
     let select_params: [&(dyn ToSql + Sync); 3] = [&table, &key.pk, &key.sk];
-    let (_, row) = tokio::try_join!(
-        conn.client.execute(&lock, &lock_params),
-        conn.client.query_opt(&select, &select_params)
-    )?;
+    let row = if conn.take_pending_begin() {
+        let (_, _, row) = tokio::try_join!(
+            conn.client.batch_execute("BEGIN"),
+            conn.client.execute(&lock, &lock_params),
+            conn.client.query_opt(&select, &select_params)
+        )?;
+        row
+    } else {
+        let (_, row) = tokio::try_join!(
+            conn.client.execute(&lock, &lock_params),
+            conn.client.query_opt(&select, &select_params)
+        )?;
+        row
+    };
     Ok(match row {
         None => None,
         Some(r) => Some(Stored {
@@ -571,7 +581,7 @@ impl ItemStore for PostgresStore {
         rules::check_transaction(&writes)?;
         for attempt in 0..ATTEMPTS {
             let mut conn = self.pool.get().await?;
-            conn.begin().await.map_err(unavailable)?;
+            conn.begin_deferred();
             let outcome = self
                 .transact_once(&mut conn, &writes, self.clock.now())
                 .await;

@@ -22,6 +22,7 @@ pub(crate) struct Conn {
     pub client: Client,
     statements: HashMap<String, Statement>,
     in_transaction: bool,
+    pending_begin: bool,
 }
 
 impl Conn {
@@ -39,7 +40,19 @@ impl Conn {
         self.client.batch_execute("BEGIN").await
     }
 
+    /// Starts a transaction whose BEGIN goes out with its first statement (one round trip
+    /// less); that statement must call [`Conn::take_pending_begin`].
+    pub fn begin_deferred(&mut self) {
+        self.in_transaction = true;
+        self.pending_begin = true;
+    }
+
+    pub fn take_pending_begin(&mut self) -> bool {
+        std::mem::take(&mut self.pending_begin)
+    }
+
     pub async fn commit(&mut self) -> Result<(), tokio_postgres::Error> {
+        self.pending_begin = false;
         let r = self.client.batch_execute("COMMIT").await;
         // After a failed COMMIT the server has rolled back.
         self.in_transaction = false;
@@ -47,6 +60,10 @@ impl Conn {
     }
 
     pub async fn rollback(&mut self) {
+        if std::mem::take(&mut self.pending_begin) {
+            self.in_transaction = false;
+            return;
+        }
         if self.client.batch_execute("ROLLBACK").await.is_ok() {
             self.in_transaction = false;
         }
@@ -143,6 +160,7 @@ impl Pool {
             client,
             statements: HashMap::new(),
             in_transaction: false,
+            pending_begin: false,
         };
         Ok(Lent {
             conn: Some(conn),
