@@ -24,7 +24,10 @@ const PREFIX: &str = "Mock result schema validation error: ";
 static SERVICES: [(&str, &str); 15] = [
     ("athena", include_str!("mock_shapes/athena.json")),
     ("batch", include_str!("mock_shapes/batch.json")),
-    ("bedrockruntime", include_str!("mock_shapes/bedrockruntime.json")),
+    (
+        "bedrockruntime",
+        include_str!("mock_shapes/bedrockruntime.json"),
+    ),
     ("dynamodb", include_str!("mock_shapes/dynamodb.json")),
     ("ecs", include_str!("mock_shapes/ecs.json")),
     ("eventbridge", include_str!("mock_shapes/eventbridge.json")),
@@ -32,7 +35,10 @@ static SERVICES: [(&str, &str); 15] = [
     ("kms", include_str!("mock_shapes/kms.json")),
     ("lambda", include_str!("mock_shapes/lambda.json")),
     ("s3", include_str!("mock_shapes/s3.json")),
-    ("secretsmanager", include_str!("mock_shapes/secretsmanager.json")),
+    (
+        "secretsmanager",
+        include_str!("mock_shapes/secretsmanager.json"),
+    ),
     ("sfn", include_str!("mock_shapes/sfn.json")),
     ("sns", include_str!("mock_shapes/sns.json")),
     ("sqs", include_str!("mock_shapes/sqs.json")),
@@ -117,8 +123,14 @@ struct Target {
 /// with an optional `.sync`, `.sync:2` or `.waitForTaskToken` suffix.
 fn target(resource: &str) -> Option<Target> {
     let mut parts = resource.splitn(6, ':');
-    let (arn, _partition, states, region, account, rest) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (arn, _partition, states, region, account, rest) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
     if arn != "arn" || states != "states" || !region.is_empty() || !account.is_empty() {
         return None;
     }
@@ -148,7 +160,11 @@ fn target(resource: &str) -> Option<Target> {
     let mut chars = action.chars();
     let operation: String = chars.next()?.to_uppercase().chain(chars).collect();
     let output = model.operations.get(&operation)?;
-    Some(Target { model, output, any_json })
+    Some(Target {
+        model,
+        output,
+        any_json,
+    })
 }
 
 /// Checks a mocked Task `result` against the output shape of the API `resource` calls, in
@@ -165,9 +181,15 @@ pub fn validate_mock_result(resource: &str, result: &Value, mode: &str) -> Resul
             ));
         }
     };
-    let Some(target) = target(resource) else { return Ok(()) };
-    let check = Check { model: target.model, strict };
-    let Some(Shape::Structure { members, required }) = target.model.shapes.get(target.output) else {
+    let Some(target) = target(resource) else {
+        return Ok(());
+    };
+    let check = Check {
+        model: target.model,
+        strict,
+    };
+    let Some(Shape::Structure { members, required }) = target.model.shapes.get(target.output)
+    else {
         return check.value(result, target.output, "");
     };
     let Value::Object(fields) = result else {
@@ -193,7 +215,11 @@ struct Check {
 }
 
 impl Check {
-    fn required(&self, fields: &serde_json::Map<String, Value>, required: &[String]) -> Result<(), String> {
+    fn required(
+        &self,
+        fields: &serde_json::Map<String, Value>,
+        required: &[String],
+    ) -> Result<(), String> {
         match required.iter().find(|r| !fields.contains_key(r.as_str())) {
             Some(missing) => Err(format!("{PREFIX}Required field '{missing}' is missing")),
             None => Ok(()),
@@ -207,12 +233,16 @@ impl Check {
         if value.is_null() {
             return Ok(());
         }
-        let Some(shape) = self.model.shapes.get(name) else { return Ok(()) };
+        let Some(shape) = self.model.shapes.get(name) else {
+            return Ok(());
+        };
         let fail = |what: &str| Err(format!("{PREFIX}Field '{field}' {what}"));
         match shape {
             Shape::Document => Ok(()),
             Shape::Structure { members, required } => {
-                let Value::Object(fields) = value else { return fail("must be an object") };
+                let Value::Object(fields) = value else {
+                    return fail("must be an object");
+                };
                 if self.strict {
                     self.required(fields, required)?;
                 }
@@ -224,25 +254,44 @@ impl Check {
                 Ok(())
             }
             Shape::List { member, min, max } => {
-                let Value::Array(items) = value else { return fail("must be an array") };
-                length(items.len(), *min, *max).map_err(|e| format!("{PREFIX}Field '{field}' {e}"))?;
-                items.iter().try_for_each(|item| self.value(item, member, field))
+                let Value::Array(items) = value else {
+                    return fail("must be an array");
+                };
+                length(items.len(), *min, *max)
+                    .map_err(|e| format!("{PREFIX}Field '{field}' {e}"))?;
+                items
+                    .iter()
+                    .try_for_each(|item| self.value(item, member, field))
             }
-            Shape::Map { value: entry, min, max } => {
-                let Value::Object(entries) = value else { return fail("must be an object") };
-                length(entries.len(), *min, *max).map_err(|e| format!("{PREFIX}Field '{field}' {e}"))?;
-                entries.values().try_for_each(|v| self.value(v, entry, field))
+            Shape::Map {
+                value: entry,
+                min,
+                max,
+            } => {
+                let Value::Object(entries) = value else {
+                    return fail("must be an object");
+                };
+                length(entries.len(), *min, *max)
+                    .map_err(|e| format!("{PREFIX}Field '{field}' {e}"))?;
+                entries
+                    .values()
+                    .try_for_each(|v| self.value(v, entry, field))
             }
             Shape::String { values, min, max } => {
-                let Value::String(s) = value else { return fail("must be a string") };
+                let Value::String(s) = value else {
+                    return fail("must be a string");
+                };
                 if !values.is_empty() && !values.contains(s) {
                     return fail("is not an expected value");
                 }
                 // Lengths count UTF-16 code units, as the service's Java validators do.
-                length(s.encode_utf16().count(), *min, *max).map_err(|e| format!("{PREFIX}Field '{field}' {e}"))
+                length(s.encode_utf16().count(), *min, *max)
+                    .map_err(|e| format!("{PREFIX}Field '{field}' {e}"))
             }
             Shape::Blob { min, max } => {
-                let Value::String(s) = value else { return fail("must be a string") };
+                let Value::String(s) = value else {
+                    return fail("must be a string");
+                };
                 // A blob travels as base64 text; its bounds are on the bytes it stands for.
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s)
@@ -253,7 +302,9 @@ impl Check {
             | Shape::Long { min, max }
             | Shape::Float { min, max }
             | Shape::Double { min, max } => {
-                let Some(n) = value.as_f64() else { return fail("must be a number") };
+                let Some(n) = value.as_f64() else {
+                    return fail("must be a number");
+                };
                 if min.is_some_and(|m| n < m) {
                     return fail("is less than the minimum value");
                 }
@@ -305,7 +356,10 @@ mod tests {
             let m = model(name).unwrap();
             assert!(std::ptr::eq(m, MODELS[i].get().unwrap()));
             for (op, output) in &m.operations {
-                assert!(m.shapes.contains_key(output), "{name} {op}: no shape {output}");
+                assert!(
+                    m.shapes.contains_key(output),
+                    "{name} {op}: no shape {output}"
+                );
             }
         }
     }
@@ -318,8 +372,14 @@ mod tests {
                 check(r, json!({"CiphertextBlob": ""}), mode),
                 msg("Field 'CiphertextBlob' is smaller than the minimum length")
             );
-            assert_eq!(check(r, json!({"CiphertextBlob": 123}), mode), msg("Field 'CiphertextBlob' must be a string"));
-            assert_eq!(check(r, json!({"CiphertextBlob": "AQID", "KeyId": "k"}), mode), Ok(()));
+            assert_eq!(
+                check(r, json!({"CiphertextBlob": 123}), mode),
+                msg("Field 'CiphertextBlob' must be a string")
+            );
+            assert_eq!(
+                check(r, json!({"CiphertextBlob": "AQID", "KeyId": "k"}), mode),
+                Ok(())
+            );
         }
     }
 
@@ -331,11 +391,21 @@ mod tests {
             msg("Field 'MemorySize' is less than the minimum value")
         );
         assert_eq!(
-            check(r, json!({"Configuration": {"MemorySize": 10241}}), "PRESENT"),
+            check(
+                r,
+                json!({"Configuration": {"MemorySize": 10241}}),
+                "PRESENT"
+            ),
             msg("Field 'MemorySize' exceeds the maximum value")
         );
-        assert_eq!(check(r, json!({"Configuration": {"MemorySize": 128}}), "STRICT"), Ok(()));
-        assert_eq!(check(r, json!({"Configuration": "x"}), "STRICT"), msg("Field 'Configuration' must be an object"));
+        assert_eq!(
+            check(r, json!({"Configuration": {"MemorySize": 128}}), "STRICT"),
+            Ok(())
+        );
+        assert_eq!(
+            check(r, json!({"Configuration": "x"}), "STRICT"),
+            msg("Field 'Configuration' must be an object")
+        );
     }
 
     #[test]
@@ -345,36 +415,78 @@ mod tests {
             check(r, json!({"StorageClass": "Papyrus"}), "STRICT"),
             msg("Field 'StorageClass' is not an expected value")
         );
-        assert_eq!(check(r, json!({"StorageClass": "GLACIER"}), "STRICT"), Ok(()));
-        assert_eq!(check(r, json!({"ContentLength": "9000"}), "PRESENT"), msg("Field 'ContentLength' must be a number"));
-        assert_eq!(check(r, json!({"ContentLength": 9000, "Body": "text"}), "STRICT"), Ok(()));
+        assert_eq!(
+            check(r, json!({"StorageClass": "GLACIER"}), "STRICT"),
+            Ok(())
+        );
+        assert_eq!(
+            check(r, json!({"ContentLength": "9000"}), "PRESENT"),
+            msg("Field 'ContentLength' must be a number")
+        );
+        assert_eq!(
+            check(r, json!({"ContentLength": 9000, "Body": "text"}), "STRICT"),
+            Ok(())
+        );
     }
 
     #[test]
     fn optimised_integrations() {
         assert_eq!(
-            check("arn:aws:states:::dynamodb:putItem", json!({"ConsumedCapacity": {"CapacityUnits": "123.45"}}), "STRICT"),
+            check(
+                "arn:aws:states:::dynamodb:putItem",
+                json!({"ConsumedCapacity": {"CapacityUnits": "123.45"}}),
+                "STRICT"
+            ),
             msg("Field 'CapacityUnits' must be a number")
         );
         assert_eq!(
-            check("arn:aws:states:::dynamodb:putItem", json!({"SdkHttpMetadata": {"HttpStatusCode": 200}}), "STRICT"),
+            check(
+                "arn:aws:states:::dynamodb:putItem",
+                json!({"SdkHttpMetadata": {"HttpStatusCode": 200}}),
+                "STRICT"
+            ),
             Ok(())
         );
         let lambda = "arn:aws:states:::lambda:invoke";
-        assert_eq!(check(lambda, json!({"StatusCode": "200"}), "STRICT"), msg("Field 'StatusCode' must be a number"));
-        // The optimised Lambda integration returns the function's output parsed.
-        assert_eq!(check(lambda, json!({"StatusCode": 200, "Payload": {"a": [1]}}), "STRICT"), Ok(()));
-        assert_eq!(check(lambda, json!({"pokemon": "pikachu"}), "STRICT"), Ok(()));
         assert_eq!(
-            check("arn:aws:states:::aws-sdk:lambda:invoke", json!({"Payload": {"a": 1}}), "STRICT"),
-            msg("Field 'Payload' must be a string")
+            check(lambda, json!({"StatusCode": "200"}), "STRICT"),
+            msg("Field 'StatusCode' must be a number")
         );
+        // The optimised Lambda integration returns the function's output parsed.
         assert_eq!(
-            check("arn:aws:states:::bedrock:invokeModel", json!({"Body": {"completion": "hi"}, "ContentType": "application/json"}), "STRICT"),
+            check(
+                lambda,
+                json!({"StatusCode": 200, "Payload": {"a": [1]}}),
+                "STRICT"
+            ),
             Ok(())
         );
         assert_eq!(
-            check("arn:aws:states:::sqs:sendMessage", json!({"MD5OfMessageBody": 1}), "PRESENT"),
+            check(lambda, json!({"pokemon": "pikachu"}), "STRICT"),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::aws-sdk:lambda:invoke",
+                json!({"Payload": {"a": 1}}),
+                "STRICT"
+            ),
+            msg("Field 'Payload' must be a string")
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::bedrock:invokeModel",
+                json!({"Body": {"completion": "hi"}, "ContentType": "application/json"}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::sqs:sendMessage",
+                json!({"MD5OfMessageBody": 1}),
+                "PRESENT"
+            ),
             msg("Field 'MD5OfMessageBody' must be a string")
         );
     }
@@ -383,58 +495,156 @@ mod tests {
     fn eventbridge_lists() {
         let r = "arn:aws:states:::events:putEvents";
         for mode in ["STRICT", "PRESENT"] {
-            assert_eq!(check(r, json!({"Entries": "no"}), mode), msg("Field 'Entries' must be an array"));
             assert_eq!(
-                check(r, json!({"Entries": [{"EventId": "ok"}, {"EventId": ["no"]}]}), mode),
+                check(r, json!({"Entries": "no"}), mode),
+                msg("Field 'Entries' must be an array")
+            );
+            assert_eq!(
+                check(
+                    r,
+                    json!({"Entries": [{"EventId": "ok"}, {"EventId": ["no"]}]}),
+                    mode
+                ),
                 msg("Field 'EventId' must be a string")
             );
             assert_eq!(check(r, json!({}), mode), Ok(()));
             assert_eq!(check(r, json!({"random": "json"}), mode), Ok(()));
         }
-        assert_eq!(check("arn:aws:states:::aws-sdk:eventbridge:putEvents", json!({"Entries": 1}), "STRICT"), msg("Field 'Entries' must be an array"));
+        assert_eq!(
+            check(
+                "arn:aws:states:::aws-sdk:eventbridge:putEvents",
+                json!({"Entries": 1}),
+                "STRICT"
+            ),
+            msg("Field 'Entries' must be an array")
+        );
     }
 
     #[test]
     fn strict_requires_required_members_in_step_functions_casing() {
         let r = "arn:aws:states:::states:startExecution";
-        assert_eq!(check(r, json!({}), "STRICT"), msg("Required field 'ExecutionArn' is missing"));
+        assert_eq!(
+            check(r, json!({}), "STRICT"),
+            msg("Required field 'ExecutionArn' is missing")
+        );
         assert_eq!(
             check(r, json!({"executionArn": "a", "startDate": "d"}), "STRICT"),
             msg("Required field 'ExecutionArn' is missing")
         );
-        assert_eq!(check(r, json!({"ExecutionArn": "a"}), "STRICT"), msg("Required field 'StartDate' is missing"));
-        assert_eq!(check(r, json!({"ExecutionArn": "a", "StartDate": true}), "STRICT"), msg("Field 'StartDate' must be a string"));
-        assert_eq!(check(r, json!({"ExecutionArn": "a", "StartDate": 1764103483}), "PRESENT"), msg("Field 'StartDate' must be a string"));
-        assert_eq!(check(r, json!({"ExecutionArn": 1}), "PRESENT"), msg("Field 'ExecutionArn' must be a string"));
+        assert_eq!(
+            check(r, json!({"ExecutionArn": "a"}), "STRICT"),
+            msg("Required field 'StartDate' is missing")
+        );
+        assert_eq!(
+            check(r, json!({"ExecutionArn": "a", "StartDate": true}), "STRICT"),
+            msg("Field 'StartDate' must be a string")
+        );
+        assert_eq!(
+            check(
+                r,
+                json!({"ExecutionArn": "a", "StartDate": 1764103483}),
+                "PRESENT"
+            ),
+            msg("Field 'StartDate' must be a string")
+        );
+        assert_eq!(
+            check(r, json!({"ExecutionArn": 1}), "PRESENT"),
+            msg("Field 'ExecutionArn' must be a string")
+        );
         assert_eq!(check(r, json!({}), "PRESENT"), Ok(()));
         assert_eq!(check(r, json!({"executionArn": "a"}), "PRESENT"), Ok(()));
-        assert_eq!(check(r, json!({"ExecutionArn": "a", "StartDate": "2026-11-25T15:08:47.195148"}), "STRICT"), Ok(()));
-        assert_eq!(check("arn:aws:states:::aws-sdk:sfn:startExecution", json!({}), "STRICT"), msg("Required field 'ExecutionArn' is missing"));
+        assert_eq!(
+            check(
+                r,
+                json!({"ExecutionArn": "a", "StartDate": "2026-11-25T15:08:47.195148"}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::aws-sdk:sfn:startExecution",
+                json!({}),
+                "STRICT"
+            ),
+            msg("Required field 'ExecutionArn' is missing")
+        );
     }
 
     #[test]
     fn none_mode_and_unknown_resources_accept_anything() {
-        assert_eq!(check("arn:aws:states:::states:startExecution", json!({"StartDate": true}), "NONE"), Ok(()));
-        assert_eq!(check("arn:aws:states:::apigateway:invoke", json!({"approval": true}), "STRICT"), Ok(()));
-        assert_eq!(check("arn:aws:states:::aws-sdk:ec2:describeInstances", json!({"Reservations": 1}), "STRICT"), Ok(()));
-        assert_eq!(check("arn:aws:lambda:us-east-1:111111111111:function:f", json!({"StatusCode": "x"}), "STRICT"), Ok(()));
-        assert_eq!(check("arn:aws:states:::aws-sdk:kms:noSuchAction", json!({"CiphertextBlob": 1}), "STRICT"), Ok(()));
-        assert!(check("arn:aws:states:::events:putEvents", json!({}), "LAX").unwrap_err().contains("enum value set"));
+        assert_eq!(
+            check(
+                "arn:aws:states:::states:startExecution",
+                json!({"StartDate": true}),
+                "NONE"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::apigateway:invoke",
+                json!({"approval": true}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::aws-sdk:ec2:describeInstances",
+                json!({"Reservations": 1}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:lambda:us-east-1:111111111111:function:f",
+                json!({"StatusCode": "x"}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                "arn:aws:states:::aws-sdk:kms:noSuchAction",
+                json!({"CiphertextBlob": 1}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert!(
+            check("arn:aws:states:::events:putEvents", json!({}), "LAX")
+                .unwrap_err()
+                .contains("enum value set")
+        );
     }
 
     #[test]
     fn integration_patterns() {
         // The callback's output has no schema.
         assert_eq!(
-            check("arn:aws:states:::sqs:sendMessage.waitForTaskToken", json!({"MessageId": 1}), "STRICT"),
+            check(
+                "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                json!({"MessageId": 1}),
+                "STRICT"
+            ),
             Ok(())
         );
         assert_eq!(
-            check("arn:aws:states:::states:startExecution.sync:2", json!({"ExecutionArn": 1}), "PRESENT"),
+            check(
+                "arn:aws:states:::states:startExecution.sync:2",
+                json!({"ExecutionArn": 1}),
+                "PRESENT"
+            ),
             msg("Field 'ExecutionArn' must be a string")
         );
         assert_eq!(
-            check("arn:aws-us-gov:states:::aws-sdk:kms:encrypt", json!({"CiphertextBlob": ""}), "STRICT"),
+            check(
+                "arn:aws-us-gov:states:::aws-sdk:kms:encrypt",
+                json!({"CiphertextBlob": ""}),
+                "STRICT"
+            ),
             msg("Field 'CiphertextBlob' is smaller than the minimum length")
         );
     }
