@@ -68,6 +68,7 @@ enum Shape {
         max: Option<f64>,
     },
     Map {
+        key: String,
         value: String,
         min: Option<f64>,
         max: Option<f64>,
@@ -264,6 +265,7 @@ impl Check {
                     .try_for_each(|item| self.value(item, member, field))
             }
             Shape::Map {
+                key,
                 value: entry,
                 min,
                 max,
@@ -273,9 +275,10 @@ impl Check {
                 };
                 length(entries.len(), *min, *max)
                     .map_err(|e| format!("{PREFIX}Field '{field}' {e}"))?;
-                entries
-                    .values()
-                    .try_for_each(|v| self.value(v, entry, field))
+                entries.iter().try_for_each(|(k, v)| {
+                    self.value(&Value::String(k.clone()), key, field)?;
+                    self.value(v, entry, field)
+                })
             }
             Shape::String { values, min, max } => {
                 let Value::String(s) = value else {
@@ -646,6 +649,35 @@ mod tests {
                 "STRICT"
             ),
             msg("Field 'CiphertextBlob' is smaller than the minimum length")
+        );
+    }
+
+    #[test]
+    fn map_keys_and_values() {
+        let r = "arn:aws:states:::aws-sdk:sqs:getQueueAttributes";
+        assert_eq!(
+            check(
+                r,
+                json!({"Attributes": {"VisibilityTimeout": "30"}}),
+                "STRICT"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(r, json!({"Attributes": {"Colour": "30"}}), "STRICT"),
+            msg("Field 'Attributes' is not an expected value")
+        );
+        assert_eq!(
+            check(
+                r,
+                json!({"Attributes": {"VisibilityTimeout": 30}}),
+                "STRICT"
+            ),
+            msg("Field 'Attributes' must be a string")
+        );
+        assert_eq!(
+            check(r, json!({"Attributes": []}), "STRICT"),
+            msg("Field 'Attributes' must be an object")
         );
     }
 

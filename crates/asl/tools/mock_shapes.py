@@ -20,7 +20,7 @@ Per service, a file `<sfn service name>.json`:
 A shape is an object with "type" (structure, list, map, string, blob, boolean, timestamp,
 integer, long, float, double, document) and, where the model sets them: "min"/"max" (value for
 numbers, length for strings and blobs, entries for lists and maps), "enum", "member" (list),
-"value" (map), "members" ({name: shape}) and "required" ([names], in model order) for
+"key" and "value" (map), "members" ({name: shape}) and "required" ([names], in model order) for
 structures. Member names are written as Step Functions spells them in task results: the
 model's name with its first letter upper-cased (`executionArn` becomes `ExecutionArn`).
 Documentation, locations and serialisation details are left out.
@@ -130,7 +130,9 @@ def compact(name, shapes, out):
         shape["member"] = src["member"]["shape"]
         compact(src["member"]["shape"], shapes, out)
     elif ty == "map":
+        shape["key"] = src["key"]["shape"]
         shape["value"] = src["value"]["shape"]
+        compact(src["key"]["shape"], shapes, out)
         compact(src["value"]["shape"], shapes, out)
 
 
