@@ -14,6 +14,7 @@
 //! - `exec`: the execution step function (threads, Retry/Catch, Map/Parallel)
 //! - `history`: AWS's history event shapes
 //! - `test_state`: the TestState API
+//! - `mock_shapes`: TestState's check of mocked results against AWS API output shapes
 //! - `time`: RFC 3339 parsing and formatting
 
 pub mod choice;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod intrinsics;
 pub mod jsonata;
 pub mod jsonpath;
+pub mod mock_shapes;
 pub mod validate;
 
 pub use env::{FixedHost, Host, Scope};

@@ -159,6 +159,12 @@ fn parse_mock(mock: &Value, ty: &str, state: &Value) -> Result<Mock, ValidationE
                 Some(_) => Ok(Mock::Result(v)),
             }
         }
+        "Task" => {
+            let mode = mock.get("fieldValidationMode").and_then(Value::as_str).unwrap_or("STRICT");
+            let resource = state.get("Resource").and_then(Value::as_str).unwrap_or_default();
+            crate::mock_shapes::validate_mock_result(resource, &v, mode).map_err(invalid)?;
+            Ok(Mock::Result(v))
+        }
         _ => Ok(Mock::Result(v)),
     }
 }
