@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agentry_asl::exec::drive::{Runtime, run_to_end};
 use agentry_asl::validate::MachineType;
 use agentry_asl::{Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError};
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,8 +42,10 @@ fn error(status: StatusCode, code: &str, cause: impl Into<String>) -> Response {
     (status, Json(json!({"error": code, "cause": cause.into()}))).into_response()
 }
 
-fn bad_body(rejection: JsonRejection) -> Response {
-    error(StatusCode::BAD_REQUEST, "ValidationException", format!("request body: {}", rejection.body_text()))
+/// Reads a JSON request body whatever its content type says (curl's `-d` sends a form type).
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "ValidationException", format!("request body: {e}")))
 }
 
 /// A definition given as a JSON object or as JSON text (as AWS's API takes it).
@@ -78,10 +80,10 @@ struct ValidateRequest {
     machine_type: Option<String>,
 }
 
-async fn validate(body: Result<Json<ValidateRequest>, JsonRejection>) -> Response {
-    let Json(req) = match body {
+async fn validate(bytes: Bytes) -> Response {
+    let req: ValidateRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return bad_body(r),
+        Err(r) => return r,
     };
     let ty = match machine_type(req.machine_type.as_deref()) {
         Ok(t) => t,
@@ -114,10 +116,10 @@ fn as_text(v: Option<Value>) -> Option<String> {
     })
 }
 
-async fn test_state(body: Result<Json<TestStateRequest>, JsonRejection>) -> Response {
-    let Json(req) = match body {
+async fn test_state(bytes: Bytes) -> Response {
+    let req: TestStateRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return bad_body(r),
+        Err(r) => return r,
     };
     let definition = match definition_value(&req.definition) {
         Ok(d) => d,
@@ -151,10 +153,10 @@ struct RunRequest {
 }
 
 /// Runs a definition to its end in memory and answers with its result, as StartSyncExecution.
-async fn run_sync(body: Result<Json<RunRequest>, JsonRejection>) -> Response {
-    let Json(req) = match body {
+async fn run_sync(bytes: Bytes) -> Response {
+    let req: RunRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return bad_body(r),
+        Err(r) => return r,
     };
     let mut def = match load(&req.definition, MachineType::Express) {
         Ok(d) => d,

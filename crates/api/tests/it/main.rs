@@ -86,3 +86,18 @@ async fn test_state_answers_like_aws() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["cause"], "State type 'Pass' is not supported when a mock is specified");
 }
+
+#[tokio::test]
+async fn bodies_are_json_whatever_the_content_type() {
+    // `curl -d` sends application/x-www-form-urlencoded.
+    let def = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 7, "End": true}}});
+    let req = Request::post("/v1/run")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(json!({"definition": def}).to_string()))
+        .unwrap();
+    let resp = router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["output"], json!(7));
+}

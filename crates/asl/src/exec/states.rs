@@ -202,14 +202,6 @@ impl Execution {
         };
         let error = field(&fail.error, &fail.error_path, "ErrorPath", cx.host)?;
         let cause = field(&fail.cause, &fail.cause_path, "CausePath", cx.host)?;
-        let mut d = Map::new();
-        if let Some(c) = &cause {
-            d.insert("cause".into(), json!(c));
-        }
-        if let Some(e) = &error {
-            d.insert("error".into(), json!(e));
-        }
-        let _ = d;
         // A Fail state's failure is never caught or retried inside the state.
         Ok(Failure { error, cause, located: false })
     }
@@ -429,11 +421,17 @@ impl Execution {
                 self.thread_done(cx, tid, Ok(finished.output));
             }
             Ok(Flow::Leave { finished, next }) => {
-                if let Err(f) = check_size(&finished.output, &self.threads[&tid].state) {
+                let text = finished.output.to_string();
+                if text.len() > super::MAX_PAYLOAD_BYTES {
+                    let name = &self.threads[&tid].state;
+                    let f = Failure::new(
+                        names::DATA_LIMIT_EXCEEDED,
+                        format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
+                    );
                     self.failed(cx, tid, state, f);
                     return;
                 }
-                self.exit(cx, tid, state, &finished);
+                self.exit_with(cx, tid, state, &finished, text);
                 match next {
                     Some(n) if !state.common.end => self.transition(tid, n, finished.output),
                     _ => self.thread_done(cx, tid, Ok(finished.output)),
@@ -444,10 +442,15 @@ impl Execution {
     }
 
     fn exit(&mut self, cx: &mut Cx, tid: u64, state: &State, finished: &Finished) {
+        self.exit_with(cx, tid, state, finished, finished.output.to_string());
+    }
+
+    /// Records the state's exit, its output given as the JSON text already made of it.
+    fn exit_with(&mut self, cx: &mut Cx, tid: u64, state: &State, finished: &Finished, output_text: String) {
         let t = self.threads.get_mut(&tid).unwrap();
         let mut d = Map::new();
         d.insert("name".into(), json!(t.state));
-        d.insert("output".into(), Value::String(finished.output.to_string()));
+        d.insert("output".into(), Value::String(output_text));
         d.insert("outputDetails".into(), json!({"truncated": false}));
         if let Some(assigned) = &finished.assigned {
             let text: Map<String, Value> =
@@ -875,16 +878,6 @@ impl Execution {
         let flow = io.finish(Some(results), cx.host).map(|finished| Flow::Leave { finished, next });
         self.after(cx, tid, state, flow);
     }
-}
-
-fn check_size(v: &Value, state: &str) -> Result<(), Failure> {
-    if v.to_string().len() > super::MAX_PAYLOAD_BYTES {
-        return Err(Failure::new(
-            names::DATA_LIMIT_EXCEEDED,
-            format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),
-        ));
-    }
-    Ok(())
 }
 
 /// `arn:aws:states:::lambda:invoke` → `lambda`; an activity ARN → `activity`.
