@@ -1,0 +1,125 @@
+//! The one thread that owns the SQLite connection. Calls queue up while a transaction
+//! commits; the next transaction takes all of them (group commit), so concurrent senders,
+//! receivers and deleters share one fsync. Each caller is answered only after the
+//! transaction holding its change is durable.
+
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{Error, Result};
+
+type Reply = Box<dyn FnOnce(Option<Error>) + Send>;
+/// Runs on the writer thread; `None` when the transaction could not start, so the job only
+/// answers its caller.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
+
+/// Most calls one transaction takes; bounds the latency of the first caller in a batch.
+const MAX_GROUP: usize = 1024;
+
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("sqlite writer thread has stopped".into())
+}
+
+pub(crate) fn sql_error(e: rusqlite::Error) -> Error {
+    Error::Unavailable(format!("sqlite: {e}"))
+}
+
+impl Writer {
+    /// Starts the thread with a connection made by `open`, answering once it is ready.
+    pub async fn start(open: impl FnOnce() -> Result<Connection> + Send + 'static) -> Result<Self> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("agentry-queue-sqlite".into())
+            .spawn(move || match open() {
+                Ok(conn) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(&conn, &rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| Error::Unavailable(format!("cannot start sqlite writer thread: {e}")))?;
+        ready.await.map_err(|_| stopped())??;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` in the next transaction and answers once that transaction is durable. When
+    /// `f` fails its changes are rolled back and the others in the group still commit.
+    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let r = match conn {
+                Some(conn) => f(conn),
+                None => Err(Error::Unavailable("sqlite transaction could not start".into())),
+            };
+            let ok = r.is_ok();
+            let reply: Reply = Box::new(move |commit: Option<Error>| {
+                let _ = tx.send(match commit {
+                    Some(e) => Err(e),
+                    None => r,
+                });
+            });
+            (ok, reply)
+        });
+        self.jobs.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::warn!(error = %e, "sqlite queue: cannot begin transaction");
+            let e = sql_error(e);
+            for job in jobs {
+                job(None).1(Some(e.clone()));
+            }
+            continue;
+        }
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut broken = None;
+        for job in jobs {
+            if broken.is_some() {
+                replies.push(job(None).1);
+                continue;
+            }
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                broken = Some(sql_error(e));
+                replies.push(job(None).1);
+                continue;
+            }
+            let (ok, reply) = job(Some(conn));
+            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(e) = conn.execute_batch(end) {
+                broken = Some(sql_error(e));
+            }
+            replies.push(reply);
+        }
+        let outcome = match broken {
+            Some(e) => Some(e),
+            None => conn.execute_batch("COMMIT").err().map(sql_error),
+        };
+        if let Some(e) = &outcome {
+            tracing::warn!(error = %e, "sqlite queue: transaction failed, rolling back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(outcome.clone());
+        }
+    }
+}
