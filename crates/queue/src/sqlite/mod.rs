@@ -156,7 +156,10 @@ impl Queue for SqliteQueue {
 
     async fn delete_batch(&self, queue: &str, receipt_handles: Vec<String>) -> Result<Vec<Result<()>>> {
         let name = queue.to_owned();
-        self.writer.call(move |c| ops::delete_batch(c, &name, &receipt_handles)).await
+        let out = self.writer.call(move |c| ops::delete_batch(c, &name, &receipt_handles)).await?;
+        // A delete may unblock a FIFO message group.
+        self.waiters.wake(queue);
+        Ok(out)
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> Result<()> {

@@ -1,0 +1,1 @@
+//! The conformance suite against a real Redis server (`AGENTRY_TEST_REDIS_URL`).
