@@ -288,7 +288,7 @@ pub struct Message {
 /// - Batches (send, delete) answer per entry, in entry order; the call itself fails only
 ///   when the whole batch is unacceptable (too many entries, unknown queue, backend down).
 #[async_trait]
-pub trait Queue: Send + Sync {
+pub trait Queue: Send + Sync + std::fmt::Debug {
     async fn create_queue(&self, name: &str, attributes: &QueueAttributes) -> Result<QueueInfo>;
     async fn get_queue(&self, name: &str) -> Result<QueueInfo>;
     /// Queue names starting with `prefix`, sorted.

@@ -30,6 +30,15 @@ impl Waiters {
         map.entry(queue.to_owned()).or_default().clone()
     }
 
+    /// Wakes every receiver of every queue: after notifications may have been missed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn wake_all(&self) {
+        let map = self.0.lock().expect("waiters lock");
+        for n in map.values() {
+            n.notify_waiters();
+        }
+    }
+
     /// Wakes every receiver waiting on `queue`.
     pub fn wake(&self, queue: &str) {
         let map = self.0.lock().expect("waiters lock");

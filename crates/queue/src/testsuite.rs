@@ -419,7 +419,7 @@ pub async fn fifo_content_based_deduplication(q: &dyn Queue, _clock: &ManualCloc
     let a = send(q, "cbd.fifo", SendMessage::new("same body").group("g1")).await;
     let b = send(q, "cbd.fifo", SendMessage::new("same body").group("g2")).await;
     assert_eq!(a, b);
-    send(q, "cbd.fifo", SendMessage::new("other body").group("g1")).await;
+    send(q, "cbd.fifo", SendMessage::new("other body").group("g3")).await;
     assert_eq!(receive(q, "cbd.fifo", ReceiveOptions::max(10)).await.len(), 2);
 }
 

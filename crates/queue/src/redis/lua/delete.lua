@@ -1,0 +1,10 @@
+-- ARGV[4..] pairs of message id and receipt token. A token that is not the message's
+-- latest (received again since) deletes nothing, as in SQS. Answers {"OK"} or {"NOQUEUE"}.
+if not queue_info(Q) then return {'NOQUEUE'} end
+for i = 4, #ARGV, 2 do
+  local id, tok = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', mkey(Q, id), 'tok') == tok then
+    remove_message(Q, id)
+  end
+end
+return {'OK'}

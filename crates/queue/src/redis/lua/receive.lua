@@ -1,0 +1,62 @@
+-- ARGV[4] most messages, ARGV[5] visibility timeout (ms), then that many receipt tokens.
+-- Answers {"OK", next_due or "", then per message 12 fields}, or {"NOQUEUE"}.
+local info = queue_info(Q)
+if not info then return {'NOQUEUE'} end
+local max = tonumber(ARGV[4])
+local visibility = tonumber(ARGV[5])
+
+-- Retention: messages past it disappear, received or not.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', qkey(Q, 'exp'), '-inf', NOW, 'LIMIT', 0, 1000)) do
+  remove_message(Q, id)
+end
+-- Delays and visibility timeouts that have passed.
+local due = redis.call('ZRANGEBYSCORE', qkey(Q, 'inv'), '-inf', NOW, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  redis.call('ZREM', qkey(Q, 'inv'), id)
+  redis.call('ZADD', qkey(Q, 'ready'), redis.call('HGET', mkey(Q, id), 'ord'), id)
+end
+
+local policy = redrive_policy(info)
+local dlq, dlq_info
+if policy then
+  dlq = dead_letter_name(policy.dead_letter_target)
+  dlq_info = queue_info(dlq)
+end
+
+local out = {'OK', ''}
+local got = 0
+local guard = 0
+while got < max and guard < 1000 do
+  guard = guard + 1
+  local head = redis.call('ZRANGE', qkey(Q, 'ready'), 0, 0)
+  if #head == 0 then break end
+  local id = head[1]
+  local m = mkey(Q, id)
+  local rc = tonumber(redis.call('HGET', m, 'rc'))
+  if dlq_info and rc >= policy.max_receive_count then
+    move(Q, id, dlq, dlq_info, true)
+  else
+    got = got + 1
+    local tok = ARGV[5 + got]
+    redis.call('ZREM', qkey(Q, 'ready'), id)
+    redis.call('ZADD', qkey(Q, 'inv'), NOW + visibility, id)
+    rc = redis.call('HINCRBY', m, 'rc', 1)
+    local fr = redis.call('HGET', m, 'fr')
+    if fr == '' then
+      fr = tostring(NOW)
+    end
+    redis.call('HSET', m, 'tok', tok, 'vis', NOW + visibility, 'fr', fr)
+    local f = redis.call('HMGET', m, 'body', 'attrs', 'group', 'dedup', 'prio', 'sent', 'seq')
+    for i = 1, 7 do
+      if not f[i] then f[i] = '' end
+    end
+    for _, v in ipairs({id, tok, f[1], f[2], f[3], f[4], f[5], f[6], fr, tostring(rc), f[7], ''}) do
+      table.insert(out, v)
+    end
+  end
+end
+if got == 0 then
+  local first = redis.call('ZRANGE', qkey(Q, 'inv'), 0, 0, 'WITHSCORES')
+  if #first > 0 then out[2] = first[2] end
+end
+return out

@@ -1,0 +1,414 @@
+//! Queues in Redis, for several nodes sharing one server. Every operation that reads and
+//! changes a queue is one Lua script (`lua/`), so it is atomic on the server: two receivers
+//! can never take the same message. Messages wait in sorted sets keyed by delivery order
+//! (`ready`) and by visible-at time (`inv`); FIFO groups keep their order in a list of which
+//! only the head is deliverable. Sends publish on a channel that wakes long polls on every
+//! node. Durable as far as the server is configured to be (AOF `appendfsync always` for the
+//! SQLite backend's guarantee).
+//!
+//! Scripts touch keys they compute from the prefix and queue name, so the backend needs a
+//! single Redis server (or a primary), not a cluster. Time is the callers' clock: nodes'
+//! clocks should agree to well within a visibility timeout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+
+use crate::poll::{Attempt, Waiters, long_poll};
+use crate::{
+    Clock, Error, Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, Result, SendMessage, Sent,
+    is_fifo, millis_of, validate,
+};
+
+const COMMON: &str = include_str!("lua/common.lua");
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{COMMON}\n{body}"))
+}
+
+struct Scripts {
+    send: Script,
+    receive: Script,
+    delete: Script,
+    visibility: Script,
+    admin: Script,
+}
+
+/// A queue as stored in the `queues` hash.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    attributes: QueueAttributes,
+    created_at: i64,
+}
+
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    waiters: Arc<Waiters>,
+    scripts: Scripts,
+    /// Queue settings by name. Sends check against the creation time they were read at, so
+    /// a queue deleted and made again elsewhere is read afresh.
+    infos: Mutex<HashMap<String, QueueInfo>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisQueue {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> Error {
+    Error::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisQueue {
+    /// Connects to the server at `url`, keeping this deployment's keys under `prefix`.
+    pub async fn connect(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
+        let conn = ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| Error::Unavailable(format!("redis at {url}: {e}")))?;
+        let waiters = Arc::new(Waiters::default());
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(listen(client, format!("{prefix}:notify"), waiters.clone(), ready_tx));
+        // Long polls rely on the subscription; wait for it, but not forever.
+        let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            clock,
+            waiters,
+            scripts: Scripts {
+                send: script(include_str!("lua/send.lua")),
+                receive: script(include_str!("lua/receive.lua")),
+                delete: script(include_str!("lua/delete.lua")),
+                visibility: script(include_str!("lua/visibility.lua")),
+                admin: script(include_str!("lua/admin.lua")),
+            },
+            infos: Mutex::default(),
+            listener,
+        })
+    }
+
+    /// Runs a script with the common arguments (prefix, queue, now) before `args`.
+    async fn run(&self, script: &Script, queue: &str, now: i64, args: &[String]) -> Result<Vec<String>> {
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(&self.prefix).arg(queue).arg(now);
+        for a in args {
+            invocation.arg(a);
+        }
+        let mut conn = self.conn.clone();
+        let out: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
+        match out.first().map(String::as_str) {
+            Some("OK") => Ok(out),
+            Some("NOQUEUE") => {
+                self.forget(queue);
+                Err(Error::QueueDoesNotExist(queue.to_owned()))
+            }
+            Some(status) => Err(Error::Backend(format!("redis script answered \"{status}\""))),
+            None => Err(Error::Backend("redis script answered nothing".into())),
+        }
+    }
+
+    async fn admin(&self, queue: &str, op: &str, args: &[&str]) -> Result<Vec<String>> {
+        let mut all = vec![op.to_owned()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        self.run(&self.scripts.admin, queue, self.clock.now_ms(), &all).await
+    }
+
+    fn forget(&self, queue: &str) {
+        self.infos.lock().expect("infos lock").remove(queue);
+    }
+
+    async fn fetch_info(&self, queue: &str) -> Result<QueueInfo> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = conn.hget(format!("{}:queues", self.prefix), queue).await.map_err(unavailable)?;
+        let Some(stored) = stored else {
+            self.forget(queue);
+            return Err(Error::QueueDoesNotExist(queue.to_owned()));
+        };
+        let info = parse_stored(queue, &stored)?;
+        self.infos.lock().expect("infos lock").insert(queue.to_owned(), info.clone());
+        Ok(info)
+    }
+
+    async fn info(&self, queue: &str) -> Result<QueueInfo> {
+        if let Some(info) = self.infos.lock().expect("infos lock").get(queue) {
+            return Ok(info.clone());
+        }
+        self.fetch_info(queue).await
+    }
+
+    /// Deletes every key under this queue service's prefix: for tests and teardown.
+    pub async fn destroy(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = {
+            let mut iter = conn.scan_match::<_, String>(format!("{}:*", self.prefix)).await.map_err(unavailable)?;
+            let mut keys = Vec::new();
+            while let Some(k) = iter.next_item().await {
+                keys.push(k.map_err(unavailable)?);
+            }
+            keys
+        };
+        for chunk in keys.chunks(500) {
+            let _: () = conn.del(chunk).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn receive_once(&self, queue: &str, max: usize, visibility: Duration, now: i64) -> Result<(Vec<Message>, Option<i64>)> {
+        let mut args = vec![max.to_string(), millis_of(visibility).to_string()];
+        for _ in 0..max {
+            args.push(format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0));
+        }
+        let out = self.run(&self.scripts.receive, queue, now, &args).await?;
+        let next_due = out.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as i64);
+        let mut messages = Vec::new();
+        for f in out[2..].chunks(12) {
+            let [id, tok, body, attrs, group, dedup, prio, sent, fr, rc, seq, _] = f else {
+                return Err(Error::Backend("redis receive answered a partial message".into()));
+            };
+            let num = |s: &str| s.parse::<f64>().map(|f| f as i64).unwrap_or(0);
+            messages.push(Message {
+                message_id: id.clone(),
+                receipt_handle: format!("{id}:{tok}"),
+                body: body.clone(),
+                attributes: if attrs.is_empty() { Default::default() } else { serde_json::from_str(attrs).unwrap_or_default() },
+                receive_count: num(rc) as u32,
+                sent_at: num(sent),
+                first_received_at: num(fr),
+                group_id: (!group.is_empty()).then(|| group.clone()),
+                deduplication_id: (!dedup.is_empty()).then(|| dedup.clone()),
+                sequence_number: (!group.is_empty()).then(|| format!("{:020}", num(seq))),
+                priority: num(prio) as u8,
+            });
+        }
+        Ok((messages, next_due))
+    }
+}
+
+fn parse_stored(queue: &str, stored: &str) -> Result<QueueInfo> {
+    let s: Stored = serde_json::from_str(stored)
+        .map_err(|e| Error::Backend(format!("queue \"{queue}\": stored attributes are unreadable: {e}")))?;
+    Ok(QueueInfo { name: queue.to_owned(), fifo: is_fifo(queue), attributes: s.attributes, created_at: s.created_at })
+}
+
+/// A receipt handle's message id and receive token.
+fn parse_handle(handle: &str) -> Result<(&str, &str)> {
+    match handle.split_once(':') {
+        Some((id, tok)) if uuid::Uuid::parse_str(id).is_ok() && tok.len() == 16 => Ok((id, tok)),
+        _ => Err(Error::ReceiptHandleIsInvalid(handle.to_owned())),
+    }
+}
+
+/// Follows the notification channel, waking local long polls, and resubscribes after a
+/// dropped connection (waking everyone, since notifications may have been missed).
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    waiters: Arc<Waiters>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                    waiters.wake_all();
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        if let Ok(queue) = msg.get_payload::<String>() {
+                            waiters.wake(&queue);
+                        }
+                    }
+                    tracing::warn!(channel, "redis queue: notification subscription ended, resubscribing");
+                }
+                Err(e) => tracing::warn!(channel, error = %e, "redis queue: cannot subscribe to notifications"),
+            },
+            Err(e) => tracing::warn!(channel, error = %e, "redis queue: cannot connect for notifications"),
+        }
+        waiters.wake_all();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn create_queue(&self, name: &str, attributes: &QueueAttributes) -> Result<QueueInfo> {
+        validate::queue_name(name)?;
+        validate::attributes(name, attributes)?;
+        let now = self.clock.now_ms();
+        let json = serde_json::to_string(&Stored { attributes: attributes.clone(), created_at: now })
+            .expect("queue serializes");
+        let dlq = attributes.redrive_policy.as_ref().map_or("", |p| p.dead_letter_queue());
+        let args = ["create".to_owned(), json, dlq.to_owned()];
+        let out = match self.run(&self.scripts.admin, name, now, &args).await {
+            Err(Error::Backend(m)) if m.contains("NODLQ") => {
+                return Err(Error::invalid(
+                    "RedrivePolicy.deadLetterTargetArn",
+                    format!("dead-letter queue \"{dlq}\" does not exist"),
+                ));
+            }
+            r => r?,
+        };
+        let info = parse_stored(name, &out[1])?;
+        if &info.attributes != attributes {
+            return Err(Error::QueueAlreadyExists(name.to_owned()));
+        }
+        self.infos.lock().expect("infos lock").insert(name.to_owned(), info.clone());
+        Ok(info)
+    }
+
+    async fn get_queue(&self, name: &str) -> Result<QueueInfo> {
+        self.fetch_info(name).await
+    }
+
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let mut names: Vec<String> = conn.hkeys(format!("{}:queues", self.prefix)).await.map_err(unavailable)?;
+        names.retain(|n| n.starts_with(prefix));
+        names.sort();
+        Ok(names)
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<()> {
+        self.admin(name, "delete", &[]).await?;
+        self.forget(name);
+        Ok(())
+    }
+
+    async fn send_batch(&self, queue: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
+        validate::send_batch(&messages)?;
+        for attempt in 0..2 {
+            let info = if attempt == 0 { self.info(queue).await? } else { self.fetch_info(queue).await? };
+            let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
+            let mut args = vec![info.created_at.to_string(), String::new()];
+            let mut count = 0;
+            for m in &messages {
+                match validate::message(queue, &info.attributes, m) {
+                    Err(e) => results.push(Some(Err(e))),
+                    Ok(checked) => {
+                        count += 1;
+                        results.push(None);
+                        let attrs = if m.attributes.is_empty() {
+                            String::new()
+                        } else {
+                            serde_json::to_string(&m.attributes).expect("attributes serialize")
+                        };
+                        args.extend([
+                            uuid::Uuid::new_v4().to_string(),
+                            m.body.clone(),
+                            attrs,
+                            m.group_id.clone().unwrap_or_default(),
+                            checked.deduplication_id.unwrap_or_default(),
+                            m.priority.to_string(),
+                            millis_of(checked.delay).to_string(),
+                        ]);
+                    }
+                }
+            }
+            if count == 0 {
+                return Ok(results.into_iter().map(|r| r.expect("every entry failed")).collect());
+            }
+            args[1] = count.to_string();
+            let out = match self.run(&self.scripts.send, queue, self.clock.now_ms(), &args).await {
+                Err(Error::Backend(m)) if m.contains("STALE") && attempt == 0 => continue,
+                r => r?,
+            };
+            let mut sent = out[1..].chunks(2);
+            return Ok(results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        let [id, seq] = sent.next().expect("one answer per message sent") else {
+                            return Err(Error::Backend("redis send answered a partial message".into()));
+                        };
+                        Ok(Sent {
+                            message_id: id.clone(),
+                            sequence_number: info.fifo.then(|| format!("{:020}", seq.parse::<u64>().unwrap_or(0))),
+                        })
+                    })
+                })
+                .collect());
+        }
+        Err(Error::Unavailable(format!("queue \"{queue}\" keeps changing while sending")))
+    }
+
+    async fn receive(&self, queue: &str, options: ReceiveOptions) -> Result<Vec<Message>> {
+        let info = self.info(queue).await?;
+        let (max, visibility, wait) = validate::receive(&options, &info.attributes)?;
+        long_poll(&self.waiters, &*self.clock, queue, |now| async move {
+            let (messages, next_due) = self.receive_once(queue, max, visibility, now).await?;
+            Ok(Attempt { messages, wait, next_due })
+        })
+        .await
+    }
+
+    async fn delete_batch(&self, queue: &str, receipt_handles: Vec<String>) -> Result<Vec<Result<()>>> {
+        validate::delete_batch(&receipt_handles)?;
+        let mut args = Vec::new();
+        let results: Vec<Result<()>> = receipt_handles
+            .iter()
+            .map(|h| {
+                let (id, tok) = parse_handle(h)?;
+                args.push(id.to_owned());
+                args.push(tok.to_owned());
+                Ok(())
+            })
+            .collect();
+        self.run(&self.scripts.delete, queue, self.clock.now_ms(), &args).await?;
+        Ok(results)
+    }
+
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> Result<()> {
+        validate::visibility(timeout)?;
+        let (id, tok) = parse_handle(receipt_handle)?;
+        let args = [id.to_owned(), tok.to_owned(), millis_of(timeout).to_string()];
+        match self.run(&self.scripts.visibility, queue, self.clock.now_ms(), &args).await {
+            Err(Error::Backend(m)) if m.contains("\"INVALID\"") => {
+                Err(Error::ReceiptHandleIsInvalid(receipt_handle.to_owned()))
+            }
+            Err(Error::Backend(m)) if m.contains("NOTINFLIGHT") => Err(Error::MessageNotInflight(receipt_handle.to_owned())),
+            r => r.map(drop),
+        }
+    }
+
+    async fn purge(&self, queue: &str) -> Result<()> {
+        self.admin(queue, "purge", &[]).await.map(drop)
+    }
+
+    async fn redrive(&self, dead_letter_queue: &str, destination: Option<&str>) -> Result<u64> {
+        if let Some(d) = destination {
+            let (to, from) = (self.fetch_info(d).await?, self.fetch_info(dead_letter_queue).await?);
+            if to.fifo != from.fifo {
+                return Err(Error::Redrive(format!("queue \"{d}\" is not of the same type as \"{dead_letter_queue}\"")));
+            }
+        }
+        let out = self.admin(dead_letter_queue, "redrive", &[destination.unwrap_or("")]).await?;
+        Ok(out[1].parse().unwrap_or(0))
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let out = self.admin(queue, "stats", &[]).await?;
+        let n = |i: usize| out.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Ok(QueueStats { visible: n(1), in_flight: n(2), delayed: n(3) })
+    }
+}
