@@ -171,8 +171,15 @@ impl RedisQueue {
         Ok(())
     }
 
-    async fn receive_once(&self, queue: &str, max: usize, visibility: Duration, now: i64) -> Result<(Vec<Message>, Option<i64>)> {
-        let mut args = vec![max.to_string(), millis_of(visibility).to_string()];
+    async fn receive_once(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+        now: i64,
+    ) -> Result<(Vec<Message>, Option<i64>)> {
+        let mut args = vec![max.to_string(), millis_of(visibility).to_string(), millis_of(wait).to_string()];
         for _ in 0..max {
             args.push(format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0));
         }
@@ -355,8 +362,10 @@ impl Queue for RedisQueue {
     async fn receive(&self, queue: &str, options: ReceiveOptions) -> Result<Vec<Message>> {
         let info = self.info(queue).await?;
         let (max, visibility, wait) = validate::receive(&options, &info.attributes)?;
+        let started = tokio::time::Instant::now();
         long_poll(&self.waiters, &*self.clock, queue, |now| async move {
-            let (messages, next_due) = self.receive_once(queue, max, visibility, now).await?;
+            let left = wait.saturating_sub(started.elapsed());
+            let (messages, next_due) = self.receive_once(queue, max, visibility, left, now).await?;
             Ok(Attempt { messages, wait, next_due })
         })
         .await

@@ -12,7 +12,9 @@
 --   P:q:Q:g:GROUP     list (FIFO): the group's messages in order; only the head is in
 --                     ready or inv, so a group's next message waits for the head's delete
 --   P:q:Q:d:DEDUP     string (FIFO): "ID seq expires" of a deduplication id
--- Notifications of newly deliverable messages go to channel P:notify, payload the queue.
+--   P:q:Q:polling     string: present while some receiver long-polls the queue
+-- Notifications of newly deliverable messages go to channel P:notify, payload the queue,
+-- only while a receiver is long-polling: most sends then cost no publish at all.
 local P = ARGV[1]
 local Q = ARGV[2]
 local NOW = tonumber(ARGV[3])
@@ -47,7 +49,11 @@ local function order_key(info, prio, seq)
   return string.format('%.0f', seq)
 end
 
-local function notify(q) redis.call('PUBLISH', P .. ':notify', q) end
+local function notify(q)
+  if redis.call('EXISTS', qkey(q, 'polling')) == 1 then
+    redis.call('PUBLISH', P .. ':notify', q)
+  end
+end
 
 -- Puts a message where receivers find it: ready, inv, or behind its FIFO group's head.
 local function place(q, id, vis, ord, group)

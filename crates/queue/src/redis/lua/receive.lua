@@ -1,4 +1,5 @@
--- ARGV[4] most messages, ARGV[5] visibility timeout (ms), then that many receipt tokens.
+-- ARGV[4] most messages, ARGV[5] visibility timeout (ms), ARGV[6] the long-poll wait left
+-- (ms), then as many receipt tokens as messages asked for.
 -- Answers {"OK", next_due or "", then per message 12 fields}, or {"NOQUEUE"}.
 local info = queue_info(Q)
 if not info then return {'NOQUEUE'} end
@@ -37,7 +38,7 @@ while got < max and guard < 1000 do
     move(Q, id, dlq, dlq_info, true)
   else
     got = got + 1
-    local tok = ARGV[5 + got]
+    local tok = ARGV[6 + got]
     redis.call('ZREM', qkey(Q, 'ready'), id)
     redis.call('ZADD', qkey(Q, 'inv'), NOW + visibility, id)
     rc = redis.call('HINCRBY', m, 'rc', 1)
@@ -56,6 +57,11 @@ while got < max and guard < 1000 do
   end
 end
 if got == 0 then
+  local wait = tonumber(ARGV[6])
+  if wait > 0 then
+    -- Sends publish while this key lives; the poller renews it on every attempt.
+    redis.call('SET', qkey(Q, 'polling'), '1', 'PX', wait + 1000)
+  end
   local first = redis.call('ZRANGE', qkey(Q, 'inv'), 0, 0, 'WITHSCORES')
   if #first > 0 then out[2] = first[2] end
 end
