@@ -59,6 +59,15 @@ mod suite {
     agentry_queue::testsuite!(setup);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_server_is_unavailable_and_retryable() {
+        let started = std::time::Instant::now();
+        let e = agentry_queue::open("redis://127.0.0.1:1").await.unwrap_err();
+        assert!(e.is_retryable(), "{e:?}");
+        assert!(e.to_string().contains("redis at redis://127.0.0.1:1"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn resolver_opens_redis_with_a_prefix() {
         let Some(url) = redis_url() else { return };
         let prefix = unique_prefix();
