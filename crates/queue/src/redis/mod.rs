@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,11 @@ impl RedisQueue {
     pub async fn connect(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
-        let conn = ConnectionManager::new(client.clone())
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| Error::Unavailable(format!("redis at {url}: {e}")))?;
         let waiters = Arc::new(Waiters::default());
@@ -266,7 +270,15 @@ impl Queue for RedisQueue {
         let json = serde_json::to_string(&Stored { attributes: attributes.clone(), created_at: now })
             .expect("queue serializes");
         let dlq = attributes.redrive_policy.as_ref().map_or("", |p| p.dead_letter_queue());
-        let args = ["create".to_owned(), json, dlq.to_owned()];
+        let args = [
+            "create".to_owned(),
+            json,
+            dlq.to_owned(),
+            millis_of(attributes.retention).to_string(),
+            if attributes.priority { "1" } else { "0" }.to_owned(),
+            attributes.redrive_policy.as_ref().map_or(0, |p| p.max_receive_count).to_string(),
+            now.to_string(),
+        ];
         let out = match self.run(&self.scripts.admin, name, now, &args).await {
             Err(Error::Backend(m)) if m.contains("NODLQ") => {
                 return Err(Error::invalid(

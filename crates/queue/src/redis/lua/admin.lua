@@ -1,5 +1,6 @@
 -- ARGV[4] the operation: create, purge, delete, redrive or stats.
---   create: ARGV[5] the stored queue JSON, ARGV[6] the dead-letter queue or "".
+--   create: ARGV[5] the stored queue JSON, ARGV[6] the dead-letter queue or "", ARGV[7]
+--     retention (ms), ARGV[8] priority ("1" or "0"), ARGV[9] maxReceiveCount, ARGV[10] created_at.
 --     {"OK", stored JSON} (the existing queue's when there is one), {"NODLQ"}
 --   purge, delete: {"OK"}
 --   redrive: ARGV[5] the destination or "": {"OK", moved, queue moved to, ...}
@@ -23,6 +24,8 @@ if op == 'create' then
   if existing then return {'OK', existing} end
   if ARGV[6] ~= '' and redis.call('HEXISTS', P .. ':queues', ARGV[6]) == 0 then return {'NODLQ'} end
   redis.call('HSET', P .. ':queues', Q, ARGV[5])
+  redis.call('HSET', qkey(Q, 'meta'), 'retention', ARGV[7], 'priority', ARGV[8], 'dlq', ARGV[6], 'mrc', ARGV[9],
+    'created', ARGV[10])
   return {'OK', ARGV[5]}
 end
 
@@ -34,7 +37,7 @@ if op == 'purge' then
   return {'OK'}
 elseif op == 'delete' then
   purge(Q)
-  redis.call('DEL', qkey(Q, 'seq'))
+  redis.call('DEL', qkey(Q, 'seq'), qkey(Q, 'meta'), qkey(Q, 'polling'))
   redis.call('HDEL', P .. ':queues', Q)
   return {'OK'}
 elseif op == 'redrive' then

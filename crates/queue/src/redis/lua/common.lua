@@ -3,6 +3,7 @@
 --
 -- Keys of queue Q under prefix P:
 --   P:queues          hash: queue name -> {"attributes": ..., "created_at": ...}
+--   P:q:Q:meta        hash: the settings scripts use (retention, priority, dlq, mrc, created)
 --   P:q:Q:seq         counter: the queue's sequence numbers
 --   P:q:Q:m:ID        hash: one message (body, attrs, group, dedup, prio, sent, vis, exp,
 --                     rc = receive count, fr = first receive, tok = receipt token, seq, ord, src)
@@ -23,27 +24,16 @@ local function qkey(q, suffix) return P .. ':q:' .. q .. ':' .. suffix end
 local function mkey(q, id) return P .. ':q:' .. q .. ':m:' .. id end
 local function is_fifo(q) return string.sub(q, -5) == '.fifo' end
 
+-- What the scripts need of a queue's settings, kept flat beside the JSON (no decoding).
 local function queue_info(q)
-  local j = redis.call('HGET', P .. ':queues', q)
-  if not j then return nil end
-  return cjson.decode(j)
-end
-
-local function redrive_policy(info)
-  local p = info.attributes.redrive_policy
-  if p == nil or p == cjson.null then return nil end
-  return p
-end
-
-local function dead_letter_name(target)
-  local name = target
-  local i = string.find(target, ':[^:]*$')
-  if i then name = string.sub(target, i + 1) end
-  return name
+  local f = redis.call('HMGET', qkey(q, 'meta'), 'retention', 'priority', 'dlq', 'mrc', 'created')
+  if not f[1] then return nil end
+  return { retention = tonumber(f[1]), priority = f[2] == '1', dlq = f[3], max_receive_count = tonumber(f[4]),
+    created_at = tonumber(f[5]) }
 end
 
 local function order_key(info, prio, seq)
-  if info.attributes.priority then
+  if info.priority then
     return string.format('%.0f', (255 - prio) * 17592186044416 + seq)
   end
   return string.format('%.0f', seq)
@@ -105,7 +95,7 @@ end
 local function insert(q, info, id, f)
   local seq = redis.call('INCR', qkey(q, 'seq'))
   local ord = order_key(info, tonumber(f.prio), seq)
-  local exp = tonumber(f.sent) + info.attributes.retention
+  local exp = tonumber(f.sent) + info.retention
   redis.call('HSET', mkey(q, id), 'body', f.body, 'attrs', f.attrs, 'group', f.group, 'dedup', f.dedup,
     'prio', f.prio, 'sent', f.sent, 'vis', f.vis, 'exp', exp, 'rc', f.rc, 'fr', f.fr, 'tok', '',
     'seq', seq, 'ord', ord, 'src', f.src)

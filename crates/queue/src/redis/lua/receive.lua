@@ -17,10 +17,9 @@ for _, id in ipairs(due) do
   redis.call('ZADD', qkey(Q, 'ready'), redis.call('HGET', mkey(Q, id), 'ord'), id)
 end
 
-local policy = redrive_policy(info)
 local dlq, dlq_info
-if policy then
-  dlq = dead_letter_name(policy.dead_letter_target)
+if info.dlq ~= '' then
+  dlq = info.dlq
   dlq_info = queue_info(dlq)
 end
 
@@ -33,25 +32,20 @@ while got < max and guard < 1000 do
   if #head == 0 then break end
   local id = head[1]
   local m = mkey(Q, id)
-  local rc = tonumber(redis.call('HGET', m, 'rc'))
-  if dlq_info and rc >= policy.max_receive_count then
+  local f = redis.call('HMGET', m, 'rc', 'fr', 'body', 'attrs', 'group', 'dedup', 'prio', 'sent', 'seq')
+  local rc = tonumber(f[1])
+  if dlq_info and rc >= info.max_receive_count then
     move(Q, id, dlq, dlq_info, true)
   else
     got = got + 1
     local tok = ARGV[6 + got]
+    rc = rc + 1
+    local fr = f[2]
+    if fr == '' then fr = tostring(NOW) end
     redis.call('ZREM', qkey(Q, 'ready'), id)
     redis.call('ZADD', qkey(Q, 'inv'), NOW + visibility, id)
-    rc = redis.call('HINCRBY', m, 'rc', 1)
-    local fr = redis.call('HGET', m, 'fr')
-    if fr == '' then
-      fr = tostring(NOW)
-    end
-    redis.call('HSET', m, 'tok', tok, 'vis', NOW + visibility, 'fr', fr)
-    local f = redis.call('HMGET', m, 'body', 'attrs', 'group', 'dedup', 'prio', 'sent', 'seq')
-    for i = 1, 7 do
-      if not f[i] then f[i] = '' end
-    end
-    for _, v in ipairs({id, tok, f[1], f[2], f[3], f[4], f[5], f[6], fr, tostring(rc), f[7], ''}) do
+    redis.call('HSET', m, 'rc', rc, 'tok', tok, 'vis', NOW + visibility, 'fr', fr)
+    for _, v in ipairs({id, tok, f[3], f[4], f[5], f[6], f[7], f[8], fr, tostring(rc), f[9], ''}) do
       table.insert(out, v)
     end
   end
