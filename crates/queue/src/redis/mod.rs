@@ -40,6 +40,13 @@ struct Scripts {
     admin: Script,
 }
 
+/// A script's answer after its status.
+enum Answer {
+    Ok(Vec<String>),
+    /// A status other than "OK" or "NOQUEUE".
+    Refused(String),
+}
+
 /// A queue as stored in the `queues` hash.
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -109,30 +116,43 @@ impl RedisQueue {
         })
     }
 
-    /// Runs a script with the common arguments (prefix, queue, now) before `args`.
-    async fn run(&self, script: &Script, queue: &str, now: i64, args: &[String]) -> Result<Vec<String>> {
+    /// Runs a script with the common arguments (prefix, queue, now) before `args`. Scripts
+    /// answer a status first: "NOQUEUE" becomes [`Error::QueueDoesNotExist`], anything but
+    /// "OK" is left to the caller in [`Answer::Refused`].
+    async fn run(&self, script: &Script, queue: &str, now: i64, args: &[String]) -> Result<Answer> {
         let mut invocation = script.prepare_invoke();
         invocation.arg(&self.prefix).arg(queue).arg(now);
         for a in args {
             invocation.arg(a);
         }
         let mut conn = self.conn.clone();
-        let out: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
-        match out.first().map(String::as_str) {
-            Some("OK") => Ok(out),
-            Some("NOQUEUE") => {
+        let mut out: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if out.is_empty() {
+            return Err(Error::Backend("redis script answered nothing".into()));
+        }
+        let status = out.remove(0);
+        match status.as_str() {
+            "OK" => Ok(Answer::Ok(out)),
+            "NOQUEUE" => {
                 self.forget(queue);
                 Err(Error::QueueDoesNotExist(queue.to_owned()))
             }
-            Some(status) => Err(Error::Backend(format!("redis script answered \"{status}\""))),
-            None => Err(Error::Backend("redis script answered nothing".into())),
+            _ => Ok(Answer::Refused(status)),
+        }
+    }
+
+    /// Runs a script whose only refusal is an unknown queue.
+    async fn run_ok(&self, script: &Script, queue: &str, now: i64, args: &[String]) -> Result<Vec<String>> {
+        match self.run(script, queue, now, args).await? {
+            Answer::Ok(out) => Ok(out),
+            Answer::Refused(status) => Err(Error::Backend(format!("redis script answered \"{status}\""))),
         }
     }
 
     async fn admin(&self, queue: &str, op: &str, args: &[&str]) -> Result<Vec<String>> {
         let mut all = vec![op.to_owned()];
         all.extend(args.iter().map(|a| (*a).to_owned()));
-        self.run(&self.scripts.admin, queue, self.clock.now_ms(), &all).await
+        self.run_ok(&self.scripts.admin, queue, self.clock.now_ms(), &all).await
     }
 
     fn forget(&self, queue: &str) {
@@ -187,10 +207,10 @@ impl RedisQueue {
         for _ in 0..max {
             args.push(format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0));
         }
-        let out = self.run(&self.scripts.receive, queue, now, &args).await?;
-        let next_due = out.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as i64);
+        let out = self.run_ok(&self.scripts.receive, queue, now, &args).await?;
+        let next_due = out.first().and_then(|s| s.parse::<f64>().ok()).map(|f| f as i64);
         let mut messages = Vec::new();
-        for f in out[2..].chunks(12) {
+        for f in out[1..].chunks(12) {
             let [id, tok, body, attrs, group, dedup, prio, sent, fr, rc, seq, _] = f else {
                 return Err(Error::Backend("redis receive answered a partial message".into()));
             };
@@ -279,16 +299,16 @@ impl Queue for RedisQueue {
             attributes.redrive_policy.as_ref().map_or(0, |p| p.max_receive_count).to_string(),
             now.to_string(),
         ];
-        let out = match self.run(&self.scripts.admin, name, now, &args).await {
-            Err(Error::Backend(m)) if m.contains("NODLQ") => {
+        let out = match self.run(&self.scripts.admin, name, now, &args).await? {
+            Answer::Ok(out) => out,
+            Answer::Refused(_) => {
                 return Err(Error::invalid(
                     "RedrivePolicy.deadLetterTargetArn",
                     format!("dead-letter queue \"{dlq}\" does not exist"),
                 ));
             }
-            r => r?,
         };
-        let info = parse_stored(name, &out[1])?;
+        let info = parse_stored(name, &out[0])?;
         if &info.attributes != attributes {
             return Err(Error::QueueAlreadyExists(name.to_owned()));
         }
@@ -348,11 +368,12 @@ impl Queue for RedisQueue {
                 return Ok(results.into_iter().map(|r| r.expect("every entry failed")).collect());
             }
             args[1] = count.to_string();
-            let out = match self.run(&self.scripts.send, queue, self.clock.now_ms(), &args).await {
-                Err(Error::Backend(m)) if m.contains("STALE") && attempt == 0 => continue,
-                r => r?,
+            // "STALE": the queue was deleted and made again since we read it; read it again.
+            let out = match self.run(&self.scripts.send, queue, self.clock.now_ms(), &args).await? {
+                Answer::Ok(out) => out,
+                Answer::Refused(_) => continue,
             };
-            let mut sent = out[1..].chunks(2);
+            let mut sent = out.chunks(2);
             return Ok(results
                 .into_iter()
                 .map(|r| {
@@ -395,7 +416,7 @@ impl Queue for RedisQueue {
                 Ok(())
             })
             .collect();
-        self.run(&self.scripts.delete, queue, self.clock.now_ms(), &args).await?;
+        self.run_ok(&self.scripts.delete, queue, self.clock.now_ms(), &args).await?;
         Ok(results)
     }
 
@@ -403,12 +424,12 @@ impl Queue for RedisQueue {
         validate::visibility(timeout)?;
         let (id, tok) = parse_handle(receipt_handle)?;
         let args = [id.to_owned(), tok.to_owned(), millis_of(timeout).to_string()];
-        match self.run(&self.scripts.visibility, queue, self.clock.now_ms(), &args).await {
-            Err(Error::Backend(m)) if m.contains("\"INVALID\"") => {
-                Err(Error::ReceiptHandleIsInvalid(receipt_handle.to_owned()))
+        match self.run(&self.scripts.visibility, queue, self.clock.now_ms(), &args).await? {
+            Answer::Ok(_) => Ok(()),
+            Answer::Refused(status) if status == "NOTINFLIGHT" => {
+                Err(Error::MessageNotInflight(receipt_handle.to_owned()))
             }
-            Err(Error::Backend(m)) if m.contains("NOTINFLIGHT") => Err(Error::MessageNotInflight(receipt_handle.to_owned())),
-            r => r.map(drop),
+            Answer::Refused(_) => Err(Error::ReceiptHandleIsInvalid(receipt_handle.to_owned())),
         }
     }
 
@@ -424,12 +445,12 @@ impl Queue for RedisQueue {
             }
         }
         let out = self.admin(dead_letter_queue, "redrive", &[destination.unwrap_or("")]).await?;
-        Ok(out[1].parse().unwrap_or(0))
+        Ok(out.first().and_then(|n| n.parse().ok()).unwrap_or(0))
     }
 
     async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let out = self.admin(queue, "stats", &[]).await?;
         let n = |i: usize| out.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok(QueueStats { visible: n(1), in_flight: n(2), delayed: n(3) })
+        Ok(QueueStats { visible: n(0), in_flight: n(1), delayed: n(2) })
     }
 }
