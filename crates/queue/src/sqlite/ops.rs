@@ -1,6 +1,9 @@
 //! The queue operations as SQL, run on the writer thread inside its transaction. Time comes
 //! in as `now` (milliseconds) from the queue's clock.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -18,7 +21,34 @@ pub(crate) struct Row {
     info: QueueInfo,
 }
 
-fn lookup(conn: &Connection, name: &str) -> Result<Option<Row>> {
+thread_local! {
+    /// Queues read on this (the writer) thread, by name, so a send or receive does not
+    /// parse its queue's settings every time. Emptied when another connection commits (the
+    /// database's `data_version` moves), when a queue is deleted and when a job or a
+    /// transaction is rolled back.
+    static QUEUES: RefCell<HashMap<String, Rc<Row>>> = RefCell::default();
+    static DATA_VERSION: Cell<i64> = const { Cell::new(-1) };
+}
+
+pub(crate) fn forget_queues() {
+    QUEUES.with(|q| q.borrow_mut().clear());
+}
+
+/// Called at the start of every transaction: another process may have changed the queues.
+pub(crate) fn check_data_version(conn: &Connection) {
+    let version = conn
+        .prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .unwrap_or(-2);
+    if DATA_VERSION.with(|v| v.replace(version)) != version {
+        forget_queues();
+    }
+}
+
+fn lookup(conn: &Connection, name: &str) -> Result<Option<Rc<Row>>> {
+    if let Some(row) = QUEUES.with(|q| q.borrow().get(name).cloned()) {
+        return Ok(Some(row));
+    }
     let mut stmt = conn
         .prepare_cached("SELECT id, attributes, created_at FROM queues WHERE name = ?1")
         .map_err(sql_error)?;
@@ -29,10 +59,12 @@ fn lookup(conn: &Connection, name: &str) -> Result<Option<Row>> {
     let Some((id, attrs, created_at)) = row else { return Ok(None) };
     let attributes = serde_json::from_str(&attrs)
         .map_err(|e| Error::Backend(format!("queue \"{name}\": stored attributes are unreadable: {e}")))?;
-    Ok(Some(Row { id, info: QueueInfo { name: name.to_owned(), fifo: is_fifo(name), attributes, created_at } }))
+    let row = Rc::new(Row { id, info: QueueInfo { name: name.to_owned(), fifo: is_fifo(name), attributes, created_at } });
+    QUEUES.with(|q| q.borrow_mut().insert(name.to_owned(), row.clone()));
+    Ok(Some(row))
 }
 
-fn queue(conn: &Connection, name: &str) -> Result<Row> {
+fn queue(conn: &Connection, name: &str) -> Result<Rc<Row>> {
     lookup(conn, name)?.ok_or_else(|| Error::QueueDoesNotExist(name.to_owned()))
 }
 
@@ -43,7 +75,7 @@ pub(crate) fn create_queue(conn: &Connection, name: &str, attrs: &QueueAttribute
         if &existing.info.attributes != attrs {
             return Err(Error::QueueAlreadyExists(name.to_owned()));
         }
-        return Ok(existing.info);
+        return Ok(existing.info.clone());
     }
     if let Some(p) = &attrs.redrive_policy
         && lookup(conn, p.dead_letter_queue())?.is_none()
@@ -60,7 +92,7 @@ pub(crate) fn create_queue(conn: &Connection, name: &str, attrs: &QueueAttribute
 }
 
 pub(crate) fn get_queue(conn: &Connection, name: &str) -> Result<QueueInfo> {
-    Ok(queue(conn, name)?.info)
+    Ok(queue(conn, name)?.info.clone())
 }
 
 pub(crate) fn list_queues(conn: &Connection, prefix: &str) -> Result<Vec<String>> {
@@ -81,6 +113,7 @@ pub(crate) fn delete_queue(conn: &Connection, name: &str) -> Result<()> {
     conn.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id]).map_err(sql_error)?;
     conn.execute("DELETE FROM deduplication WHERE queue_id = ?1", [q.id]).map_err(sql_error)?;
     conn.execute("DELETE FROM queues WHERE id = ?1", [q.id]).map_err(sql_error)?;
+    forget_queues();
     Ok(())
 }
 
@@ -197,22 +230,26 @@ fn candidates(conn: &Connection, q: &Row, now: i64, limit: usize) -> Result<Vec<
     rows.collect::<rusqlite::Result<_>>().map_err(sql_error)
 }
 
+/// The columns [`row_to_message`] reads, in its order.
+const MESSAGE_COLUMNS: &str =
+    "seq, message_id, body, attributes, group_id, dedup_id, priority, sent_at, receive_count, first_received_at";
+
 fn row_to_message(r: &rusqlite::Row<'_>, token: u64) -> rusqlite::Result<Message> {
-    let seq: i64 = r.get("seq")?;
-    let attributes: Option<String> = r.get("attributes")?;
-    let group_id: Option<String> = r.get("group_id")?;
+    let seq: i64 = r.get(0)?;
+    let attributes: Option<String> = r.get(3)?;
+    let group_id: Option<String> = r.get(4)?;
     Ok(Message {
-        message_id: r.get("message_id")?,
+        message_id: r.get(1)?,
         receipt_handle: format!("{seq}-{token:016x}"),
-        body: r.get("body")?,
+        body: r.get(2)?,
         attributes: attributes.and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_default(),
-        receive_count: r.get("receive_count")?,
-        sent_at: r.get("sent_at")?,
-        first_received_at: r.get("first_received_at")?,
+        receive_count: r.get(8)?,
+        sent_at: r.get(7)?,
+        first_received_at: r.get(9)?,
         sequence_number: group_id.is_some().then(|| sequence_number(seq)),
         group_id,
-        deduplication_id: r.get("dedup_id")?,
-        priority: r.get::<_, Option<u8>>("priority")?.unwrap_or(0),
+        deduplication_id: r.get(5)?,
+        priority: r.get::<_, Option<u8>>(6)?.unwrap_or(0),
     })
 }
 
@@ -250,11 +287,11 @@ pub(crate) fn receive(conn: &Connection, name: &str, options: &ReceiveOptions, n
             }
             let token = uuid::Uuid::new_v4().as_u64_pair().0;
             let m = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE messages SET visible_at = ?2, receive_count = receive_count + 1,
                         first_received_at = coalesce(first_received_at, ?3), receipt_token = ?4
-                     WHERE seq = ?1 RETURNING *",
-                )
+                     WHERE seq = ?1 RETURNING {MESSAGE_COLUMNS}"
+                ))
                 .and_then(|mut s| {
                     s.query_row(params![c.seq, now + millis_of(visibility), now, token as i64], |r| {
                         row_to_message(r, token)
@@ -368,7 +405,7 @@ pub(crate) fn redrive(conn: &Connection, dlq: &str, destination: Option<&str>, n
     };
     let mut moved = 0;
     let mut targets: Vec<String> = Vec::new();
-    let mut sources: std::collections::HashMap<String, Option<Row>> = Default::default();
+    let mut sources: HashMap<String, Option<Rc<Row>>> = Default::default();
     for (seq, source) in rows {
         let to = match (&to_fixed, source) {
             (Some(to), _) => to,

@@ -83,7 +83,7 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %e, "sqlite queue: cannot begin transaction");
             let e = sql_error(e);
             for job in jobs {
@@ -91,6 +91,7 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
             }
             continue;
         }
+        super::ops::check_data_version(conn);
         let mut replies = Vec::with_capacity(jobs.len());
         let mut broken = None;
         for job in jobs {
@@ -98,28 +99,40 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
                 replies.push(job(None).1);
                 continue;
             }
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = exec(conn, "SAVEPOINT job") {
                 broken = Some(sql_error(e));
                 replies.push(job(None).1);
                 continue;
             }
             let (ok, reply) = job(Some(conn));
-            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            if let Err(e) = conn.execute_batch(end) {
+            let end = if ok {
+                exec(conn, "RELEASE job")
+            } else {
+                // What the job read may have been rolled back with it.
+                super::ops::forget_queues();
+                exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+            };
+            if let Err(e) = end {
                 broken = Some(sql_error(e));
             }
             replies.push(reply);
         }
         let outcome = match broken {
             Some(e) => Some(e),
-            None => conn.execute_batch("COMMIT").err().map(sql_error),
+            None => exec(conn, "COMMIT").err().map(sql_error),
         };
         if let Some(e) = &outcome {
             tracing::warn!(error = %e, "sqlite queue: transaction failed, rolling back");
             let _ = conn.execute_batch("ROLLBACK");
+            super::ops::forget_queues();
         }
         for reply in replies {
             reply(outcome.clone());
         }
     }
+}
+
+/// Runs a statement without result rows, parsed once per connection.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }

@@ -48,3 +48,21 @@ async fn a_database_from_a_newer_build_is_refused() {
     let e = SqliteQueue::open(&path).await.unwrap_err();
     assert!(e.to_string().contains("schema version 99 is newer"), "{e}");
 }
+
+#[tokio::test]
+async fn two_processes_sharing_a_file_see_each_others_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let a = SqliteQueue::open(&path).await.unwrap();
+    let b = SqliteQueue::open(&path).await.unwrap();
+    a.create_queue("shared", &QueueAttributes::default()).await.unwrap();
+    a.send("shared", SendMessage::new("from a")).await.unwrap();
+    assert_eq!(b.receive("shared", ReceiveOptions::max(1)).await.unwrap()[0].body, "from a");
+    b.delete_queue("shared").await.unwrap();
+    let longer = QueueAttributes { visibility_timeout: std::time::Duration::from_secs(60), ..Default::default() };
+    b.create_queue("shared", &longer).await.unwrap();
+    // `a` read the old queue's settings before; it must not keep using them.
+    assert_eq!(a.get_queue("shared").await.unwrap().attributes, longer);
+    b.delete_queue("shared").await.unwrap();
+    assert!(matches!(a.send("shared", SendMessage::new("x")).await, Err(Error::QueueDoesNotExist(_))));
+}
