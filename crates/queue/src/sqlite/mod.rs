@@ -97,6 +97,9 @@ pub fn connect(options: &SqliteOptions) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
     conn.pragma_update(None, "synchronous", options.synchronous.pragma()).map_err(open_err)?;
     conn.pragma_update(None, "busy_timeout", 5000).map_err(open_err)?;
+    // Without the planner stability guarantee SQLite re-prepares every statement on
+    // `messages` at each new binding, because the table has partial indexes.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(open_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn).map_err(|e| match e {
         Error::Unavailable(m) => Error::Unavailable(format!("sqlite queue database \"{shown}\": {m}")),
