@@ -2,8 +2,9 @@
 //! changes a queue is one Lua script (`lua/`), so it is atomic on the server: two receivers
 //! can never take the same message. Messages wait in sorted sets keyed by delivery order
 //! (`ready`) and by visible-at time (`inv`); FIFO groups keep their order in a list of which
-//! only the head is deliverable. Sends publish on a channel that wakes long polls on every
-//! node. Durable as far as the server is configured to be (AOF `appendfsync always` for the
+//! only the head is deliverable. Concurrent sends, receives and deletes are coalesced into
+//! one script call each (`batch`). Sends publish on a channel that wakes long polls on every
+//! node, while someone long-polls. Durable as far as the server is configured to be (AOF `appendfsync always` for the
 //! SQLite backend's guarantee).
 //!
 //! Scripts touch keys they compute from the prefix and queue name, so the backend needs a
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
+use tokio::sync::oneshot;
 use serde::{Deserialize, Serialize};
 
 use crate::poll::{Attempt, Waiters, long_poll};
@@ -26,6 +28,8 @@ use crate::{
     is_fifo, millis_of, validate,
 };
 
+mod batch;
+
 const COMMON: &str = include_str!("lua/common.lua");
 
 fn script(body: &str) -> Script {
@@ -33,9 +37,6 @@ fn script(body: &str) -> Script {
 }
 
 struct Scripts {
-    send: Script,
-    receive: Script,
-    delete: Script,
     visibility: Script,
     admin: Script,
 }
@@ -64,6 +65,9 @@ pub struct RedisQueue {
     /// a queue deleted and made again elsewhere is read afresh.
     infos: Mutex<HashMap<String, QueueInfo>>,
     listener: tokio::task::JoinHandle<()>,
+    sends: batch::Coalescer,
+    deletes: batch::Coalescer,
+    receives: batch::Coalescer,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -100,14 +104,21 @@ impl RedisQueue {
         // Long polls rely on the subscription; wait for it, but not forever.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
         Ok(Self {
-            conn,
+            conn: conn.clone(),
             prefix: prefix.to_owned(),
             clock,
             waiters,
+            sends: batch::Coalescer::start(conn.clone(), prefix.to_owned(), script(include_str!("lua/send.lua")), true, 0, 2),
+            deletes: batch::Coalescer::start(conn.clone(), prefix.to_owned(), script(include_str!("lua/delete.lua")), false, 0, 0),
+            receives: batch::Coalescer::start(
+                conn.clone(),
+                prefix.to_owned(),
+                script(include_str!("lua/receive.lua")),
+                true,
+                1,
+                12,
+            ),
             scripts: Scripts {
-                send: script(include_str!("lua/send.lua")),
-                receive: script(include_str!("lua/receive.lua")),
-                delete: script(include_str!("lua/delete.lua")),
                 visibility: script(include_str!("lua/visibility.lua")),
                 admin: script(include_str!("lua/admin.lua")),
             },
@@ -126,7 +137,11 @@ impl RedisQueue {
             invocation.arg(a);
         }
         let mut conn = self.conn.clone();
-        let mut out: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let out: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
+        self.interpret(queue, out)
+    }
+
+    fn interpret(&self, queue: &str, mut out: Vec<String>) -> Result<Answer> {
         if out.is_empty() {
             return Err(Error::Backend("redis script answered nothing".into()));
         }
@@ -203,11 +218,19 @@ impl RedisQueue {
         wait: Duration,
         now: i64,
     ) -> Result<(Vec<Message>, Option<i64>)> {
-        let mut args = vec![max.to_string(), millis_of(visibility).to_string(), millis_of(wait).to_string()];
-        for _ in 0..max {
-            args.push(format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0));
-        }
-        let out = self.run_ok(&self.scripts.receive, queue, now, &args).await?;
+        let job = batch::Job {
+            queue: queue.to_owned(),
+            key: vec![millis_of(visibility).to_string(), if wait.is_zero() { "0" } else { "1" }.to_owned()],
+            entries: max,
+            args: (0..max).map(|_| format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0)).collect(),
+            now,
+            reply: oneshot::channel().0,
+        };
+        let raw = self.receives.submit(job).await?;
+        let out = match self.interpret(queue, raw)? {
+            Answer::Ok(out) => out,
+            Answer::Refused(status) => return Err(Error::Backend(format!("redis receive answered \"{status}\""))),
+        };
         let next_due = out.first().and_then(|s| s.parse::<f64>().ok()).map(|f| f as i64);
         let mut messages = Vec::new();
         for f in out[1..].chunks(12) {
@@ -339,7 +362,7 @@ impl Queue for RedisQueue {
         for attempt in 0..2 {
             let info = if attempt == 0 { self.info(queue).await? } else { self.fetch_info(queue).await? };
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
-            let mut args = vec![info.created_at.to_string(), String::new()];
+            let mut args = Vec::with_capacity(messages.len() * 7);
             let mut count = 0;
             for m in &messages {
                 match validate::message(queue, &info.attributes, m) {
@@ -367,9 +390,17 @@ impl Queue for RedisQueue {
             if count == 0 {
                 return Ok(results.into_iter().map(|r| r.expect("every entry failed")).collect());
             }
-            args[1] = count.to_string();
+            let job = batch::Job {
+                queue: queue.to_owned(),
+                key: vec![info.created_at.to_string()],
+                entries: count,
+                args,
+                now: self.clock.now_ms(),
+                reply: oneshot::channel().0,
+            };
+            let raw = self.sends.submit(job).await?;
             // "STALE": the queue was deleted and made again since we read it; read it again.
-            let out = match self.run(&self.scripts.send, queue, self.clock.now_ms(), &args).await? {
+            let out = match self.interpret(queue, raw)? {
                 Answer::Ok(out) => out,
                 Answer::Refused(_) => continue,
             };
@@ -416,7 +447,16 @@ impl Queue for RedisQueue {
                 Ok(())
             })
             .collect();
-        self.run_ok(&self.scripts.delete, queue, self.clock.now_ms(), &args).await?;
+        let job = batch::Job {
+            queue: queue.to_owned(),
+            key: Vec::new(),
+            entries: args.len() / 2,
+            args,
+            now: self.clock.now_ms(),
+            reply: oneshot::channel().0,
+        };
+        let raw = self.deletes.submit(job).await?;
+        self.interpret(queue, raw)?;
         Ok(results)
     }
 

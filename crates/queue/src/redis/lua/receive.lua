@@ -1,10 +1,10 @@
--- ARGV[4] most messages, ARGV[5] visibility timeout (ms), ARGV[6] the long-poll wait left
--- (ms), then as many receipt tokens as messages asked for.
+-- ARGV[4] visibility timeout (ms), ARGV[5] "1" when a receiver will long-poll if nothing
+-- is found, ARGV[6] most messages, then as many receipt tokens.
 -- Answers {"OK", next_due or "", then per message 12 fields}, or {"NOQUEUE"}.
 local info = queue_info(Q)
 if not info then return {'NOQUEUE'} end
-local max = tonumber(ARGV[4])
-local visibility = tonumber(ARGV[5])
+local visibility = tonumber(ARGV[4])
+local max = tonumber(ARGV[6])
 
 -- Retention: messages past it disappear, received or not.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', qkey(Q, 'exp'), '-inf', NOW, 'LIMIT', 0, 1000)) do
@@ -51,10 +51,10 @@ while got < max and guard < 1000 do
   end
 end
 if got == 0 then
-  local wait = tonumber(ARGV[6])
-  if wait > 0 then
-    -- Sends publish while this key lives; the poller renews it on every attempt.
-    redis.call('SET', qkey(Q, 'polling'), '1', 'PX', wait + 1000)
+  if ARGV[5] == '1' then
+    -- Sends publish while this key lives (the longest poll, and a second); a poller renews
+    -- it on every attempt.
+    redis.call('SET', qkey(Q, 'polling'), '1', 'PX', 21000)
   end
   local first = redis.call('ZRANGE', qkey(Q, 'inv'), 0, 0, 'WITHSCORES')
   if #first > 0 then out[2] = first[2] end
