@@ -24,22 +24,35 @@ use agentry_queue::sqlite::SqliteQueue;
 use agentry_queue::{Queue, QueueAttributes, QueueExt, ReceiveOptions, SendMessage};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs `clients` copies of send -> receive -> delete for `secs`; answers operations per second.
 async fn queue_ops(q: Arc<dyn Queue>, queue: &str, clients: usize, secs: u64) -> f64 {
-    q.create_queue(queue, &QueueAttributes::default()).await.unwrap();
+    q.create_queue(queue, &QueueAttributes::default())
+        .await
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
     let body = "x".repeat(100);
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (q, stop, ops, queue, body) = (q.clone(), stop.clone(), ops.clone(), queue.to_owned(), body.clone());
+            let (q, stop, ops, queue, body) = (
+                q.clone(),
+                stop.clone(),
+                ops.clone(),
+                queue.to_owned(),
+                body.clone(),
+            );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    q.send(&queue, SendMessage::new(body.clone())).await.unwrap();
+                    q.send(&queue, SendMessage::new(body.clone()))
+                        .await
+                        .unwrap();
                     let got = q.receive(&queue, ReceiveOptions::max(1)).await.unwrap();
                     ops.fetch_add(2, Ordering::Relaxed);
                     for m in got {
@@ -64,7 +77,8 @@ fn raw_connection(path: &std::path::Path) -> rusqlite::Connection {
     let c = rusqlite::Connection::open(path).unwrap();
     c.pragma_update(None, "journal_mode", "WAL").unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .unwrap();
     c
 }
 
@@ -74,7 +88,8 @@ fn raw_single_commits(path: &std::path::Path, secs: u64) -> f64 {
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < Duration::from_secs(secs) {
-        c.execute("INSERT INTO t (v) VALUES (?1)", ["x".repeat(100)]).unwrap();
+        c.execute("INSERT INTO t (v) VALUES (?1)", ["x".repeat(100)])
+            .unwrap();
         n += 1;
     }
     n as f64 / started.elapsed().as_secs_f64()
@@ -139,7 +154,9 @@ async fn main() {
     let clients = env_u64("AGENTRY_BENCH_CLIENTS", 32) as usize;
     let only = std::env::var("AGENTRY_BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
-    println!("queue benchmark: {clients} concurrent clients, {secs} s per measurement, synchronous=FULL");
+    println!(
+        "queue benchmark: {clients} concurrent clients, {secs} s per measurement, synchronous=FULL"
+    );
     if only != "redis" {
         sqlite_part(dir.path(), clients, secs).await;
     }
@@ -152,28 +169,51 @@ async fn main() {
 }
 
 async fn sqlite_part(dir: &std::path::Path, clients: usize, secs: u64) {
-
     let single = raw_single_commits(&dir.join("raw-single.db"), secs);
     let group = raw_group_commits(&dir.join("raw-group.db"), clients, secs);
     let q: Arc<dyn Queue> = Arc::new(SqliteQueue::open(dir.join("queue.db")).await.unwrap());
     let sqlite = queue_ops(q, "bench", clients, secs).await;
     println!("sqlite raw commits, 1 client, 1 row per fsync:      {single:>10.0} rows/s");
     println!("sqlite raw group commit, {clients} clients (the limit):  {group:>10.0} rows/s");
-    println!("sqlite queue send+receive+delete, {clients} clients:    {sqlite:>10.0} ops/s ({:.0} messages/s)", sqlite / 3.0);
-    println!("sqlite ratio: {:.0} % of the raw group-commit limit (goal >= 50 %)", 100.0 * sqlite / group);
+    println!(
+        "sqlite queue send+receive+delete, {clients} clients:    {sqlite:>10.0} ops/s ({:.0} messages/s)",
+        sqlite / 3.0
+    );
+    println!(
+        "sqlite ratio: {:.0} % of the raw group-commit limit (goal >= 50 %)",
+        100.0 * sqlite / group
+    );
 }
 
 #[cfg(feature = "redis")]
 async fn redis_part(clients: usize, secs: u64) {
-    let Some(url) = std::env::var("AGENTRY_BENCH_REDIS_URL").or_else(|_| std::env::var("AGENTRY_TEST_REDIS_URL")).ok()
+    let Some(url) = std::env::var("AGENTRY_BENCH_REDIS_URL")
+        .or_else(|_| std::env::var("AGENTRY_TEST_REDIS_URL"))
+        .ok()
     else {
         println!("redis: skipped (AGENTRY_BENCH_REDIS_URL / AGENTRY_TEST_REDIS_URL not set)");
         return;
     };
-    let hostport = url.trim_start_matches("redis://").split(['/', '?']).next().unwrap_or("127.0.0.1:6379");
+    let hostport = url
+        .trim_start_matches("redis://")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("127.0.0.1:6379");
     let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "6379"));
     let out = std::process::Command::new("redis-benchmark")
-        .args(["-h", host, "-p", port, "-P", "16", "-q", "-t", "set,lpush", "-n", "300000"])
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-P",
+            "16",
+            "-q",
+            "-t",
+            "set,lpush",
+            "-n",
+            "300000",
+        ])
         .output();
     let mut peer = Vec::new();
     match out {
@@ -181,7 +221,10 @@ async fn redis_part(clients: usize, secs: u64) {
             // Lines look like "SET: 512345.67 requests per second, p50=..." after \r progress.
             for line in String::from_utf8_lossy(&out.stdout).split(['\r', '\n']) {
                 if let Some((name, rest)) = line.split_once(": ")
-                    && let Some(rps) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok())
+                    && let Some(rps) = rest
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse::<f64>().ok())
                     && rest.contains("requests per second")
                 {
                     println!("redis-benchmark -P 16 {name}: {rps:>10.0} requests/s");
@@ -193,13 +236,25 @@ async fn redis_part(clients: usize, secs: u64) {
     }
     let prefix = format!("agentry-bench-{}", std::process::id());
     let rq = Arc::new(
-        agentry_queue::redis::RedisQueue::connect(&url, &prefix, Arc::new(agentry_queue::SystemClock)).await.unwrap(),
+        agentry_queue::redis::RedisQueue::connect(
+            &url,
+            &prefix,
+            Arc::new(agentry_queue::SystemClock),
+        )
+        .await
+        .unwrap(),
     );
     let ops = queue_ops(rq.clone(), "bench", clients, secs).await;
     rq.destroy().await.unwrap();
-    println!("redis queue send+receive+delete, {clients} clients:     {ops:>10.0} ops/s ({:.0} messages/s)", ops / 3.0);
+    println!(
+        "redis queue send+receive+delete, {clients} clients:     {ops:>10.0} ops/s ({:.0} messages/s)",
+        ops / 3.0
+    );
     if !peer.is_empty() {
         let peer = peer.iter().sum::<f64>() / peer.len() as f64;
-        println!("redis ratio: {:.1} % of redis-benchmark's pipelined rate {peer:.0}/s (goal >= 30 %)", 100.0 * ops / peer);
+        println!(
+            "redis ratio: {:.1} % of redis-benchmark's pipelined rate {peer:.0}/s (goal >= 30 %)",
+            100.0 * ops / peer
+        );
     }
 }

@@ -46,6 +46,9 @@ impl Error {
     }
 
     pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidParameter { field: field.to_owned(), reason: reason.into() }
+        Self::InvalidParameter {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 }

@@ -111,7 +111,10 @@ pub struct RedrivePolicy {
 impl RedrivePolicy {
     /// The dead-letter queue's name, whether given as a name or as an ARN.
     pub fn dead_letter_queue(&self) -> &str {
-        self.dead_letter_target.rsplit(':').next().unwrap_or_default()
+        self.dead_letter_target
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
     }
 }
 
@@ -176,7 +179,10 @@ pub struct SendMessage {
 
 impl SendMessage {
     pub fn new(body: impl Into<String>) -> Self {
-        Self { body: body.into(), ..Self::default() }
+        Self {
+            body: body.into(),
+            ..Self::default()
+        }
     }
 
     pub fn group(mut self, group_id: impl Into<String>) -> Self {
@@ -206,7 +212,12 @@ impl SendMessage {
 
     /// The size SQS counts against the limit: body plus attribute names, types and values.
     pub fn size(&self) -> usize {
-        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.size()).sum::<usize>()
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.size())
+                .sum::<usize>()
     }
 }
 
@@ -232,7 +243,10 @@ pub struct ReceiveOptions {
 
 impl ReceiveOptions {
     pub fn max(n: usize) -> Self {
-        Self { max_messages: Some(n), ..Self::default() }
+        Self {
+            max_messages: Some(n),
+            ..Self::default()
+        }
     }
 
     pub fn visibility(mut self, timeout: Duration) -> Self {
@@ -296,14 +310,27 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Deletes the queue and its messages.
     async fn delete_queue(&self, name: &str) -> Result<()>;
     /// Sends up to 10 messages; each entry answers for itself.
-    async fn send_batch(&self, queue: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>>;
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: Vec<SendMessage>,
+    ) -> Result<Vec<Result<Sent>>>;
     /// Receives up to `max_messages`, waiting up to the wait time for the first one.
     async fn receive(&self, queue: &str, options: ReceiveOptions) -> Result<Vec<Message>>;
     /// Deletes up to 10 messages by receipt handle; each entry answers for itself.
-    async fn delete_batch(&self, queue: &str, receipt_handles: Vec<String>) -> Result<Vec<Result<()>>>;
+    async fn delete_batch(
+        &self,
+        queue: &str,
+        receipt_handles: Vec<String>,
+    ) -> Result<Vec<Result<()>>>;
     /// Sets a received message's remaining invisibility, counted from now
     /// (`ChangeMessageVisibility`); zero makes it visible at once.
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> Result<()>;
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<()>;
     /// Deletes every message of the queue.
     async fn purge(&self, queue: &str) -> Result<()>;
     /// Moves messages from a dead-letter queue back to the queue each came from, or to
@@ -316,11 +343,17 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait QueueExt: Queue {
     async fn send(&self, queue: &str, message: SendMessage) -> Result<Sent> {
-        self.send_batch(queue, vec![message]).await?.pop().expect("one entry answers once")
+        self.send_batch(queue, vec![message])
+            .await?
+            .pop()
+            .expect("one entry answers once")
     }
 
     async fn delete(&self, queue: &str, receipt_handle: &str) -> Result<()> {
-        self.delete_batch(queue, vec![receipt_handle.to_owned()]).await?.pop().expect("one entry answers once")
+        self.delete_batch(queue, vec![receipt_handle.to_owned()])
+            .await?
+            .pop()
+            .expect("one entry answers once")
     }
 }
 
@@ -338,7 +371,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
     }
 }
 

@@ -49,7 +49,12 @@ impl Waiters {
 }
 
 /// Runs `attempt` until it returns messages or the wait it reports has passed.
-pub(crate) async fn long_poll<F, Fut>(waiters: &Waiters, clock: &dyn Clock, queue: &str, mut attempt: F) -> Result<Vec<Message>>
+pub(crate) async fn long_poll<F, Fut>(
+    waiters: &Waiters,
+    clock: &dyn Clock,
+    queue: &str,
+    mut attempt: F,
+) -> Result<Vec<Message>>
 where
     F: FnMut(i64) -> Fut,
     Fut: Future<Output = Result<Attempt>>,

@@ -17,13 +17,21 @@ pub async fn open(url: &str) -> Result<Arc<dyn Queue>> {
 
 /// Opens the backend `url` names, reading time from `clock`.
 pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Queue>> {
-    let invalid = |reason: &str| Error::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("expected scheme://..."))?;
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| invalid("expected scheme://..."))?;
     let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
     let params: Vec<(&str, &str)> = query
         .split('&')
         .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').ok_or_else(|| invalid(&format!("query parameter \"{p}\" has no value"))))
+        .map(|p| {
+            p.split_once('=')
+                .ok_or_else(|| invalid(&format!("query parameter \"{p}\" has no value")))
+        })
         .collect::<Result<_>>()?;
     match scheme {
         "sqlite" => {
@@ -35,7 +43,9 @@ pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn
                 match k {
                     "synchronous" => {
                         options.synchronous = Synchronous::parse(v).ok_or_else(|| {
-                            invalid(&format!("synchronous \"{v}\" is not one of full, normal, off"))
+                            invalid(&format!(
+                                "synchronous \"{v}\" is not one of full, normal, off"
+                            ))
                         })?;
                     }
                     _ => return Err(invalid(&format!("unknown query parameter \"{k}\""))),
@@ -45,7 +55,9 @@ pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn
         }
         "redis" | "rediss" => open_redis(url, scheme, location, &params, clock).await,
         "sqs" => Err(Error::NotSupported("sqs".into())),
-        other => Err(invalid(&format!("unknown queue backend \"{other}\" (expected sqlite, redis)"))),
+        other => Err(invalid(&format!(
+            "unknown queue backend \"{other}\" (expected sqlite, redis)"
+        ))),
     }
 }
 
@@ -70,11 +82,19 @@ async fn open_redis(
         }
     }
     let server = format!("{scheme}://{location}");
-    Ok(Arc::new(crate::redis::RedisQueue::connect(&server, &prefix, clock).await?))
+    Ok(Arc::new(
+        crate::redis::RedisQueue::connect(&server, &prefix, clock).await?,
+    ))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn open_redis(_: &str, _: &str, _: &str, _: &[(&str, &str)], _: Arc<dyn Clock>) -> Result<Arc<dyn Queue>> {
+async fn open_redis(
+    _: &str,
+    _: &str,
+    _: &str,
+    _: &[(&str, &str)],
+    _: Arc<dyn Clock>,
+) -> Result<Arc<dyn Queue>> {
     Err(Error::NotSupported("redis".into()))
 }
 
@@ -87,19 +107,31 @@ mod tests {
         let e = open("queue.db").await.err().unwrap();
         assert!(e.to_string().contains("expected scheme"), "{e}");
         let e = open("mq://x").await.err().unwrap();
-        assert!(e.to_string().contains("unknown queue backend \"mq\""), "{e}");
+        assert!(
+            e.to_string().contains("unknown queue backend \"mq\""),
+            "{e}"
+        );
         let e = open("sqlite://").await.err().unwrap();
         assert!(e.to_string().contains("no database path"), "{e}");
-        let e = open("sqlite://x.db?synchronous=sometimes").await.err().unwrap();
+        let e = open("sqlite://x.db?synchronous=sometimes")
+            .await
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("synchronous \"sometimes\""), "{e}");
         let e = open("sqs://queue").await.err().unwrap();
-        assert_eq!(e.to_string(), "queue backend \"sqs\" is not supported in this build");
+        assert_eq!(
+            e.to_string(),
+            "queue backend \"sqs\" is not supported in this build"
+        );
     }
 
     #[cfg(not(feature = "redis"))]
     #[tokio::test]
     async fn redis_left_out_of_the_build_says_so() {
         let e = open("redis://127.0.0.1:6379").await.err().unwrap();
-        assert_eq!(e.to_string(), "queue backend \"redis\" is not supported in this build");
+        assert_eq!(
+            e.to_string(),
+            "queue backend \"redis\" is not supported in this build"
+        );
     }
 }

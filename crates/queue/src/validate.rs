@@ -6,14 +6,17 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Error, MAX_BATCH, MAX_DELAY, MAX_MESSAGE_SIZE, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME, QueueAttributes,
-    ReceiveOptions, Result, SendMessage, is_fifo,
+    Error, MAX_BATCH, MAX_DELAY, MAX_MESSAGE_SIZE, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME,
+    QueueAttributes, ReceiveOptions, Result, SendMessage, is_fifo,
 };
 
 /// SQS's rule: 1 to 80 characters of letters, digits, hyphens and underscores; a FIFO
 /// queue's name ends in `.fifo` (counted in the 80).
 pub fn queue_name(name: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidQueueName { name: name.to_owned(), reason: reason.to_owned() };
+    let invalid = |reason: &str| Error::InvalidQueueName {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
     if name.is_empty() {
         return Err(invalid("it is empty"));
     }
@@ -24,7 +27,10 @@ pub fn queue_name(name: &str) -> Result<()> {
     if stem.is_empty() {
         return Err(invalid("it has nothing before \".fifo\""));
     }
-    if let Some(c) = stem.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(c) = stem
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         return Err(invalid(&format!(
             "character {c:?} is not allowed (letters, digits, '-', '_' and a \".fifo\" suffix are)"
         )));
@@ -36,7 +42,12 @@ fn range(field: &str, value: Duration, min: Duration, max: Duration) -> Result<(
     if value < min || value > max {
         return Err(Error::invalid(
             field,
-            format!("{} ms is outside {} ms to {} ms", value.as_millis(), min.as_millis(), max.as_millis()),
+            format!(
+                "{} ms is outside {} ms to {} ms",
+                value.as_millis(),
+                min.as_millis(),
+                max.as_millis()
+            ),
         ));
     }
     Ok(())
@@ -44,37 +55,70 @@ fn range(field: &str, value: Duration, min: Duration, max: Duration) -> Result<(
 
 /// Checks a queue's attributes against its name (FIFO or standard).
 pub fn attributes(name: &str, a: &QueueAttributes) -> Result<()> {
-    range("VisibilityTimeout", a.visibility_timeout, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
+    range(
+        "VisibilityTimeout",
+        a.visibility_timeout,
+        Duration::ZERO,
+        MAX_VISIBILITY_TIMEOUT,
+    )?;
     range("DelaySeconds", a.delay, Duration::ZERO, MAX_DELAY)?;
-    range("MessageRetentionPeriod", a.retention, Duration::from_secs(60), Duration::from_secs(14 * 24 * 3600))?;
-    range("ReceiveMessageWaitTimeSeconds", a.receive_wait_time, Duration::ZERO, MAX_WAIT_TIME)?;
+    range(
+        "MessageRetentionPeriod",
+        a.retention,
+        Duration::from_secs(60),
+        Duration::from_secs(14 * 24 * 3600),
+    )?;
+    range(
+        "ReceiveMessageWaitTimeSeconds",
+        a.receive_wait_time,
+        Duration::ZERO,
+        MAX_WAIT_TIME,
+    )?;
     if !(1024..=MAX_MESSAGE_SIZE).contains(&a.max_message_size) {
         return Err(Error::invalid(
             "MaximumMessageSize",
-            format!("{} bytes is outside 1024 to {MAX_MESSAGE_SIZE}", a.max_message_size),
+            format!(
+                "{} bytes is outside 1024 to {MAX_MESSAGE_SIZE}",
+                a.max_message_size
+            ),
         ));
     }
     let fifo = is_fifo(name);
     if a.content_based_deduplication && !fifo {
-        return Err(Error::invalid("ContentBasedDeduplication", "only FIFO queues deduplicate"));
+        return Err(Error::invalid(
+            "ContentBasedDeduplication",
+            "only FIFO queues deduplicate",
+        ));
     }
     if a.priority && fifo {
-        return Err(Error::invalid("Priority", "FIFO queues keep group order and cannot be priority queues"));
+        return Err(Error::invalid(
+            "Priority",
+            "FIFO queues keep group order and cannot be priority queues",
+        ));
     }
     if let Some(p) = &a.redrive_policy {
         if !(1..=1000).contains(&p.max_receive_count) {
-            return Err(Error::invalid("RedrivePolicy.maxReceiveCount", "must be 1 to 1000"));
+            return Err(Error::invalid(
+                "RedrivePolicy.maxReceiveCount",
+                "must be 1 to 1000",
+            ));
         }
         let dlq = p.dead_letter_queue();
-        queue_name(dlq).map_err(|e| Error::invalid("RedrivePolicy.deadLetterTargetArn", e.to_string()))?;
+        queue_name(dlq)
+            .map_err(|e| Error::invalid("RedrivePolicy.deadLetterTargetArn", e.to_string()))?;
         if is_fifo(dlq) != fifo {
             return Err(Error::invalid(
                 "RedrivePolicy.deadLetterTargetArn",
-                format!("dead-letter queue \"{dlq}\" must be of the same type (FIFO or standard) as \"{name}\""),
+                format!(
+                    "dead-letter queue \"{dlq}\" must be of the same type (FIFO or standard) as \"{name}\""
+                ),
             ));
         }
         if dlq == name {
-            return Err(Error::invalid("RedrivePolicy.deadLetterTargetArn", "a queue cannot be its own dead-letter queue"));
+            return Err(Error::invalid(
+                "RedrivePolicy.deadLetterTargetArn",
+                "a queue cannot be its own dead-letter queue",
+            ));
         }
     }
     Ok(())
@@ -86,11 +130,17 @@ pub fn send_batch(messages: &[SendMessage]) -> Result<()> {
         return Err(Error::EmptyBatch);
     }
     if messages.len() > MAX_BATCH {
-        return Err(Error::BatchTooLarge { size: messages.len(), limit: MAX_BATCH });
+        return Err(Error::BatchTooLarge {
+            size: messages.len(),
+            limit: MAX_BATCH,
+        });
     }
     let total: usize = messages.iter().map(SendMessage::size).sum();
     if messages.len() > 1 && total > MAX_MESSAGE_SIZE {
-        return Err(Error::BatchRequestTooLong { size: total, limit: MAX_MESSAGE_SIZE });
+        return Err(Error::BatchRequestTooLong {
+            size: total,
+            limit: MAX_MESSAGE_SIZE,
+        });
     }
     Ok(())
 }
@@ -100,7 +150,10 @@ pub fn delete_batch(handles: &[String]) -> Result<()> {
         return Err(Error::EmptyBatch);
     }
     if handles.len() > MAX_BATCH {
-        return Err(Error::BatchTooLarge { size: handles.len(), limit: MAX_BATCH });
+        return Err(Error::BatchTooLarge {
+            size: handles.len(),
+            limit: MAX_BATCH,
+        });
     }
     Ok(())
 }
@@ -115,26 +168,45 @@ pub struct Checked {
 pub fn message(queue: &str, attrs: &QueueAttributes, m: &SendMessage) -> Result<Checked> {
     let size = m.size();
     if size > attrs.max_message_size {
-        return Err(Error::MessageTooLarge { size, limit: attrs.max_message_size });
+        return Err(Error::MessageTooLarge {
+            size,
+            limit: attrs.max_message_size,
+        });
     }
     if m.body.is_empty() {
         return Err(Error::invalid("MessageBody", "must not be empty"));
     }
     if let Some(c) = m.body.chars().find(|c| !allowed_char(*c)) {
-        return Err(Error::invalid("MessageBody", format!("character U+{:04X} is not allowed", c as u32)));
+        return Err(Error::invalid(
+            "MessageBody",
+            format!("character U+{:04X} is not allowed", c as u32),
+        ));
     }
     if m.attributes.len() > 10 {
-        return Err(Error::invalid("MessageAttributes", format!("{} attributes, at most 10", m.attributes.len())));
+        return Err(Error::invalid(
+            "MessageAttributes",
+            format!("{} attributes, at most 10", m.attributes.len()),
+        ));
     }
     for name in m.attributes.keys() {
-        if name.is_empty() || name.len() > 256 || name.starts_with("AWS.") || name.starts_with("Amazon.") {
-            return Err(Error::invalid("MessageAttributes", format!("attribute name \"{name}\" is not allowed")));
+        if name.is_empty()
+            || name.len() > 256
+            || name.starts_with("AWS.")
+            || name.starts_with("Amazon.")
+        {
+            return Err(Error::invalid(
+                "MessageAttributes",
+                format!("attribute name \"{name}\" is not allowed"),
+            ));
         }
     }
     let fifo = is_fifo(queue);
     let delay = match m.delay {
         Some(_) if fifo => {
-            return Err(Error::invalid("DelaySeconds", "FIFO queues take the queue's delay, not a message's"));
+            return Err(Error::invalid(
+                "DelaySeconds",
+                "FIFO queues take the queue's delay, not a message's",
+            ));
         }
         Some(d) => {
             range("DelaySeconds", d, Duration::ZERO, MAX_DELAY)?;
@@ -144,15 +216,29 @@ pub fn message(queue: &str, attrs: &QueueAttributes, m: &SendMessage) -> Result<
     };
     if !fifo {
         if m.group_id.is_some() {
-            return Err(Error::invalid("MessageGroupId", "only FIFO queues take a message group"));
+            return Err(Error::invalid(
+                "MessageGroupId",
+                "only FIFO queues take a message group",
+            ));
         }
         if m.deduplication_id.is_some() {
-            return Err(Error::invalid("MessageDeduplicationId", "only FIFO queues deduplicate"));
+            return Err(Error::invalid(
+                "MessageDeduplicationId",
+                "only FIFO queues deduplicate",
+            ));
         }
-        return Ok(Checked { delay, deduplication_id: None });
+        return Ok(Checked {
+            delay,
+            deduplication_id: None,
+        });
     }
     match &m.group_id {
-        None => return Err(Error::invalid("MessageGroupId", "FIFO queues require a message group")),
+        None => {
+            return Err(Error::invalid(
+                "MessageGroupId",
+                "FIFO queues require a message group",
+            ));
+        }
         Some(g) => token("MessageGroupId", g)?,
     }
     let deduplication_id = match &m.deduplication_id {
@@ -168,13 +254,19 @@ pub fn message(queue: &str, attrs: &QueueAttributes, m: &SendMessage) -> Result<
             ));
         }
     };
-    Ok(Checked { delay, deduplication_id: Some(deduplication_id) })
+    Ok(Checked {
+        delay,
+        deduplication_id: Some(deduplication_id),
+    })
 }
 
 /// SQS's rule for group and deduplication ids: 1 to 128 printable ASCII characters.
 fn token(field: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(Error::invalid(field, "must be 1 to 128 printable ASCII characters"));
+        return Err(Error::invalid(
+            field,
+            "must be 1 to 128 printable ASCII characters",
+        ));
     }
     Ok(())
 }
@@ -187,17 +279,30 @@ fn allowed_char(c: char) -> bool {
 pub fn receive(o: &ReceiveOptions, attrs: &QueueAttributes) -> Result<(usize, Duration, Duration)> {
     let max = o.max_messages.unwrap_or(1);
     if !(1..=MAX_BATCH).contains(&max) {
-        return Err(Error::invalid("MaxNumberOfMessages", format!("{max} is outside 1 to {MAX_BATCH}")));
+        return Err(Error::invalid(
+            "MaxNumberOfMessages",
+            format!("{max} is outside 1 to {MAX_BATCH}"),
+        ));
     }
     let visibility = o.visibility_timeout.unwrap_or(attrs.visibility_timeout);
-    range("VisibilityTimeout", visibility, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
+    range(
+        "VisibilityTimeout",
+        visibility,
+        Duration::ZERO,
+        MAX_VISIBILITY_TIMEOUT,
+    )?;
     let wait = o.wait_time.unwrap_or(attrs.receive_wait_time);
     range("WaitTimeSeconds", wait, Duration::ZERO, MAX_WAIT_TIME)?;
     Ok((max, visibility, wait))
 }
 
 pub fn visibility(timeout: Duration) -> Result<()> {
-    range("VisibilityTimeout", timeout, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)
+    range(
+        "VisibilityTimeout",
+        timeout,
+        Duration::ZERO,
+        MAX_VISIBILITY_TIMEOUT,
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -223,11 +328,18 @@ mod tests {
     #[test]
     fn fifo_messages_need_a_group_and_a_deduplication_id() {
         let attrs = QueueAttributes::default();
-        let e = message("q.fifo", &attrs, &SendMessage::new("x")).err().unwrap();
+        let e = message("q.fifo", &attrs, &SendMessage::new("x"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("MessageGroupId"), "{e}");
-        let e = message("q.fifo", &attrs, &SendMessage::new("x").group("g")).err().unwrap();
+        let e = message("q.fifo", &attrs, &SendMessage::new("x").group("g"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("MessageDeduplicationId"), "{e}");
-        let cbd = QueueAttributes { content_based_deduplication: true, ..attrs };
+        let cbd = QueueAttributes {
+            content_based_deduplication: true,
+            ..attrs
+        };
         let a = message("q.fifo", &cbd, &SendMessage::new("x").group("g")).unwrap();
         let b = message("q.fifo", &cbd, &SendMessage::new("x").group("h")).unwrap();
         assert_eq!(a.deduplication_id, b.deduplication_id);

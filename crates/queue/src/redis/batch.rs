@@ -69,11 +69,26 @@ impl Coalescer {
                 }
                 let mut groups: HashMap<(String, Vec<String>), Vec<Job>> = HashMap::new();
                 for j in jobs {
-                    groups.entry((j.queue.clone(), j.key.clone())).or_default().push(j);
+                    groups
+                        .entry((j.queue.clone(), j.key.clone()))
+                        .or_default()
+                        .push(j);
                 }
                 let calls = groups.into_iter().map(|((queue, key), jobs)| {
                     let (conn, prefix, script) = (conn.clone(), &prefix, &script);
-                    async move { call(conn, prefix, script, count_arg, (header, answer_width), &queue, key, jobs).await }
+                    async move {
+                        call(
+                            conn,
+                            prefix,
+                            script,
+                            count_arg,
+                            (header, answer_width),
+                            &queue,
+                            key,
+                            jobs,
+                        )
+                        .await
+                    }
                 });
                 futures_util::future::join_all(calls).await;
             }
@@ -84,8 +99,12 @@ impl Coalescer {
     pub async fn submit(&self, job: Job) -> Result<Vec<String>> {
         let (reply, answer) = oneshot::channel();
         let job = Job { reply, ..job };
-        self.jobs.send(job).map_err(|_| Error::Unavailable("redis batching task has stopped".into()))?;
-        answer.await.map_err(|_| Error::Unavailable("redis batching task has stopped".into()))?
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::Unavailable("redis batching task has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("redis batching task has stopped".into()))?
     }
 }
 
@@ -115,8 +134,10 @@ async fn call(
             invocation.arg(a);
         }
     }
-    let out: Result<Vec<String>> =
-        invocation.invoke_async(&mut conn).await.map_err(|e| Error::Unavailable(format!("redis: {e}")));
+    let out: Result<Vec<String>> = invocation
+        .invoke_async(&mut conn)
+        .await
+        .map_err(|e| Error::Unavailable(format!("redis: {e}")));
     match out {
         Err(e) => {
             for j in jobs {

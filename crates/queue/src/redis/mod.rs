@@ -19,13 +19,13 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use tokio::sync::oneshot;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use crate::poll::{Attempt, Waiters, long_poll};
 use crate::{
-    Clock, Error, Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, Result, SendMessage, Sent,
-    is_fifo, millis_of, validate,
+    Clock, Error, Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, Result,
+    SendMessage, Sent, is_fifo, millis_of, validate,
 };
 
 mod batch;
@@ -72,7 +72,9 @@ pub struct RedisQueue {
 
 impl std::fmt::Debug for RedisQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQueue").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisQueue")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,8 +91,10 @@ fn unavailable(e: redis::RedisError) -> Error {
 impl RedisQueue {
     /// Connects to the server at `url`, keeping this deployment's keys under `prefix`.
     pub async fn connect(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
+        let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(2)
             .set_connection_timeout(Some(Duration::from_secs(3)))
@@ -100,7 +104,12 @@ impl RedisQueue {
             .map_err(|e| Error::Unavailable(format!("redis at {url}: {e}")))?;
         let waiters = Arc::new(Waiters::default());
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let listener = tokio::spawn(listen(client, format!("{prefix}:notify"), waiters.clone(), ready_tx));
+        let listener = tokio::spawn(listen(
+            client,
+            format!("{prefix}:notify"),
+            waiters.clone(),
+            ready_tx,
+        ));
         // Long polls rely on the subscription; wait for it, but not forever.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
         Ok(Self {
@@ -108,8 +117,22 @@ impl RedisQueue {
             prefix: prefix.to_owned(),
             clock,
             waiters,
-            sends: batch::Coalescer::start(conn.clone(), prefix.to_owned(), script(include_str!("lua/send.lua")), true, 0, 2),
-            deletes: batch::Coalescer::start(conn.clone(), prefix.to_owned(), script(include_str!("lua/delete.lua")), false, 0, 0),
+            sends: batch::Coalescer::start(
+                conn.clone(),
+                prefix.to_owned(),
+                script(include_str!("lua/send.lua")),
+                true,
+                0,
+                2,
+            ),
+            deletes: batch::Coalescer::start(
+                conn.clone(),
+                prefix.to_owned(),
+                script(include_str!("lua/delete.lua")),
+                false,
+                0,
+                0,
+            ),
             receives: batch::Coalescer::start(
                 conn.clone(),
                 prefix.to_owned(),
@@ -137,7 +160,10 @@ impl RedisQueue {
             invocation.arg(a);
         }
         let mut conn = self.conn.clone();
-        let out: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let out: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         self.interpret(queue, out)
     }
 
@@ -157,17 +183,26 @@ impl RedisQueue {
     }
 
     /// Runs a script whose only refusal is an unknown queue.
-    async fn run_ok(&self, script: &Script, queue: &str, now: i64, args: &[String]) -> Result<Vec<String>> {
+    async fn run_ok(
+        &self,
+        script: &Script,
+        queue: &str,
+        now: i64,
+        args: &[String],
+    ) -> Result<Vec<String>> {
         match self.run(script, queue, now, args).await? {
             Answer::Ok(out) => Ok(out),
-            Answer::Refused(status) => Err(Error::Backend(format!("redis script answered \"{status}\""))),
+            Answer::Refused(status) => Err(Error::Backend(format!(
+                "redis script answered \"{status}\""
+            ))),
         }
     }
 
     async fn admin(&self, queue: &str, op: &str, args: &[&str]) -> Result<Vec<String>> {
         let mut all = vec![op.to_owned()];
         all.extend(args.iter().map(|a| (*a).to_owned()));
-        self.run_ok(&self.scripts.admin, queue, self.clock.now_ms(), &all).await
+        self.run_ok(&self.scripts.admin, queue, self.clock.now_ms(), &all)
+            .await
     }
 
     fn forget(&self, queue: &str) {
@@ -176,13 +211,19 @@ impl RedisQueue {
 
     async fn fetch_info(&self, queue: &str) -> Result<QueueInfo> {
         let mut conn = self.conn.clone();
-        let stored: Option<String> = conn.hget(format!("{}:queues", self.prefix), queue).await.map_err(unavailable)?;
+        let stored: Option<String> = conn
+            .hget(format!("{}:queues", self.prefix), queue)
+            .await
+            .map_err(unavailable)?;
         let Some(stored) = stored else {
             self.forget(queue);
             return Err(Error::QueueDoesNotExist(queue.to_owned()));
         };
         let info = parse_stored(queue, &stored)?;
-        self.infos.lock().expect("infos lock").insert(queue.to_owned(), info.clone());
+        self.infos
+            .lock()
+            .expect("infos lock")
+            .insert(queue.to_owned(), info.clone());
         Ok(info)
     }
 
@@ -197,7 +238,10 @@ impl RedisQueue {
     pub async fn destroy(&self) -> Result<()> {
         let mut conn = self.conn.clone();
         let keys: Vec<String> = {
-            let mut iter = conn.scan_match::<_, String>(format!("{}:*", self.prefix)).await.map_err(unavailable)?;
+            let mut iter = conn
+                .scan_match::<_, String>(format!("{}:*", self.prefix))
+                .await
+                .map_err(unavailable)?;
             let mut keys = Vec::new();
             while let Some(k) = iter.next_item().await {
                 keys.push(k.map_err(unavailable)?);
@@ -220,29 +264,61 @@ impl RedisQueue {
     ) -> Result<(Vec<Message>, Option<i64>)> {
         let job = batch::Job {
             queue: queue.to_owned(),
-            key: vec![millis_of(visibility).to_string(), if wait.is_zero() { "0" } else { "1" }.to_owned()],
+            key: vec![
+                millis_of(visibility).to_string(),
+                if wait.is_zero() { "0" } else { "1" }.to_owned(),
+            ],
             entries: max,
-            args: (0..max).map(|_| format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0)).collect(),
+            args: (0..max)
+                .map(|_| format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0))
+                .collect(),
             now,
             reply: oneshot::channel().0,
         };
         let raw = self.receives.submit(job).await?;
         let out = match self.interpret(queue, raw)? {
             Answer::Ok(out) => out,
-            Answer::Refused(status) => return Err(Error::Backend(format!("redis receive answered \"{status}\""))),
+            Answer::Refused(status) => {
+                return Err(Error::Backend(format!(
+                    "redis receive answered \"{status}\""
+                )));
+            }
         };
-        let next_due = out.first().and_then(|s| s.parse::<f64>().ok()).map(|f| f as i64);
+        let next_due = out
+            .first()
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(|f| f as i64);
         let mut messages = Vec::new();
         for f in out[1..].chunks(12) {
-            let [id, tok, body, attrs, group, dedup, prio, sent, fr, rc, seq, _] = f else {
-                return Err(Error::Backend("redis receive answered a partial message".into()));
+            let [
+                id,
+                tok,
+                body,
+                attrs,
+                group,
+                dedup,
+                prio,
+                sent,
+                fr,
+                rc,
+                seq,
+                _,
+            ] = f
+            else {
+                return Err(Error::Backend(
+                    "redis receive answered a partial message".into(),
+                ));
             };
             let num = |s: &str| s.parse::<f64>().map(|f| f as i64).unwrap_or(0);
             messages.push(Message {
                 message_id: id.clone(),
                 receipt_handle: format!("{id}:{tok}"),
                 body: body.clone(),
-                attributes: if attrs.is_empty() { Default::default() } else { serde_json::from_str(attrs).unwrap_or_default() },
+                attributes: if attrs.is_empty() {
+                    Default::default()
+                } else {
+                    serde_json::from_str(attrs).unwrap_or_default()
+                },
                 receive_count: num(rc) as u32,
                 sent_at: num(sent),
                 first_received_at: num(fr),
@@ -257,9 +333,17 @@ impl RedisQueue {
 }
 
 fn parse_stored(queue: &str, stored: &str) -> Result<QueueInfo> {
-    let s: Stored = serde_json::from_str(stored)
-        .map_err(|e| Error::Backend(format!("queue \"{queue}\": stored attributes are unreadable: {e}")))?;
-    Ok(QueueInfo { name: queue.to_owned(), fifo: is_fifo(queue), attributes: s.attributes, created_at: s.created_at })
+    let s: Stored = serde_json::from_str(stored).map_err(|e| {
+        Error::Backend(format!(
+            "queue \"{queue}\": stored attributes are unreadable: {e}"
+        ))
+    })?;
+    Ok(QueueInfo {
+        name: queue.to_owned(),
+        fifo: is_fifo(queue),
+        attributes: s.attributes,
+        created_at: s.created_at,
+    })
 }
 
 /// A receipt handle's message id and receive token.
@@ -293,11 +377,18 @@ async fn listen(
                             waiters.wake(&queue);
                         }
                     }
-                    tracing::warn!(channel, "redis queue: notification subscription ended, resubscribing");
+                    tracing::warn!(
+                        channel,
+                        "redis queue: notification subscription ended, resubscribing"
+                    );
                 }
-                Err(e) => tracing::warn!(channel, error = %e, "redis queue: cannot subscribe to notifications"),
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "redis queue: cannot subscribe to notifications")
+                }
             },
-            Err(e) => tracing::warn!(channel, error = %e, "redis queue: cannot connect for notifications"),
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "redis queue: cannot connect for notifications")
+            }
         }
         waiters.wake_all();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -310,16 +401,26 @@ impl Queue for RedisQueue {
         validate::queue_name(name)?;
         validate::attributes(name, attributes)?;
         let now = self.clock.now_ms();
-        let json = serde_json::to_string(&Stored { attributes: attributes.clone(), created_at: now })
-            .expect("queue serializes");
-        let dlq = attributes.redrive_policy.as_ref().map_or("", |p| p.dead_letter_queue());
+        let json = serde_json::to_string(&Stored {
+            attributes: attributes.clone(),
+            created_at: now,
+        })
+        .expect("queue serializes");
+        let dlq = attributes
+            .redrive_policy
+            .as_ref()
+            .map_or("", |p| p.dead_letter_queue());
         let args = [
             "create".to_owned(),
             json,
             dlq.to_owned(),
             millis_of(attributes.retention).to_string(),
             if attributes.priority { "1" } else { "0" }.to_owned(),
-            attributes.redrive_policy.as_ref().map_or(0, |p| p.max_receive_count).to_string(),
+            attributes
+                .redrive_policy
+                .as_ref()
+                .map_or(0, |p| p.max_receive_count)
+                .to_string(),
             now.to_string(),
         ];
         let out = match self.run(&self.scripts.admin, name, now, &args).await? {
@@ -335,7 +436,10 @@ impl Queue for RedisQueue {
         if &info.attributes != attributes {
             return Err(Error::QueueAlreadyExists(name.to_owned()));
         }
-        self.infos.lock().expect("infos lock").insert(name.to_owned(), info.clone());
+        self.infos
+            .lock()
+            .expect("infos lock")
+            .insert(name.to_owned(), info.clone());
         Ok(info)
     }
 
@@ -345,7 +449,10 @@ impl Queue for RedisQueue {
 
     async fn list_queues(&self, prefix: &str) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
-        let mut names: Vec<String> = conn.hkeys(format!("{}:queues", self.prefix)).await.map_err(unavailable)?;
+        let mut names: Vec<String> = conn
+            .hkeys(format!("{}:queues", self.prefix))
+            .await
+            .map_err(unavailable)?;
         names.retain(|n| n.starts_with(prefix));
         names.sort();
         Ok(names)
@@ -357,10 +464,18 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
-    async fn send_batch(&self, queue: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: Vec<SendMessage>,
+    ) -> Result<Vec<Result<Sent>>> {
         validate::send_batch(&messages)?;
         for attempt in 0..2 {
-            let info = if attempt == 0 { self.info(queue).await? } else { self.fetch_info(queue).await? };
+            let info = if attempt == 0 {
+                self.info(queue).await?
+            } else {
+                self.fetch_info(queue).await?
+            };
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
             let mut args = Vec::with_capacity(messages.len() * 7);
             let mut count = 0;
@@ -388,7 +503,10 @@ impl Queue for RedisQueue {
                 }
             }
             if count == 0 {
-                return Ok(results.into_iter().map(|r| r.expect("every entry failed")).collect());
+                return Ok(results
+                    .into_iter()
+                    .map(|r| r.expect("every entry failed"))
+                    .collect());
             }
             let job = batch::Job {
                 queue: queue.to_owned(),
@@ -410,17 +528,23 @@ impl Queue for RedisQueue {
                 .map(|r| {
                     r.unwrap_or_else(|| {
                         let [id, seq] = sent.next().expect("one answer per message sent") else {
-                            return Err(Error::Backend("redis send answered a partial message".into()));
+                            return Err(Error::Backend(
+                                "redis send answered a partial message".into(),
+                            ));
                         };
                         Ok(Sent {
                             message_id: id.clone(),
-                            sequence_number: info.fifo.then(|| format!("{:020}", seq.parse::<u64>().unwrap_or(0))),
+                            sequence_number: info
+                                .fifo
+                                .then(|| format!("{:020}", seq.parse::<u64>().unwrap_or(0))),
                         })
                     })
                 })
                 .collect());
         }
-        Err(Error::Unavailable(format!("queue \"{queue}\" keeps changing while sending")))
+        Err(Error::Unavailable(format!(
+            "queue \"{queue}\" keeps changing while sending"
+        )))
     }
 
     async fn receive(&self, queue: &str, options: ReceiveOptions) -> Result<Vec<Message>> {
@@ -430,12 +554,20 @@ impl Queue for RedisQueue {
         long_poll(&self.waiters, &*self.clock, queue, |now| async move {
             let left = wait.saturating_sub(started.elapsed());
             let (messages, next_due) = self.receive_once(queue, max, visibility, left, now).await?;
-            Ok(Attempt { messages, wait, next_due })
+            Ok(Attempt {
+                messages,
+                wait,
+                next_due,
+            })
         })
         .await
     }
 
-    async fn delete_batch(&self, queue: &str, receipt_handles: Vec<String>) -> Result<Vec<Result<()>>> {
+    async fn delete_batch(
+        &self,
+        queue: &str,
+        receipt_handles: Vec<String>,
+    ) -> Result<Vec<Result<()>>> {
         validate::delete_batch(&receipt_handles)?;
         let mut args = Vec::new();
         let results: Vec<Result<()>> = receipt_handles
@@ -460,11 +592,23 @@ impl Queue for RedisQueue {
         Ok(results)
     }
 
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> Result<()> {
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<()> {
         validate::visibility(timeout)?;
         let (id, tok) = parse_handle(receipt_handle)?;
-        let args = [id.to_owned(), tok.to_owned(), millis_of(timeout).to_string()];
-        match self.run(&self.scripts.visibility, queue, self.clock.now_ms(), &args).await? {
+        let args = [
+            id.to_owned(),
+            tok.to_owned(),
+            millis_of(timeout).to_string(),
+        ];
+        match self
+            .run(&self.scripts.visibility, queue, self.clock.now_ms(), &args)
+            .await?
+        {
             Answer::Ok(_) => Ok(()),
             Answer::Refused(status) if status == "NOTINFLIGHT" => {
                 Err(Error::MessageNotInflight(receipt_handle.to_owned()))
@@ -479,18 +623,29 @@ impl Queue for RedisQueue {
 
     async fn redrive(&self, dead_letter_queue: &str, destination: Option<&str>) -> Result<u64> {
         if let Some(d) = destination {
-            let (to, from) = (self.fetch_info(d).await?, self.fetch_info(dead_letter_queue).await?);
+            let (to, from) = (
+                self.fetch_info(d).await?,
+                self.fetch_info(dead_letter_queue).await?,
+            );
             if to.fifo != from.fifo {
-                return Err(Error::Redrive(format!("queue \"{d}\" is not of the same type as \"{dead_letter_queue}\"")));
+                return Err(Error::Redrive(format!(
+                    "queue \"{d}\" is not of the same type as \"{dead_letter_queue}\""
+                )));
             }
         }
-        let out = self.admin(dead_letter_queue, "redrive", &[destination.unwrap_or("")]).await?;
+        let out = self
+            .admin(dead_letter_queue, "redrive", &[destination.unwrap_or("")])
+            .await?;
         Ok(out.first().and_then(|n| n.parse().ok()).unwrap_or(0))
     }
 
     async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let out = self.admin(queue, "stats", &[]).await?;
         let n = |i: usize| out.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok(QueueStats { visible: n(0), in_flight: n(1), delayed: n(2) })
+        Ok(QueueStats {
+            visible: n(0),
+            in_flight: n(1),
+            delayed: n(2),
+        })
     }
 }

@@ -17,8 +17,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::poll::{Waiters, long_poll};
 use crate::{
-    Clock, Error, Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, Result, SendMessage, Sent,
-    SystemClock,
+    Clock, Error, Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, Result,
+    SendMessage, Sent, SystemClock,
 };
 use writer::Writer;
 
@@ -64,7 +64,11 @@ pub struct SqliteOptions {
 
 impl SqliteOptions {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), synchronous: Synchronous::Full, create: true }
+        Self {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            create: true,
+        }
     }
 }
 
@@ -88,21 +92,34 @@ pub fn connect(options: &SqliteOptions) -> Result<Connection> {
     if options.create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Unavailable(format!("sqlite queue database \"{shown}\": cannot create its directory: {e}")))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Unavailable(format!(
+                    "sqlite queue database \"{shown}\": cannot create its directory: {e}"
+                ))
+            })?;
         }
     }
-    let open_err = |e: rusqlite::Error| Error::Unavailable(format!("sqlite queue database \"{shown}\": {e}"));
+    let open_err =
+        |e: rusqlite::Error| Error::Unavailable(format!("sqlite queue database \"{shown}\": {e}"));
     let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-    conn.pragma_update(None, "synchronous", options.synchronous.pragma()).map_err(open_err)?;
-    conn.pragma_update(None, "busy_timeout", 5000).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma())
+        .map_err(open_err)?;
+    conn.pragma_update(None, "busy_timeout", 5000)
+        .map_err(open_err)?;
     // Without the planner stability guarantee SQLite re-prepares every statement on
     // `messages` at each new binding, because the table has partial indexes.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(open_err)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(open_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn).map_err(|e| match e {
-        Error::Unavailable(m) => Error::Unavailable(format!("sqlite queue database \"{shown}\": {m}")),
+        Error::Unavailable(m) => {
+            Error::Unavailable(format!("sqlite queue database \"{shown}\": {m}"))
+        }
         e => e,
     })?;
     Ok(conn)
@@ -116,7 +133,11 @@ impl SqliteQueue {
 
     pub async fn open_with(options: SqliteOptions, clock: Arc<dyn Clock>) -> Result<Self> {
         let writer = Writer::start(move || connect(&options)).await?;
-        Ok(Self { writer, clock, waiters: Waiters::default() })
+        Ok(Self {
+            writer,
+            clock,
+            waiters: Waiters::default(),
+        })
     }
 }
 
@@ -124,7 +145,9 @@ impl SqliteQueue {
 impl Queue for SqliteQueue {
     async fn create_queue(&self, name: &str, attributes: &QueueAttributes) -> Result<QueueInfo> {
         let (name, attributes, now) = (name.to_owned(), attributes.clone(), self.clock.now_ms());
-        self.writer.call(move |c| ops::create_queue(c, &name, &attributes, now)).await
+        self.writer
+            .call(move |c| ops::create_queue(c, &name, &attributes, now))
+            .await
     }
 
     async fn get_queue(&self, name: &str) -> Result<QueueInfo> {
@@ -134,7 +157,9 @@ impl Queue for SqliteQueue {
 
     async fn list_queues(&self, prefix: &str) -> Result<Vec<String>> {
         let prefix = prefix.to_owned();
-        self.writer.call(move |c| ops::list_queues(c, &prefix)).await
+        self.writer
+            .call(move |c| ops::list_queues(c, &prefix))
+            .await
     }
 
     async fn delete_queue(&self, name: &str) -> Result<()> {
@@ -142,9 +167,16 @@ impl Queue for SqliteQueue {
         self.writer.call(move |c| ops::delete_queue(c, &name)).await
     }
 
-    async fn send_batch(&self, queue: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: Vec<SendMessage>,
+    ) -> Result<Vec<Result<Sent>>> {
         let (name, now) = (queue.to_owned(), self.clock.now_ms());
-        let out = self.writer.call(move |c| ops::send_batch(c, &name, &messages, now)).await?;
+        let out = self
+            .writer
+            .call(move |c| ops::send_batch(c, &name, &messages, now))
+            .await?;
         self.waiters.wake(queue);
         Ok(out)
     }
@@ -152,22 +184,41 @@ impl Queue for SqliteQueue {
     async fn receive(&self, queue: &str, options: ReceiveOptions) -> Result<Vec<Message>> {
         long_poll(&self.waiters, &*self.clock, queue, |now| {
             let name = queue.to_owned();
-            self.writer.call(move |c| ops::receive(c, &name, &options, now))
+            self.writer
+                .call(move |c| ops::receive(c, &name, &options, now))
         })
         .await
     }
 
-    async fn delete_batch(&self, queue: &str, receipt_handles: Vec<String>) -> Result<Vec<Result<()>>> {
+    async fn delete_batch(
+        &self,
+        queue: &str,
+        receipt_handles: Vec<String>,
+    ) -> Result<Vec<Result<()>>> {
         let name = queue.to_owned();
-        let out = self.writer.call(move |c| ops::delete_batch(c, &name, &receipt_handles)).await?;
+        let out = self
+            .writer
+            .call(move |c| ops::delete_batch(c, &name, &receipt_handles))
+            .await?;
         // A delete may unblock a FIFO message group.
         self.waiters.wake(queue);
         Ok(out)
     }
 
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> Result<()> {
-        let (name, handle, now) = (queue.to_owned(), receipt_handle.to_owned(), self.clock.now_ms());
-        self.writer.call(move |c| ops::change_visibility(c, &name, &handle, timeout, now)).await?;
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let (name, handle, now) = (
+            queue.to_owned(),
+            receipt_handle.to_owned(),
+            self.clock.now_ms(),
+        );
+        self.writer
+            .call(move |c| ops::change_visibility(c, &name, &handle, timeout, now))
+            .await?;
         self.waiters.wake(queue);
         Ok(())
     }
@@ -178,8 +229,15 @@ impl Queue for SqliteQueue {
     }
 
     async fn redrive(&self, dead_letter_queue: &str, destination: Option<&str>) -> Result<u64> {
-        let (dlq, dest, now) = (dead_letter_queue.to_owned(), destination.map(str::to_owned), self.clock.now_ms());
-        let (moved, targets) = self.writer.call(move |c| ops::redrive(c, &dlq, dest.as_deref(), now)).await?;
+        let (dlq, dest, now) = (
+            dead_letter_queue.to_owned(),
+            destination.map(str::to_owned),
+            self.clock.now_ms(),
+        );
+        let (moved, targets) = self
+            .writer
+            .call(move |c| ops::redrive(c, &dlq, dest.as_deref(), now))
+            .await?;
         for t in &targets {
             self.waiters.wake(t);
         }

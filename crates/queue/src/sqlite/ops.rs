@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::writer::sql_error;
 use crate::poll::Attempt;
 use crate::{
-    DEDUPLICATION_WINDOW, Error, Message, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, Result, SendMessage,
-    Sent, is_fifo, millis_of, validate,
+    DEDUPLICATION_WINDOW, Error, Message, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions,
+    Result, SendMessage, Sent, is_fifo, millis_of, validate,
 };
 
 /// A queue row: its id and settings.
@@ -53,13 +53,32 @@ fn lookup(conn: &Connection, name: &str) -> Result<Option<Rc<Row>>> {
         .prepare_cached("SELECT id, attributes, created_at FROM queues WHERE name = ?1")
         .map_err(sql_error)?;
     let row = stmt
-        .query_row([name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .query_row([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .optional()
         .map_err(sql_error)?;
-    let Some((id, attrs, created_at)) = row else { return Ok(None) };
-    let attributes = serde_json::from_str(&attrs)
-        .map_err(|e| Error::Backend(format!("queue \"{name}\": stored attributes are unreadable: {e}")))?;
-    let row = Rc::new(Row { id, info: QueueInfo { name: name.to_owned(), fifo: is_fifo(name), attributes, created_at } });
+    let Some((id, attrs, created_at)) = row else {
+        return Ok(None);
+    };
+    let attributes = serde_json::from_str(&attrs).map_err(|e| {
+        Error::Backend(format!(
+            "queue \"{name}\": stored attributes are unreadable: {e}"
+        ))
+    })?;
+    let row = Rc::new(Row {
+        id,
+        info: QueueInfo {
+            name: name.to_owned(),
+            fifo: is_fifo(name),
+            attributes,
+            created_at,
+        },
+    });
     QUEUES.with(|q| q.borrow_mut().insert(name.to_owned(), row.clone()));
     Ok(Some(row))
 }
@@ -68,7 +87,12 @@ fn queue(conn: &Connection, name: &str) -> Result<Rc<Row>> {
     lookup(conn, name)?.ok_or_else(|| Error::QueueDoesNotExist(name.to_owned()))
 }
 
-pub(crate) fn create_queue(conn: &Connection, name: &str, attrs: &QueueAttributes, now: i64) -> Result<QueueInfo> {
+pub(crate) fn create_queue(
+    conn: &Connection,
+    name: &str,
+    attrs: &QueueAttributes,
+    now: i64,
+) -> Result<QueueInfo> {
     validate::queue_name(name)?;
     validate::attributes(name, attrs)?;
     if let Some(existing) = lookup(conn, name)? {
@@ -82,13 +106,24 @@ pub(crate) fn create_queue(conn: &Connection, name: &str, attrs: &QueueAttribute
     {
         return Err(Error::invalid(
             "RedrivePolicy.deadLetterTargetArn",
-            format!("dead-letter queue \"{}\" does not exist", p.dead_letter_queue()),
+            format!(
+                "dead-letter queue \"{}\" does not exist",
+                p.dead_letter_queue()
+            ),
         ));
     }
     let json = serde_json::to_string(attrs).expect("attributes serialize");
-    conn.execute("INSERT INTO queues (name, attributes, created_at) VALUES (?1, ?2, ?3)", params![name, json, now])
-        .map_err(sql_error)?;
-    Ok(QueueInfo { name: name.to_owned(), fifo: is_fifo(name), attributes: attrs.clone(), created_at: now })
+    conn.execute(
+        "INSERT INTO queues (name, attributes, created_at) VALUES (?1, ?2, ?3)",
+        params![name, json, now],
+    )
+    .map_err(sql_error)?;
+    Ok(QueueInfo {
+        name: name.to_owned(),
+        fifo: is_fifo(name),
+        attributes: attrs.clone(),
+        created_at: now,
+    })
 }
 
 pub(crate) fn get_queue(conn: &Connection, name: &str) -> Result<QueueInfo> {
@@ -96,8 +131,12 @@ pub(crate) fn get_queue(conn: &Connection, name: &str) -> Result<QueueInfo> {
 }
 
 pub(crate) fn list_queues(conn: &Connection, prefix: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM queues ORDER BY name").map_err(sql_error)?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql_error)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM queues ORDER BY name")
+        .map_err(sql_error)?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(sql_error)?;
     let mut out = Vec::new();
     for n in names {
         let n = n.map_err(sql_error)?;
@@ -110,16 +149,20 @@ pub(crate) fn list_queues(conn: &Connection, prefix: &str) -> Result<Vec<String>
 
 pub(crate) fn delete_queue(conn: &Connection, name: &str) -> Result<()> {
     let q = queue(conn, name)?;
-    conn.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id]).map_err(sql_error)?;
-    conn.execute("DELETE FROM deduplication WHERE queue_id = ?1", [q.id]).map_err(sql_error)?;
-    conn.execute("DELETE FROM queues WHERE id = ?1", [q.id]).map_err(sql_error)?;
+    conn.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id])
+        .map_err(sql_error)?;
+    conn.execute("DELETE FROM deduplication WHERE queue_id = ?1", [q.id])
+        .map_err(sql_error)?;
+    conn.execute("DELETE FROM queues WHERE id = ?1", [q.id])
+        .map_err(sql_error)?;
     forget_queues();
     Ok(())
 }
 
 pub(crate) fn purge(conn: &Connection, name: &str) -> Result<()> {
     let q = queue(conn, name)?;
-    conn.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id]).map_err(sql_error)?;
+    conn.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id])
+        .map_err(sql_error)?;
     Ok(())
 }
 
@@ -127,7 +170,12 @@ fn sequence_number(seq: i64) -> String {
     format!("{seq:020}")
 }
 
-pub(crate) fn send_batch(conn: &Connection, name: &str, messages: &[SendMessage], now: i64) -> Result<Vec<Result<Sent>>> {
+pub(crate) fn send_batch(
+    conn: &Connection,
+    name: &str,
+    messages: &[SendMessage],
+    now: i64,
+) -> Result<Vec<Result<Sent>>> {
     validate::send_batch(messages)?;
     let q = queue(conn, name)?;
     let attrs = &q.info.attributes;
@@ -153,12 +201,16 @@ pub(crate) fn send_batch(conn: &Connection, name: &str, messages: &[SendMessage]
                 })
                 .map_err(sql_error)?;
             if let Some((message_id, seq)) = earlier {
-                out.push(Ok(Sent { message_id, sequence_number: Some(sequence_number(seq)) }));
+                out.push(Ok(Sent {
+                    message_id,
+                    sequence_number: Some(sequence_number(seq)),
+                }));
                 continue;
             }
         }
         let message_id = uuid::Uuid::new_v4().to_string();
-        let attributes = (!m.attributes.is_empty()).then(|| serde_json::to_string(&m.attributes).expect("attributes serialize"));
+        let attributes = (!m.attributes.is_empty())
+            .then(|| serde_json::to_string(&m.attributes).expect("attributes serialize"));
         let priority = attrs.priority.then_some(m.priority);
         let seq: i64 = conn
             .prepare_cached(
@@ -192,7 +244,10 @@ pub(crate) fn send_batch(conn: &Connection, name: &str, messages: &[SendMessage]
             .and_then(|mut s| s.execute(params![q.id, dedup, message_id, seq, now + millis_of(DEDUPLICATION_WINDOW)]))
             .map_err(sql_error)?;
         }
-        out.push(Ok(Sent { message_id, sequence_number: q.info.fifo.then(|| sequence_number(seq)) }));
+        out.push(Ok(Sent {
+            message_id,
+            sequence_number: q.info.fifo.then(|| sequence_number(seq)),
+        }));
     }
     Ok(out)
 }
@@ -224,15 +279,18 @@ fn candidates(conn: &Connection, q: &Row, now: i64, limit: usize) -> Result<Vec<
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     let rows = stmt
         .query_map(params![q.id, now, limit as i64], |r| {
-            Ok(Candidate { seq: r.get(0)?, receive_count: r.get(1)?, expires_at: r.get(2)? })
+            Ok(Candidate {
+                seq: r.get(0)?,
+                receive_count: r.get(1)?,
+                expires_at: r.get(2)?,
+            })
         })
         .map_err(sql_error)?;
     rows.collect::<rusqlite::Result<_>>().map_err(sql_error)
 }
 
 /// The columns [`row_to_message`] reads, in its order.
-const MESSAGE_COLUMNS: &str =
-    "seq, message_id, body, attributes, group_id, dedup_id, priority, sent_at, receive_count, first_received_at";
+const MESSAGE_COLUMNS: &str = "seq, message_id, body, attributes, group_id, dedup_id, priority, sent_at, receive_count, first_received_at";
 
 fn row_to_message(r: &rusqlite::Row<'_>, token: u64) -> rusqlite::Result<Message> {
     let seq: i64 = r.get(0)?;
@@ -242,7 +300,9 @@ fn row_to_message(r: &rusqlite::Row<'_>, token: u64) -> rusqlite::Result<Message
         message_id: r.get(1)?,
         receipt_handle: format!("{seq}-{token:016x}"),
         body: r.get(2)?,
-        attributes: attributes.and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_default(),
+        attributes: attributes
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default(),
         receive_count: r.get(8)?,
         sent_at: r.get(7)?,
         first_received_at: r.get(9)?,
@@ -253,7 +313,12 @@ fn row_to_message(r: &rusqlite::Row<'_>, token: u64) -> rusqlite::Result<Message
     })
 }
 
-pub(crate) fn receive(conn: &Connection, name: &str, options: &ReceiveOptions, now: i64) -> Result<Attempt> {
+pub(crate) fn receive(
+    conn: &Connection,
+    name: &str,
+    options: &ReceiveOptions,
+    now: i64,
+) -> Result<Attempt> {
     let q = queue(conn, name)?;
     let (max, visibility, wait) = validate::receive(options, &q.info.attributes)?;
     let redrive = q.info.attributes.redrive_policy.as_ref();
@@ -293,22 +358,29 @@ pub(crate) fn receive(conn: &Connection, name: &str, options: &ReceiveOptions, n
                      WHERE seq = ?1 RETURNING {MESSAGE_COLUMNS}"
                 ))
                 .and_then(|mut s| {
-                    s.query_row(params![c.seq, now + millis_of(visibility), now, token as i64], |r| {
-                        row_to_message(r, token)
-                    })
+                    s.query_row(
+                        params![c.seq, now + millis_of(visibility), now, token as i64],
+                        |r| row_to_message(r, token),
+                    )
                 })
                 .map_err(sql_error)?;
             messages.push(m);
         }
     }
     let next_due = if messages.is_empty() {
-        conn.prepare_cached("SELECT min(visible_at) FROM messages WHERE queue_id = ?1 AND visible_at > ?2")
-            .and_then(|mut s| s.query_row(params![q.id, now], |r| r.get::<_, Option<i64>>(0)))
-            .map_err(sql_error)?
+        conn.prepare_cached(
+            "SELECT min(visible_at) FROM messages WHERE queue_id = ?1 AND visible_at > ?2",
+        )
+        .and_then(|mut s| s.query_row(params![q.id, now], |r| r.get::<_, Option<i64>>(0)))
+        .map_err(sql_error)?
     } else {
         None
     };
-    Ok(Attempt { messages, wait, next_due })
+    Ok(Attempt {
+        messages,
+        wait,
+        next_due,
+    })
 }
 
 /// Moves a message to another queue, visible now. `source` is recorded when dead-lettering,
@@ -327,7 +399,14 @@ fn move_to(conn: &Connection, seq: i64, to: &Row, source: Option<&str>, now: i64
     };
     conn.prepare_cached(sql)
         .and_then(|mut s| {
-            s.execute(params![seq, to.id, now, source, millis_of(to.info.attributes.retention), priority_queue])
+            s.execute(params![
+                seq,
+                to.id,
+                now,
+                source,
+                millis_of(to.info.attributes.retention),
+                priority_queue
+            ])
         })
         .map_err(sql_error)?;
     Ok(())
@@ -342,7 +421,11 @@ fn parse_handle(handle: &str) -> Result<(i64, i64)> {
     Ok((seq, token as i64))
 }
 
-pub(crate) fn delete_batch(conn: &Connection, name: &str, handles: &[String]) -> Result<Vec<Result<()>>> {
+pub(crate) fn delete_batch(
+    conn: &Connection,
+    name: &str,
+    handles: &[String],
+) -> Result<Vec<Result<()>>> {
     validate::delete_batch(handles)?;
     let q = queue(conn, name)?;
     let mut out = Vec::with_capacity(handles.len());
@@ -355,15 +438,23 @@ pub(crate) fn delete_batch(conn: &Connection, name: &str, handles: &[String]) ->
             }
         };
         // A stale handle (the message was received again since) deletes nothing, as in SQS.
-        conn.prepare_cached("DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND receipt_token = ?3")
-            .and_then(|mut s| s.execute(params![seq, q.id, token]))
-            .map_err(sql_error)?;
+        conn.prepare_cached(
+            "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND receipt_token = ?3",
+        )
+        .and_then(|mut s| s.execute(params![seq, q.id, token]))
+        .map_err(sql_error)?;
         out.push(Ok(()));
     }
     Ok(out)
 }
 
-pub(crate) fn change_visibility(conn: &Connection, name: &str, handle: &str, timeout: Duration, now: i64) -> Result<()> {
+pub(crate) fn change_visibility(
+    conn: &Connection,
+    name: &str,
+    handle: &str,
+    timeout: Duration,
+    now: i64,
+) -> Result<()> {
     validate::visibility(timeout)?;
     let q = queue(conn, name)?;
     let (seq, token) = parse_handle(handle)?;
@@ -376,8 +467,13 @@ pub(crate) fn change_visibility(conn: &Connection, name: &str, handle: &str, tim
         .map_err(sql_error)?;
     if changed == 0 {
         let current = conn
-            .prepare_cached("SELECT 1 FROM messages WHERE seq = ?1 AND queue_id = ?2 AND receipt_token = ?3")
-            .and_then(|mut s| s.query_row(params![seq, q.id, token], |_| Ok(())).optional())
+            .prepare_cached(
+                "SELECT 1 FROM messages WHERE seq = ?1 AND queue_id = ?2 AND receipt_token = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![seq, q.id, token], |_| Ok(()))
+                    .optional()
+            })
             .map_err(sql_error)?;
         return Err(match current {
             Some(()) => Error::MessageNotInflight(handle.to_owned()),
@@ -388,19 +484,29 @@ pub(crate) fn change_visibility(conn: &Connection, name: &str, handle: &str, tim
 }
 
 /// Moves visible messages out of a dead-letter queue; answers how many moved and to which queues.
-pub(crate) fn redrive(conn: &Connection, dlq: &str, destination: Option<&str>, now: i64) -> Result<(u64, Vec<String>)> {
+pub(crate) fn redrive(
+    conn: &Connection,
+    dlq: &str,
+    destination: Option<&str>,
+    now: i64,
+) -> Result<(u64, Vec<String>)> {
     let from = queue(conn, dlq)?;
     let to_fixed = destination.map(|d| queue(conn, d)).transpose()?;
     if let Some(to) = &to_fixed
         && to.info.fifo != from.info.fifo
     {
-        return Err(Error::Redrive(format!("queue \"{}\" is not of the same type as \"{dlq}\"", to.info.name)));
+        return Err(Error::Redrive(format!(
+            "queue \"{}\" is not of the same type as \"{dlq}\"",
+            to.info.name
+        )));
     }
     let rows: Vec<(i64, Option<String>)> = {
         let mut stmt = conn
             .prepare_cached("SELECT seq, source_queue FROM messages WHERE queue_id = ?1 AND visible_at <= ?2 ORDER BY seq")
             .map_err(sql_error)?;
-        let rows = stmt.query_map(params![from.id, now], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql_error)?;
+        let rows = stmt
+            .query_map(params![from.id, now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_error)?;
         rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
     };
     let mut moved = 0;

@@ -47,7 +47,9 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(sql_error)? as usize;
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(sql_error)? as usize;
     if version > MIGRATIONS.len() {
         return Err(Error::Backend(format!(
             "sqlite queue schema version {version} is newer than this build's {}",
@@ -57,7 +59,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(sql_error)?;
         tx.execute_batch(sql).map_err(sql_error)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(sql_error)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(sql_error)?;
         tx.commit().map_err(sql_error)?;
     }
     Ok(())

@@ -53,12 +53,17 @@ impl Writer {
 
     /// Runs `f` in the next transaction and answers once that transaction is durable. When
     /// `f` fails its changes are rolled back and the others in the group still commit.
-    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let r = match conn {
                 Some(conn) => f(conn),
-                None => Err(Error::Unavailable("sqlite transaction could not start".into())),
+                None => Err(Error::Unavailable(
+                    "sqlite transaction could not start".into(),
+                )),
             };
             let ok = r.is_ok();
             let reply: Reply = Box::new(move |commit: Option<Error>| {

@@ -18,16 +18,26 @@ const VISIBILITY: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 6;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn attributes() -> QueueAttributes {
-    QueueAttributes { visibility_timeout: VISIBILITY, ..Default::default() }
+    QueueAttributes {
+        visibility_timeout: VISIBILITY,
+        ..Default::default()
+    }
 }
 
 /// A small random number without a dependency: the clock's nanoseconds, mixed.
 fn random(below: u64) -> u64 {
-    let mut x = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let mut x = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        ^ 0x9e37_79b9_7f4a_7c15;
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
@@ -37,7 +47,9 @@ fn random(below: u64) -> u64 {
 /// The child's side: runs only when re-invoked by [`kill_nine_loses_nothing_acknowledged`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child_process() {
-    let Ok(path) = std::env::var("AGENTRY_QUEUE_CRASH_DB") else { return };
+    let Ok(path) = std::env::var("AGENTRY_QUEUE_CRASH_DB") else {
+        return;
+    };
     let round = std::env::var("AGENTRY_QUEUE_CRASH_ROUND").unwrap();
     let q = Arc::new(SqliteQueue::open(&path).await.unwrap());
     q.create_queue(QUEUE, &attributes()).await.unwrap();
@@ -47,13 +59,23 @@ async fn crash_child_process() {
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
                 if i % 4 == 0 {
-                    let batch = (0..3).map(|j| SendMessage::new(format!("{round}-{k}-{i}-{j}"))).collect();
-                    for r in q.send_batch(QUEUE, batch).await.unwrap().into_iter().enumerate() {
+                    let batch = (0..3)
+                        .map(|j| SendMessage::new(format!("{round}-{k}-{i}-{j}")))
+                        .collect();
+                    for r in q
+                        .send_batch(QUEUE, batch)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .enumerate()
+                    {
                         r.1.unwrap();
                         println!("SENT {round}-{k}-{i}-{}", r.0);
                     }
                 } else {
-                    q.send(QUEUE, SendMessage::new(format!("{round}-{k}-{i}"))).await.unwrap();
+                    q.send(QUEUE, SendMessage::new(format!("{round}-{k}-{i}")))
+                        .await
+                        .unwrap();
                     println!("SENT {round}-{k}-{i}");
                 }
                 // Keep the backlog small, so receivers and deleters are busy at the kill too.
@@ -108,13 +130,17 @@ impl Record {
                 self.sent.insert((*body).to_owned());
             }
             ["RECV", body, before, after] => {
-                self.received.entry((*body).to_owned()).or_default().push((before.parse().unwrap(), after.parse().unwrap()));
+                self.received
+                    .entry((*body).to_owned())
+                    .or_default()
+                    .push((before.parse().unwrap(), after.parse().unwrap()));
             }
             ["DELETING", body] => {
                 self.deleting.insert((*body).to_owned());
             }
             ["DEL", body, at] => {
-                self.deleted_at.insert((*body).to_owned(), at.parse().unwrap());
+                self.deleted_at
+                    .insert((*body).to_owned(), at.parse().unwrap());
             }
             _ => {}
         }
@@ -131,7 +157,12 @@ async fn kill_nine_loses_nothing_acknowledged() {
     let mut record = Record::default();
     for round in 0..ROUNDS {
         let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .args(["crash::crash_child_process", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash::crash_child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("AGENTRY_QUEUE_CRASH_DB", &db)
             .env("AGENTRY_QUEUE_CRASH_ROUND", format!("r{round}"))
             .stdout(std::process::Stdio::piped())
@@ -157,14 +188,20 @@ async fn kill_nine_loses_nothing_acknowledged() {
         child.wait().await.unwrap();
         // What the child printed before dying still counts; a cut-off last line does not.
         let mut rest = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut lines, &mut rest).await.unwrap();
+        tokio::io::AsyncReadExt::read_to_string(&mut lines, &mut rest)
+            .await
+            .unwrap();
         let rest = format!("{partial}{rest}");
         let complete = rest.rfind('\n').map_or("", |i| &rest[..i]);
         for l in complete.lines() {
             record.line(l);
         }
     }
-    assert!(record.sent.len() > 50, "the child made too little progress to test anything: {} sends", record.sent.len());
+    assert!(
+        record.sent.len() > 50,
+        "the child made too little progress to test anything: {} sends",
+        record.sent.len()
+    );
 
     // After the last kill: wait out every visibility timeout, then take what is left.
     tokio::time::sleep(VISIBILITY + Duration::from_millis(500)).await;
@@ -179,8 +216,16 @@ async fn kill_nine_loses_nothing_acknowledged() {
         }
         let mut handles = Vec::new();
         for m in got {
-            record.received.entry(m.body.clone()).or_default().push((before, after));
-            assert!(remaining.insert(m.body.clone()), "{} delivered twice while draining", m.body);
+            record
+                .received
+                .entry(m.body.clone())
+                .or_default()
+                .push((before, after));
+            assert!(
+                remaining.insert(m.body.clone()),
+                "{} delivered twice while draining",
+                m.body
+            );
             handles.push(m.receipt_handle);
         }
         for r in q.delete_batch(QUEUE, handles).await.unwrap() {
@@ -188,13 +233,31 @@ async fn kill_nine_loses_nothing_acknowledged() {
         }
     }
 
-    let lost: Vec<_> =
-        record.sent.iter().filter(|b| !remaining.contains(*b) && !record.deleting.contains(*b)).collect();
-    assert!(lost.is_empty(), "acknowledged sends lost after kill -9: {lost:?}");
+    let lost: Vec<_> = record
+        .sent
+        .iter()
+        .filter(|b| !remaining.contains(*b) && !record.deleting.contains(*b))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged sends lost after kill -9: {lost:?}"
+    );
     for (body, at) in &record.deleted_at {
-        assert!(!remaining.contains(body), "{body} was deleted (acknowledged at {at}) but came back");
-        let later = record.received.get(body).into_iter().flatten().filter(|(before, _)| before > at).count();
-        assert_eq!(later, 0, "{body} was received again after its delete was acknowledged");
+        assert!(
+            !remaining.contains(body),
+            "{body} was deleted (acknowledged at {at}) but came back"
+        );
+        let later = record
+            .received
+            .get(body)
+            .into_iter()
+            .flatten()
+            .filter(|(before, _)| before > at)
+            .count();
+        assert_eq!(
+            later, 0,
+            "{body} was received again after its delete was acknowledged"
+        );
     }
     let vis = VISIBILITY.as_millis() as i64;
     let mut redelivered = 0;
