@@ -51,8 +51,9 @@ impl Writer {
         Ok(Self { jobs })
     }
 
-    /// Runs `f` in the next transaction and answers once that transaction is durable. When
-    /// `f` fails its changes are rolled back and the others in the group still commit.
+    /// Runs `f` in the next transaction and answers once that transaction is durable. `f`
+    /// must fail before changing anything, or the whole transaction is rolled back and every
+    /// caller in it answered with a retryable error.
     pub async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -104,21 +105,17 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
                 replies.push(job(None).1);
                 continue;
             }
-            if let Err(e) = exec(conn, "SAVEPOINT job") {
-                broken = Some(sql_error(e));
-                replies.push(job(None).1);
-                continue;
-            }
+            // No savepoint per call: a call that fails before changing anything (bad input,
+            // unknown queue) leaves the transaction as it was; one that fails after changing
+            // something (an SQLite error midway) takes the whole group down with it, since
+            // its partial changes must not be committed. Savepoints would cost a copy of
+            // every page each call touches.
+            let changes = conn.total_changes();
             let (ok, reply) = job(Some(conn));
-            let end = if ok {
-                exec(conn, "RELEASE job")
-            } else {
-                // What the job read may have been rolled back with it.
-                super::ops::forget_queues();
-                exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
-            };
-            if let Err(e) = end {
-                broken = Some(sql_error(e));
+            if !ok && conn.total_changes() != changes {
+                broken = Some(Error::Unavailable(
+                    "sqlite: a call failed midway; its transaction was rolled back".into(),
+                ));
             }
             replies.push(reply);
         }
