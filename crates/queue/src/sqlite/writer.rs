@@ -138,3 +138,53 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer() -> Writer {
+        Writer::start(|| {
+            let c = Connection::open_in_memory().map_err(sql_error)?;
+            c.execute_batch("CREATE TABLE t (v TEXT)")
+                .map_err(sql_error)?;
+            Ok(c)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn count(c: &Connection) -> Result<i64> {
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .map_err(sql_error)
+    }
+
+    #[tokio::test]
+    async fn a_call_failing_midway_commits_nothing() {
+        let w = writer().await;
+        let e = w
+            .call(|c| {
+                c.execute("INSERT INTO t VALUES ('partial')", [])
+                    .map_err(sql_error)?;
+                Err::<(), _>(Error::invalid("x", "failed after writing"))
+            })
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e:?}");
+        assert_eq!(w.call(count).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_call_refused_before_writing_keeps_its_error_and_spares_the_others() {
+        let w = writer().await;
+        let (refused, written) = tokio::join!(
+            w.call(|_| Err::<(), _>(Error::invalid("x", "bad input"))),
+            w.call(|c| c
+                .execute("INSERT INTO t VALUES ('kept')", [])
+                .map_err(sql_error)),
+        );
+        assert_eq!(refused.unwrap_err(), Error::invalid("x", "bad input"));
+        assert_eq!(written.unwrap(), 1);
+        assert_eq!(w.call(count).await.unwrap(), 1);
+    }
+}
