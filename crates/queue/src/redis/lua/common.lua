@@ -39,9 +39,15 @@ local function order_key(info, prio, seq)
   return string.format('%.0f', seq)
 end
 
+local polling = {}
 local function notify(q)
-  if redis.call('EXISTS', qkey(q, 'polling')) == 1 then
+  -- Looked up once per script run: a batch of sends publishes at most once.
+  if polling[q] == nil then
+    polling[q] = redis.call('EXISTS', qkey(q, 'polling')) == 1
+  end
+  if polling[q] then
     redis.call('PUBLISH', P .. ':notify', q)
+    polling[q] = false
   end
 end
 
@@ -73,9 +79,10 @@ local function promote(q, gkey)
   end
 end
 
-local function remove_message(q, id)
+-- `group` may be given when the caller has read it already.
+local function remove_message(q, id, group)
   local m = mkey(q, id)
-  local group = redis.call('HGET', m, 'group')
+  if group == nil then group = redis.call('HGET', m, 'group') end
   redis.call('DEL', m)
   redis.call('ZREM', qkey(q, 'ready'), id)
   redis.call('ZREM', qkey(q, 'inv'), id)

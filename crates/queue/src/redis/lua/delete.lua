@@ -3,8 +3,9 @@
 if not queue_info(Q) then return {'NOQUEUE'} end
 for i = 4, #ARGV, 2 do
   local id, tok = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', mkey(Q, id), 'tok') == tok then
-    remove_message(Q, id)
+  local f = redis.call('HMGET', mkey(Q, id), 'tok', 'group')
+  if f[1] == tok then
+    remove_message(Q, id, f[2])
   end
 end
 return {'OK'}
