@@ -259,12 +259,24 @@ async fn redis_part(clients: usize, secs: u64) {
         .await
         .unwrap(),
     );
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let before = script_time(&mut conn).await;
     let ops = queue_ops(rq.clone(), "bench", clients, secs).await;
+    let after = script_time(&mut conn).await;
     rq.destroy().await.unwrap();
     println!(
         "redis queue send+receive+delete, {clients} clients:     {ops:>10.0} ops/s ({:.0} messages/s)",
         ops / 3.0
     );
+    if let (Some((calls0, usec0)), Some((calls1, usec1))) = (before, after) {
+        let total = ops * secs as f64;
+        println!(
+            "redis server time in queue scripts: {:.1} µs per queue operation ({:.1} operations per script call)",
+            (usec1 - usec0) / total,
+            total / (calls1 - calls0).max(1.0)
+        );
+    }
     if !peer.is_empty() {
         let peer = peer.iter().sum::<f64>() / peer.len() as f64;
         println!(
@@ -272,4 +284,24 @@ async fn redis_part(clients: usize, secs: u64) {
             100.0 * ops / peer
         );
     }
+}
+
+/// Calls and microseconds the server has spent in EVALSHA so far (`INFO commandstats`).
+#[cfg(feature = "redis")]
+async fn script_time(conn: &mut redis::aio::MultiplexedConnection) -> Option<(f64, f64)> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .ok()?;
+    let line = info.lines().find(|l| l.starts_with("cmdstat_evalsha:"))?;
+    let field = |name: &str| {
+        line.split([':', ',']).find_map(|kv| {
+            kv.strip_prefix(name)?
+                .strip_prefix('=')?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some((field("calls")?, field("usec")?))
 }
