@@ -26,28 +26,37 @@ end
 local out = {'OK', ''}
 local got = 0
 local guard = 0
-while got < max and guard < 1000 do
+local invisible_until = NOW + visibility
+while got < max and guard < 100 do
   guard = guard + 1
-  local head = redis.call('ZRANGE', qkey(Q, 'ready'), 0, 0)
-  if #head == 0 then break end
-  local id = head[1]
-  local m = mkey(Q, id)
-  local f = redis.call('HMGET', m, 'rc', 'fr', 'body', 'attrs', 'group', 'dedup', 'prio', 'sent', 'seq')
-  local rc = tonumber(f[1])
-  if dlq_info and rc >= info.max_receive_count then
-    move(Q, id, dlq, dlq_info, true)
-  else
-    got = got + 1
-    local tok = ARGV[6 + got]
-    rc = rc + 1
-    local fr = f[2]
-    if fr == '' then fr = tostring(NOW) end
-    redis.call('ZREM', qkey(Q, 'ready'), id)
-    redis.call('ZADD', qkey(Q, 'inv'), NOW + visibility, id)
-    redis.call('HSET', m, 'rc', rc, 'tok', tok, 'vis', NOW + visibility, 'fr', fr)
-    for _, v in ipairs({id, tok, f[3], f[4], f[5], f[6], f[7], f[8], fr, tostring(rc), f[9], ''}) do
-      table.insert(out, v)
+  local ids = redis.call('ZRANGE', qkey(Q, 'ready'), 0, max - got - 1)
+  if #ids == 0 then break end
+  local taken, scored = {}, {}
+  for _, id in ipairs(ids) do
+    local m = mkey(Q, id)
+    local f = redis.call('HMGET', m, 'rc', 'fr', 'body', 'attrs', 'group', 'dedup', 'prio', 'sent', 'seq')
+    local rc = tonumber(f[1])
+    if dlq_info and rc >= info.max_receive_count then
+      move(Q, id, dlq, dlq_info, true)
+    else
+      got = got + 1
+      local tok = ARGV[6 + got]
+      rc = rc + 1
+      local fr = f[2]
+      if fr == '' then fr = tostring(NOW) end
+      redis.call('HSET', m, 'rc', rc, 'tok', tok, 'vis', invisible_until, 'fr', fr)
+      table.insert(taken, id)
+      table.insert(scored, invisible_until)
+      table.insert(scored, id)
+      for _, v in ipairs({id, tok, f[3], f[4], f[5], f[6], f[7], f[8], fr, tostring(rc), f[9], ''}) do
+        table.insert(out, v)
+      end
     end
+  end
+  -- One call each for all the messages taken in this pass.
+  if #taken > 0 then
+    redis.call('ZREM', qkey(Q, 'ready'), unpack(taken))
+    redis.call('ZADD', qkey(Q, 'inv'), unpack(scored))
   end
 end
 if got == 0 then
