@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentry_asl::exec::drive::{Runtime, run_to_end};
 use agentry_asl::validate::MachineType;
-use agentry_asl::{Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError};
+use agentry_asl::{
+    Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError,
+};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,15 +28,23 @@ pub const SYNC_RUN_LIMIT: Duration = Duration::from_secs(300);
 pub fn router() -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
+        .route(
+            "/readyz",
+            get(|| async { Json(json!({"status": "ready"})) }),
+        )
         .route("/v1/validate", post(validate))
         .route("/v1/test-state", post(test_state))
         .route("/v1/run", post(run_sync))
 }
 
 /// Serves until `shutdown` completes; requests in flight finish first.
-pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router()).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// An error response in AWS's shape: `{"error": code, "cause": message}`.
@@ -44,8 +54,13 @@ fn error(status: StatusCode, code: &str, cause: impl Into<String>) -> Response {
 
 /// Reads a JSON request body whatever its content type says (curl's `-d` sends a form type).
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "ValidationException", format!("request body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("request body: {e}"),
+        )
+    })
 }
 
 /// A definition given as a JSON object or as JSON text (as AWS's API takes it).
@@ -91,7 +106,9 @@ async fn validate(bytes: Bytes) -> Response {
     };
     match load(&req.definition, ty) {
         Ok(_) => Json(json!({"valid": true})).into_response(),
-        Err(e) => Json(json!({"valid": false, "error": e.code, "cause": e.message})).into_response(),
+        Err(e) => {
+            Json(json!({"valid": false, "error": e.code, "cause": e.message})).into_response()
+        }
     }
 }
 
@@ -170,7 +187,11 @@ async fn run_sync(bytes: Bytes) -> Response {
         },
         Some(v) => {
             if v.to_string().len() > agentry_asl::exec::MAX_PAYLOAD_BYTES {
-                return error(StatusCode::BAD_REQUEST, "ValidationException", "execution input is over the limit of 262144 bytes");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "execution input is over the limit of 262144 bytes",
+                );
             }
             v
         }
@@ -198,7 +219,11 @@ async fn run_sync(bytes: Bytes) -> Response {
     .await;
     match joined {
         Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("execution thread failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("execution thread failed: {e}"),
+        ),
     }
 }
 
@@ -216,14 +241,22 @@ impl Default for WallClock {
 
 impl WallClock {
     pub fn new() -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        Self { rng: FixedHost::new(0, nanos) }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Self {
+            rng: FixedHost::new(0, nanos),
+        }
     }
 }
 
 impl Host for WallClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
     fn random(&mut self) -> f64 {
         self.rng.random()
@@ -245,7 +278,10 @@ impl Runtime for WallClock {
         Event::TaskFailed {
             task: req.task,
             error: Some("States.TaskFailed".into()),
-            cause: Some(format!("state \"{}\": resource \"{}\" is not available in this runtime", req.state, req.resource)),
+            cause: Some(format!(
+                "state \"{}\": resource \"{}\" is not available in this runtime",
+                req.state, req.resource
+            )),
         }
     }
 }

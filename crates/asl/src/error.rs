@@ -34,12 +34,18 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
     }
 
     /// `InvalidDefinition` with AWS's `Invalid State Machine Definition: '...'` wrapping.
     pub fn definition(detail: impl fmt::Display) -> Self {
-        Self::new("InvalidDefinition", format!("Invalid State Machine Definition: '{detail}'"))
+        Self::new(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: '{detail}'"),
+        )
     }
 }
 
@@ -56,22 +62,35 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self { error: Some(error.into()), cause: Some(cause.into()), located: false }
+        Self {
+            error: Some(error.into()),
+            cause: Some(cause.into()),
+            located: false,
+        }
     }
 
     /// `States.Runtime`, located at the running state.
     pub fn runtime(cause: impl Into<String>) -> Self {
-        Self { located: true, ..Self::new(names::RUNTIME, cause) }
+        Self {
+            located: true,
+            ..Self::new(names::RUNTIME, cause)
+        }
     }
 
     /// `States.QueryEvaluationError`, located at the running state.
     pub fn query_evaluation(cause: impl Into<String>) -> Self {
-        Self { located: true, ..Self::new(names::QUERY_EVALUATION_ERROR, cause) }
+        Self {
+            located: true,
+            ..Self::new(names::QUERY_EVALUATION_ERROR, cause)
+        }
     }
 
     /// `States.IntrinsicFailure`, located at the running state.
     pub fn intrinsic(cause: impl Into<String>) -> Self {
-        Self { located: true, ..Self::new(names::INTRINSIC_FAILURE, cause) }
+        Self {
+            located: true,
+            ..Self::new(names::INTRINSIC_FAILURE, cause)
+        }
     }
 
     pub fn error_name(&self) -> &str {

@@ -20,24 +20,27 @@
 pub mod choice;
 pub mod definition;
 pub mod env;
+pub mod error;
 pub mod exec;
 pub mod history;
-pub mod test_state;
-pub mod time;
-pub mod error;
 pub mod intrinsics;
 pub mod jsonata;
 pub mod jsonpath;
 pub mod mock_shapes;
+pub mod test_state;
+pub mod time;
 pub mod validate;
 
+pub use definition::StateMachine;
 pub use env::{FixedHost, Host, Scope};
 pub use error::{Failure, ValidationError};
-pub use definition::StateMachine;
 pub use exec::{Effect, Event, Execution, ExecutionInfo, Status, Step, TaskRequest};
 
 /// Validates a definition as CreateStateMachine does and builds the machine to run.
-pub fn create(definition: &serde_json::Value, machine_type: validate::MachineType) -> Result<StateMachine, ValidationError> {
+pub fn create(
+    definition: &serde_json::Value,
+    machine_type: validate::MachineType,
+) -> Result<StateMachine, ValidationError> {
     validate::validate(definition, machine_type)?;
     StateMachine::from_value(definition)
 }

@@ -12,25 +12,42 @@ async fn post(path: &str, body: Value) -> (StatusCode, Value) {
 }
 
 async fn post_raw(path: &str, body: String) -> (StatusCode, Value) {
-    let req = Request::post(path).header("content-type", "application/json").body(Body::from(body)).unwrap();
+    let req = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
     let resp = router().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
 async fn health() {
-    let resp = router().oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    let resp = router()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn validate_reports_aws_errors() {
-    let (s, v) = post("/v1/validate", json!({"definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}})).await;
+    let (s, v) = post(
+        "/v1/validate",
+        json!({"definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v, json!({"valid": true}));
-    let (_, v) = post("/v1/validate", json!({"definition": "{\"StartAt\": \"A\", \"States\": {}}"})).await;
+    let (_, v) = post(
+        "/v1/validate",
+        json!({"definition": "{\"StartAt\": \"A\", \"States\": {}}"}),
+    )
+    .await;
     assert_eq!(v["valid"], false);
     assert_eq!(v["error"], "InvalidDefinition");
 }
@@ -82,9 +99,16 @@ async fn test_state_answers_like_aws() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "SUCCEEDED");
     assert_eq!(v["nextState"], "Big");
-    let (s, v) = post("/v1/test-state", json!({"definition": {"Type": "Pass", "End": true}, "mock": {"result": "{}"}})).await;
+    let (s, v) = post(
+        "/v1/test-state",
+        json!({"definition": {"Type": "Pass", "End": true}, "mock": {"result": "{}"}}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["cause"], "State type 'Pass' is not supported when a mock is specified");
+    assert_eq!(
+        v["cause"],
+        "State type 'Pass' is not supported when a mock is specified"
+    );
 }
 
 #[tokio::test]
