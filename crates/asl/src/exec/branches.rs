@@ -191,12 +191,17 @@ impl Execution {
             Some(json!({"length": items.len()})),
         );
         if distributed {
-            let run = format!(
-                "{}/{}:{}",
-                self.info.execution_arn.replace(":execution:", ":mapRun:"),
-                self.threads[&tid].state,
-                cx.host.uuid()
-            );
+            // arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID (the label defaults to
+            // the state's name).
+            let prefix = self
+                .info
+                .state_machine_arn
+                .replace(":stateMachine:", ":mapRun:");
+            let label = map
+                .label
+                .clone()
+                .unwrap_or_else(|| self.threads[&tid].state.clone());
+            let run = format!("{prefix}/{label}:{}", cx.host.uuid());
             self.emit(cx, tid, "MapRunStarted", Some(json!({"mapRunArn": run})));
         }
         let max = max.map(|m| m as usize).unwrap_or(0);
@@ -398,22 +403,8 @@ impl Execution {
             for c in running {
                 self.cancel_thread(cx, c);
             }
-            let distributed = self.is_distributed(cx, ptid);
-            if distributed {
-                self.emit(cx, ptid, "MapRunFailed", None);
-            }
-            self.emit(
-                cx,
-                ptid,
-                if map {
-                    "MapStateFailed"
-                } else {
-                    "ParallelStateFailed"
-                },
-                None,
-            );
             self.threads.get_mut(&ptid).unwrap().status = TStatus::Ready;
-            self.failed_after_branches(cx, ptid, state, f);
+            self.failed(cx, ptid, state, f);
             return;
         }
         self.spawn_children(cx, ptid);
@@ -439,13 +430,14 @@ impl Execution {
                 .map(|r| r.unwrap_or(Value::Null))
                 .collect(),
         );
-        // The closing events all link to the last iteration's end; so does the state's exit.
-        let anchor = j
+        // The closing events all link to the last iteration's end (a Distributed Map's, to its
+        // map run's end); so does the state's exit.
+        let mut anchor = j
             .last_iteration_event
             .unwrap_or(self.threads[&tid].last_event);
         if j.map {
             if self.is_distributed(cx, tid) {
-                self.emit_after(cx, anchor, "MapRunSucceeded", None);
+                anchor = self.emit_after(cx, anchor, "MapRunSucceeded", None);
             }
             self.emit_after(cx, anchor, "MapStateSucceeded", None);
         }

@@ -611,17 +611,9 @@ impl Execution {
     }
 
     /// A state failed: Retry, else Catch, else the thread fails.
-    fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+    pub(super) fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
         let f = self.locate(cx, tid, state, f);
-        if matches!(state.kind, Kind::Map(_) | Kind::Parallel(_)) {
-            let kind = if matches!(state.kind, Kind::Map(_)) {
-                "MapStateFailed"
-            } else {
-                "ParallelStateFailed"
-            };
-            self.emit(cx, tid, kind, None);
-        }
-        self.failed_after_branches(cx, tid, state, f);
+        self.settle(cx, tid, state, f);
     }
 
     /// Prefixes a located failure with the state and entry event; JSONata evaluation failures
@@ -667,15 +659,9 @@ impl Execution {
         f
     }
 
-    /// Retry, else Catch, else the thread fails (the failure already located).
-    pub(super) fn failed_after_branches(
-        &mut self,
-        cx: &mut Cx,
-        tid: u64,
-        state: &State,
-        f: Failure,
-    ) {
-        let f = self.locate(cx, tid, state, f);
+    /// Retry, else Catch, else the thread fails (the failure already located). A Map or
+    /// Parallel state records its failure only once no Retrier takes it, as AWS does.
+    fn settle(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
         let in_task = matches!(state.kind, Kind::Task(_));
         let error = f.error_name().to_string();
         for (i, r) in state.common.retry.iter().enumerate() {
@@ -703,6 +689,18 @@ impl Execution {
             let timer = self.new_timer(cx, tid, Wake::Retry, at);
             self.threads.get_mut(&tid).unwrap().status = TStatus::Timer { timer };
             return;
+        }
+        match &state.kind {
+            Kind::Map(_) => {
+                if self.is_distributed(cx, tid) {
+                    self.emit(cx, tid, "MapRunFailed", None);
+                }
+                self.emit(cx, tid, "MapStateFailed", None);
+            }
+            Kind::Parallel(_) => {
+                self.emit(cx, tid, "ParallelStateFailed", None);
+            }
+            _ => {}
         }
         for c in &state.common.catch {
             if !error_matches(&c.error_equals, &error, in_task) {
