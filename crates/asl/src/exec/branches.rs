@@ -125,32 +125,34 @@ impl Execution {
             "MaxConcurrency",
             cx.host,
         )?;
+        // The tolerated failure fields fail the state only after MapStateStarted, as on AWS.
         let count = int_field(
             &map.tolerated_failure_count,
             &map.tolerated_failure_count_path,
             "ToleratedFailureCount",
             cx.host,
-        )?;
+        );
         let pct = int_field(
             &map.tolerated_failure_percentage,
             &map.tolerated_failure_percentage_path,
             "ToleratedFailurePercentage",
             cx.host,
-        )?;
-        if let Some(c) = count
-            && c < 0.0
-        {
-            return Err(Failure::runtime(
-                "ToleratedFailureCount cannot be negative.",
-            ));
-        }
-        if let Some(p) = pct
-            && !(0.0..=100.0).contains(&p)
-        {
-            return Err(Failure::runtime(
-                "ToleratedFailurePercentage must be between 0 and 100.",
-            ));
-        }
+        );
+        let tolerated = count
+            .and_then(|count| Ok((count, pct?)))
+            .and_then(|(count, pct)| {
+                if count.is_some_and(|c| c < 0.0) {
+                    return Err(Failure::runtime(
+                        "ToleratedFailureCount cannot be negative.",
+                    ));
+                }
+                if pct.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+                    return Err(Failure::runtime(
+                        "ToleratedFailurePercentage must be between 0 and 100.",
+                    ));
+                }
+                Ok((count, pct))
+            });
         // Each item's input: ItemSelector (or Parameters) evaluated with the item in `$$.Map.Item`.
         let mut pending = VecDeque::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
@@ -190,6 +192,7 @@ impl Execution {
             "MapStateStarted",
             Some(json!({"length": items.len()})),
         );
+        let (count, pct) = tolerated?;
         if distributed {
             // arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID (the label defaults to
             // the state's name).
@@ -404,7 +407,7 @@ impl Execution {
                 self.cancel_thread(cx, c);
             }
             self.threads.get_mut(&ptid).unwrap().status = TStatus::Ready;
-            self.failed(cx, ptid, state, f);
+            self.branch_failed(cx, ptid, state, f);
             return;
         }
         self.spawn_children(cx, ptid);

@@ -579,7 +579,8 @@ impl Execution {
         d.insert("name".into(), json!(t.state));
         d.insert("output".into(), Value::String(output_text));
         d.insert("outputDetails".into(), json!({"truncated": false}));
-        if let Some(assigned) = &finished.assigned {
+        // An empty Assign is not recorded, as on AWS.
+        if let Some(assigned) = finished.assigned.as_ref().filter(|a| !a.is_empty()) {
             let text: Map<String, Value> = assigned
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
@@ -612,8 +613,16 @@ impl Execution {
 
     /// A state failed: Retry, else Catch, else the thread fails.
     pub(super) fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+        // A Map or Parallel that fails on its own fields (a States.Runtime error before any
+        // branch ran) records no MapStateFailed / ParallelStateFailed, as on AWS.
+        let record = f.error.as_deref() != Some(names::RUNTIME);
         let f = self.locate(cx, tid, state, f);
-        self.settle(cx, tid, state, f);
+        self.settle(cx, tid, state, f, record);
+    }
+
+    /// A Map's iteration or a Parallel's branch failed the state.
+    pub(super) fn branch_failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+        self.settle(cx, tid, state, f, true);
     }
 
     /// Prefixes a located failure with the state and entry event; JSONata evaluation failures
@@ -661,7 +670,7 @@ impl Execution {
 
     /// Retry, else Catch, else the thread fails (the failure already located). A Map or
     /// Parallel state records its failure only once no Retrier takes it, as AWS does.
-    fn settle(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+    fn settle(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure, record: bool) {
         let in_task = matches!(state.kind, Kind::Task(_));
         let error = f.error_name().to_string();
         for (i, r) in state.common.retry.iter().enumerate() {
@@ -691,6 +700,7 @@ impl Execution {
             return;
         }
         match &state.kind {
+            _ if !record => {}
             Kind::Map(_) => {
                 if self.is_distributed(cx, tid) {
                     self.emit(cx, tid, "MapRunFailed", None);
