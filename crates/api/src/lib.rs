@@ -84,7 +84,10 @@ fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
 }
 
 fn load(definition: &Value, ty: MachineType) -> Result<StateMachine, ValidationError> {
-    agentry_asl::create(&definition_value(definition)?, ty)
+    match definition {
+        Value::String(text) => agentry_asl::create_text(text, ty),
+        other => agentry_asl::create(other, ty),
+    }
 }
 
 #[derive(Deserialize)]

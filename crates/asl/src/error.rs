@@ -30,6 +30,19 @@ pub struct ValidationError {
     pub code: String,
     /// AWS message text, e.g. `Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: ...'`.
     pub message: String,
+    /// The findings the message joins, one by one (ValidateStateMachineDefinition lists
+    /// them); empty for errors that are not about the definition's content.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// One finding about a definition, as ValidateStateMachineDefinition reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// E.g. `SCHEMA_VALIDATION_FAILED`, `MISSING_TRANSITION_TARGET`.
+    pub code: String,
+    pub message: String,
+    /// A JSON pointer into the definition, e.g. `/States/Plan/Next`.
+    pub location: Option<String>,
 }
 
 impl ValidationError {
@@ -37,6 +50,7 @@ impl ValidationError {
         Self {
             code: code.into(),
             message: message.into(),
+            diagnostics: Vec::new(),
         }
     }
 

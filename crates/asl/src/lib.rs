@@ -33,8 +33,18 @@ pub mod validate;
 
 pub use definition::StateMachine;
 pub use env::{FixedHost, Host, Scope};
-pub use error::{Failure, ValidationError};
+pub use error::{Diagnostic, Failure, ValidationError};
 pub use exec::{Effect, Event, Execution, ExecutionInfo, Status, Step, TaskRequest};
+
+/// Validates definition text as CreateStateMachine does (JSON syntax and duplicate keys
+/// included) and builds the machine to run.
+pub fn create_text(
+    text: &str,
+    machine_type: validate::MachineType,
+) -> Result<StateMachine, ValidationError> {
+    validate::validate_text(text, machine_type)?;
+    StateMachine::from_value(&definition::parse_text(text)?)
+}
 
 /// Validates a definition as CreateStateMachine does and builds the machine to run.
 pub fn create(

@@ -47,7 +47,7 @@ fn machine_type(s: &str) -> anyhow::Result<MachineType> {
 
 /// Parses, validates and builds a definition as CreateStateMachine does.
 fn load(text: &str, ty: MachineType) -> Result<StateMachine, ValidationError> {
-    agentry_asl::create(&agentry_asl::definition::parse_text(text)?, ty)
+    agentry_asl::create_text(text, ty)
 }
 
 pub fn validate(file: &Path, ty: &str, json_out: bool) -> anyhow::Result<ExitCode> {

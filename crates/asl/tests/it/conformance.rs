@@ -45,11 +45,10 @@ fn api_error(e: agentry_asl::ValidationError) -> Actual {
 
 /// Validates and parses a case's definition as CreateStateMachine would.
 fn create(case: &Value) -> Result<StateMachine, agentry_asl::ValidationError> {
-    let def = match case["definition_raw"].as_str() {
-        Some(raw) => agentry_asl::definition::parse_text(raw)?,
-        None => case["definition"].clone(),
-    };
-    agentry_asl::create(&def, machine_type(case))
+    match case["definition_raw"].as_str() {
+        Some(raw) => agentry_asl::create_text(raw, machine_type(case)),
+        None => agentry_asl::create(&case["definition"], machine_type(case)),
+    }
 }
 
 fn capture_time_ms(case: &Value) -> i64 {
