@@ -3,7 +3,10 @@
 //! definition to its end in memory as a synchronous Express execution does.
 //!
 //! Layout:
-//! - `lib.rs`: the router, its handlers and [`run`]
+//! - `lib.rs`: the router, its JSON handlers and [`run`]
+//! - `aws`: the Step Functions API in AWS's JSON 1.0 protocol (`X-Amz-Target`)
+
+mod aws;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,6 +38,7 @@ pub fn router() -> Router {
         .route("/v1/validate", post(validate))
         .route("/v1/test-state", post(test_state))
         .route("/v1/run", post(run_sync))
+        .route("/", post(aws::dispatch))
 }
 
 /// Serves until `shutdown` completes; requests in flight finish first.

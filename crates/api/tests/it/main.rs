@@ -125,3 +125,65 @@ async fn bodies_are_json_whatever_the_content_type() {
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["output"], json!(7));
 }
+
+async fn aws(action: &str, body: Value) -> (StatusCode, Value) {
+    let req = Request::post("/")
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", format!("AWSStepFunctions.{action}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = router().oneshot(req).await.unwrap();
+    let status = resp.status();
+    assert_eq!(resp.headers()["content-type"], "application/x-amz-json-1.0");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn aws_validate_state_machine_definition_lists_diagnostics() {
+    let bad = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}).to_string();
+    let (s, v) = aws("ValidateStateMachineDefinition", json!({"definition": bad})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["result"], "FAIL");
+    assert_eq!(v["diagnostics"][0]["code"], "MISSING_TRANSITION_TARGET");
+    assert_eq!(v["diagnostics"][0]["location"], "/States/A/Next");
+    assert_eq!(v["diagnostics"][0]["severity"], "ERROR");
+    let good = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}).to_string();
+    let (_, v) = aws(
+        "ValidateStateMachineDefinition",
+        json!({"definition": good}),
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"result": "OK", "diagnostics": [], "truncated": false})
+    );
+}
+
+#[tokio::test]
+async fn aws_test_state_and_errors_in_aws_shape() {
+    let def = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Next": "X"})
+        .to_string();
+    let (s, v) = aws(
+        "TestState",
+        json!({"definition": def, "roleArn": "arn:aws:iam::1:role/r", "input": "{\"a\":1}",
+               "mock": {"result": "{\"StatusCode\": 200}"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "SUCCEEDED");
+    assert_eq!(v["nextState"], "X");
+    assert_eq!(v["output"], "{\"StatusCode\":200}");
+
+    let (s, v) = aws(
+        "TestState",
+        json!({"definition": "{\"Type\": \"Pass\", \"End\": true}", "mock": {"result": "{}"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["__type"], "ValidationException");
+
+    let (s, v) = aws("DescribeActivity", json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["__type"], "UnknownOperationException");
+}
