@@ -426,7 +426,9 @@ impl Execution {
         let mut sched = Map::new();
         sched.insert("resourceType".into(), json!(resource_type(&resource)));
         sched.insert("resource".into(), json!(resource_name(&resource)));
-        sched.insert("region".into(), json!("local"));
+        // The region the execution runs in, as its ARN names it.
+        let region = self.info.execution_arn.split(':').nth(3).unwrap_or_default();
+        sched.insert("region".into(), json!(region));
         sched.insert("parameters".into(), json!(input.to_string()));
         if let Some(t) = timeout {
             sched.insert("timeoutInSeconds".into(), json!(t));
