@@ -11,8 +11,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::nodes::{busy_input, busy_machine, busy_output};
 use crate::support::*;
 
-const ROUNDS: usize = 5;
-const EXECUTIONS: usize = 10;
+const ROUNDS: usize = 8;
+const EXECUTIONS: usize = 16;
 
 /// A small random number without a dependency: the clock's nanoseconds, mixed.
 fn random(below: u64) -> u64 {
@@ -29,7 +29,8 @@ async fn crash_child_process() {
     let Ok(dir) = std::env::var("AGENTRY_ENGINE_CRASH_DIR") else {
         return;
     };
-    let engine = open(std::path::Path::new(&dir), "child", &Calls::default()).await;
+    let calls = Calls { print: true, ..Calls::default() };
+    let engine = open(std::path::Path::new(&dir), "child", &calls).await;
     let _node = engine.run();
     println!("READY");
     std::future::pending::<()>().await;
@@ -47,6 +48,7 @@ async fn kill_nine_mid_run_loses_nothing() {
         arns.push(s.execution_arn);
     }
     let exe = std::env::current_exe().unwrap();
+    let mut child_keys: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
         let mut child = tokio::process::Command::new(&exe)
             .args(["crash::crash_child_process", "--exact", "--nocapture", "--test-threads=1"])
@@ -57,20 +59,32 @@ async fn kill_nine_mid_run_loses_nothing() {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines.next_line().await.unwrap().expect("child exited before it was ready");
-            if line.contains("READY") {
-                break;
+        // Collect what it invoked, up to its death.
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let reader = tokio::spawn(async move {
+            let mut keys = Vec::new();
+            let mut ready_tx = Some(ready_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(k) = line.strip_prefix("CALL ") {
+                    keys.push(k.to_string());
+                } else if line.contains("READY") {
+                    ready_tx.take().map(|t| t.send(()));
+                }
             }
-        }
+            keys
+        });
+        ready.await.expect("child exited before it was ready");
         // Let it work a random while, then kill it without warning.
-        tokio::time::sleep(Duration::from_millis(200 + random(1300))).await;
+        tokio::time::sleep(Duration::from_millis(100 + random(900))).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
+        let keys = reader.await.unwrap();
         let done = futures_done(&engine, &arns).await;
-        eprintln!("round {round}: child killed with {done} of {EXECUTIONS} executions finished");
+        eprintln!("round {round}: child killed after {} invocations with {done} of {EXECUTIONS} executions finished", keys.len());
+        child_keys.extend(keys);
     }
     let _node = engine.run();
+    let mut scheduled = 0;
     for (i, arn) in arns.iter().enumerate() {
         let d = finish(&engine, arn).await;
         assert_eq!(d.status, "SUCCEEDED", "{d:?}");
@@ -78,7 +92,15 @@ async fn kill_nine_mid_run_loses_nothing() {
         let events = engine.history(arn).await.unwrap();
         let tasks = events.iter().filter(|e| e["type"] == "TaskScheduled").count();
         assert_eq!(tasks, 6 * 2 + 3, "a transition was recorded twice or lost");
+        scheduled += tasks;
     }
+    // Every task attempt was invoked (by a child or by the parent), some more than once.
+    let mut keys = child_keys;
+    keys.extend(calls.keys());
+    let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), scheduled, "every scheduled task invoked at least once");
+    assert!(distinct.iter().all(|k| arns.iter().any(|a| k.starts_with(&format!("{a}:")))));
+    eprintln!("{scheduled} task attempts: {} invocations, {} duplicates after kill -9", keys.len(), keys.len() - distinct.len());
 }
 
 async fn futures_done(engine: &agentry_engine::Engine, arns: &[String]) -> usize {

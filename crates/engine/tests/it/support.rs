@@ -22,6 +22,9 @@ pub struct Calls {
     pub keys: Arc<Mutex<Vec<(String, String)>>>,
     /// Task tokens handed to the token resource, with the task's input.
     pub tokens: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Also print `CALL key` on stdout for each invocation (a child process reporting to its
+    /// parent).
+    pub print: bool,
 }
 
 impl Calls {
@@ -51,7 +54,12 @@ fn attempt(key: &str) -> u64 {
 pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
     let record = |calls: &Calls, node: &str| {
         let (calls, node) = (calls.clone(), node.to_string());
-        move |key: &str| calls.keys.lock().unwrap().push((key.to_string(), node.clone()))
+        move |key: &str| {
+            if calls.print {
+                println!("CALL {key}");
+            }
+            calls.keys.lock().unwrap().push((key.to_string(), node.clone()))
+        }
     };
     let mut t = ResourceTable::new();
     let r = record(calls, node);
