@@ -108,6 +108,9 @@ impl Engine {
             for m in messages {
                 let engine = self.clone();
                 set.spawn(async move {
+                    // A long step (thousands of events) must not be taken up by a second node
+                    // meanwhile: both would claim the record in turn and neither finish.
+                    let keep_alive = engine.keep_invisible(&engine.inner.config.work_queue, &m.receipt_handle);
                     let done = match serde_json::from_str::<WorkMessage>(&m.body) {
                         Err(e) => {
                             tracing::error!(error = %e, "dropping an unreadable work message");
@@ -122,6 +125,7 @@ impl Engine {
                             }
                         },
                     };
+                    keep_alive.abort();
                     if done && let Err(e) = engine.inner.queue.delete(&engine.inner.config.work_queue, &m.receipt_handle).await {
                         tracing::warn!(error = %e, "deleting a work message failed; it will be applied again, harmlessly");
                     }
@@ -166,19 +170,7 @@ impl Engine {
         let task = request.task;
         let waits_for_token = request.task_token.is_some();
         // Keep the message invisible while the handler runs, so no other node runs it too.
-        let keep_alive = {
-            let (queue, name, handle) = (self.inner.queue.clone(), cfg.task_queue.clone(), m.receipt_handle.clone());
-            let every = cfg.visibility_timeout / 3;
-            let timeout = cfg.visibility_timeout;
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if queue.change_visibility(&name, &handle, timeout).await.is_err() {
-                        return;
-                    }
-                }
-            })
-        };
+        let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
         let result = self.inner.resources.invoke(request).await;
         keep_alive.abort();
         let event = match result {
@@ -195,6 +187,21 @@ impl Engine {
         if let Err(e) = self.inner.queue.delete(&cfg.task_queue, &m.receipt_handle).await {
             tracing::warn!(error = %e, "deleting a task message failed; the task may run again");
         }
+    }
+
+    /// Extends a received message's invisibility every third of the visibility timeout until
+    /// the returned task is aborted.
+    fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> tokio::task::JoinHandle<()> {
+        let (q, name, handle) = (self.inner.queue.clone(), queue.to_string(), receipt_handle.to_string());
+        let timeout = self.inner.config.visibility_timeout;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(timeout / 3).await;
+                if q.change_visibility(&name, &handle, timeout).await.is_err() {
+                    return;
+                }
+            }
+        })
     }
 
     /// Hands out due timers until the node stops.

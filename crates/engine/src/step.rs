@@ -70,23 +70,31 @@ impl Engine {
     }
 
     /// Runs the interpreter for one piece of work. `None`: nothing to record.
-    pub(crate) async fn plan(&self, mut record: Record, work: &Work) -> Result<Option<Plan>> {
+    pub(crate) async fn plan(&self, record: Record, work: &Work) -> Result<Option<Plan>> {
         if matches!(work, Work::Start) == record.started {
             // A start applied already, or an event before the start (cannot be, but harmless).
             return Ok(None);
         }
         let def = self.definition(&record.machine_name, record.revision).await?;
-        let mut host = host();
-        let step: Step = match work {
-            Work::Start => {
-                record.started = true;
-                let input = agentry_asl::exec::parse_input(&record.input_text)
-                    .map_err(|e| Error::Corrupt(format!("stored input: {}", e.message)))?;
-                record.execution.input_text = Some(record.input_text.clone());
-                record.execution.start(&def, input, &mut host)
-            }
-            Work::Event(event) => record.execution.handle(&def, event.clone(), &mut host),
-        };
+        // The interpreter is CPU work (a step may run thousands of states): off the runtime.
+        let w = work.clone();
+        let (mut record, step) = tokio::task::spawn_blocking(move || -> Result<(Record, Step)> {
+            let mut record = record;
+            let mut host = host();
+            let step = match w {
+                Work::Start => {
+                    record.started = true;
+                    let input = agentry_asl::exec::parse_input(&record.input_text)
+                        .map_err(|e| Error::Corrupt(format!("stored input: {}", e.message)))?;
+                    record.execution.input_text = Some(record.input_text.clone());
+                    record.execution.start(&def, input, &mut host)
+                }
+                Work::Event(event) => record.execution.handle(&def, event, &mut host),
+            };
+            Ok((record, step))
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("interpreter panicked: {e}")))??;
         if step.events.is_empty() && step.effects.is_empty() && !matches!(work, Work::Start) {
             return Ok(None);
         }

@@ -132,3 +132,45 @@ async fn a_step_larger_than_a_transaction_commits_whole() {
     let events = h.engine.history(&d.execution_arn).await.unwrap();
     assert!(events.len() > 450, "{}", events.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_of_tasks_and_executions() {
+    let h = Harness::new().await;
+    let task = h
+        .machine(
+            "task-timeout",
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": HANG, "TimeoutSeconds": 1, "End": true}}}),
+        )
+        .await;
+    let d = h.run(&task, json!({})).await;
+    assert_eq!((d.status.as_str(), d.error.as_deref()), ("FAILED", Some("States.Timeout")));
+    let events = h.engine.history(&d.execution_arn).await.unwrap();
+    assert!(types(&events).contains(&"TaskTimedOut".to_string()));
+    let execution = h
+        .machine(
+            "execution-timeout",
+            json!({"TimeoutSeconds": 1, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": true}}}),
+        )
+        .await;
+    let d = h.run(&execution, json!({})).await;
+    assert_eq!(d.status, "TIMED_OUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_that_never_waits_fails_at_the_history_limit() {
+    let h = Harness::new().await;
+    let m = h
+        .machine(
+            "spin",
+            json!({"StartAt": "A", "States": {
+                "A": {"Type": "Pass", "Next": "B"},
+                "B": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": true, "Next": "End"}], "Default": "A"},
+                "End": {"Type": "Succeed"}
+            }}),
+        )
+        .await;
+    let d = h.run(&m, json!({})).await;
+    assert_eq!((d.status.as_str(), d.error.as_deref()), ("FAILED", Some("States.Runtime")));
+    let events = h.engine.history(&d.execution_arn).await.unwrap();
+    assert_eq!(events.len(), 25_000);
+}

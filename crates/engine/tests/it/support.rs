@@ -13,6 +13,7 @@ pub const ECHO: &str = "arn:aws:lambda:local:000000000000:function:echo";
 pub const FLAKY: &str = "arn:aws:lambda:local:000000000000:function:flaky";
 pub const FAIL: &str = "arn:aws:lambda:local:000000000000:function:fail";
 pub const SLOW: &str = "arn:aws:lambda:local:000000000000:function:slow";
+pub const HANG: &str = "arn:aws:lambda:local:000000000000:function:hang";
 pub const TOKEN: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
 
 /// What the test resources saw.
@@ -89,6 +90,14 @@ pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
         r(&req.idempotency_key);
         async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(req.input)
+        }
+    });
+    let r = record(calls, node);
+    t.register(HANG, move |req| {
+        r(&req.idempotency_key);
+        async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
             Ok(req.input)
         }
     });
