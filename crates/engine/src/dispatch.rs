@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use agentry_asl::Event;
 use agentry_queue::{QueueExt, ReceiveOptions, SendMessage};
-use agentry_storage::{Condition, Key, Query, SortRange, Write};
+use agentry_storage::{Condition, ItemStoreExt, Key, Query, SortRange, Write};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -53,6 +53,9 @@ impl Engine {
                     let attrs = obj(json!({"execution": arn, "timer": timer, "at_ms": at_ms}));
                     timers.push(Write::put(TIMERS, tables::timer(at_ms, arn, timer), attrs));
                 }
+                Dispatch::DeleteTimer { timer, at_ms } => {
+                    timers.push(Write::delete(TIMERS, tables::timer(at_ms, arn, timer)));
+                }
                 Dispatch::Invoke(request) => {
                     let body = serde_json::to_string(&TaskMessage { execution: arn.to_string(), request: *request })
                         .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -61,6 +64,14 @@ impl Engine {
                 Dispatch::Work(work) => messages.push(work_message(arn, work, Duration::ZERO)?),
             }
         }
+        // A transaction touches an item once: a timer started and deleted by one step (it
+        // ended the execution) keeps the last write.
+        let timers: Vec<Write> = timers
+            .into_iter()
+            .map(|w| (w.key().clone(), w))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
         for chunk in timers.chunks(100) {
             store.transact(chunk.to_vec()).await?;
         }
@@ -252,6 +263,11 @@ impl Engine {
             }
             self.inner.store.transact(deletes).await?;
         }
+    }
+
+    /// Timers stored and not yet handed out, of every execution.
+    pub async fn pending_timers(&self) -> Result<usize> {
+        Ok(self.inner.store.query_all(&Query::partition(TIMERS, "timers")).await?.len())
     }
 
     /// Hands out outbox items older than the grace period until the node stops.

@@ -112,6 +112,7 @@ impl Engine {
             input_text: input.to_string(),
             started: false,
             tokens: Default::default(),
+            timers: Default::default(),
             stop_ms: None,
         };
         record.execution.input_text = Some(input.to_string());

@@ -27,6 +27,10 @@ pub(crate) struct Record {
     /// Open task tokens by task: closed when the task ends or is cancelled.
     #[serde(default)]
     pub tokens: BTreeMap<u64, String>,
+    /// Timers handed out and not yet fired, by timer: their items are removed when the
+    /// execution ends (a timer the interpreter dropped earlier fires harmlessly).
+    #[serde(default)]
+    pub timers: BTreeMap<u64, i64>,
     pub stop_ms: Option<i64>,
 }
 
@@ -69,6 +73,7 @@ pub(crate) enum Dispatch {
     OpenToken { token: String, task: u64 },
     CloseToken { token: String, task: u64 },
     Timer { timer: u64, at_ms: i64 },
+    DeleteTimer { timer: u64, at_ms: i64 },
     Invoke(Box<TaskRequest>),
     /// Advance the execution through the queue (a start too large for one transaction).
     Work(crate::step::Work),

@@ -99,6 +99,9 @@ impl Engine {
             return Ok(None);
         }
         let mut outbox = Vec::new();
+        if let Work::Event(Event::TimerFired { timer }) = work {
+            record.timers.remove(timer);
+        }
         if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) = work
             && let Some(token) = record.tokens.remove(task)
         {
@@ -113,7 +116,10 @@ impl Engine {
                     }
                     outbox.push(Dispatch::Invoke(req));
                 }
-                Effect::StartTimer { timer, at_ms } => outbox.push(Dispatch::Timer { timer, at_ms }),
+                Effect::StartTimer { timer, at_ms } => {
+                    record.timers.insert(timer, at_ms);
+                    outbox.push(Dispatch::Timer { timer, at_ms });
+                }
                 Effect::CancelTask { task } => {
                     if let Some(token) = record.tokens.remove(&task) {
                         outbox.push(Dispatch::CloseToken { token, task });
@@ -123,6 +129,9 @@ impl Engine {
                     record.stop_ms = Some(now_ms());
                     for (task, token) in std::mem::take(&mut record.tokens) {
                         outbox.push(Dispatch::CloseToken { token, task });
+                    }
+                    for (timer, at_ms) in std::mem::take(&mut record.timers) {
+                        outbox.push(Dispatch::DeleteTimer { timer, at_ms });
                     }
                 }
             }

@@ -154,6 +154,8 @@ async fn timeouts_of_tasks_and_executions() {
         .await;
     let d = h.run(&execution, json!({})).await;
     assert_eq!(d.status, "TIMED_OUT");
+    // The Wait's timer, due in a minute, went with the execution.
+    assert_eq!(h.engine.pending_timers().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

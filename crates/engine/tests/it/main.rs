@@ -5,4 +5,5 @@ mod api;
 mod crash;
 mod flows;
 mod nodes;
+mod outbox;
 mod support;
