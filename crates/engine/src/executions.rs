@@ -72,7 +72,7 @@ fn describe(record: &Record) -> ExecutionDescription {
         status: ex.status.as_str().to_string(),
         start_date: ex.info.start_time_ms,
         stop_date: record.stop_ms,
-        input: record.input_text.clone(),
+        input: record.input_text().to_string(),
         output: value_text(&ex.output),
         error: ex.error.clone(),
         cause: ex.cause.clone(),
@@ -109,7 +109,6 @@ impl Engine {
             machine_name: machine,
             revision,
             version,
-            input_text: input.to_string(),
             started: false,
             tokens: Default::default(),
             timers: Default::default(),
@@ -127,7 +126,7 @@ impl Engine {
             Some(_) => Ok(Started { execution_arn: arn, start_date: now }),
             None => {
                 let existing = self.load(&arn).await?;
-                if existing.input_text == input && existing.status() == Status::Running {
+                if existing.input_text() == input && existing.status() == Status::Running {
                     Ok(Started { execution_arn: arn, start_date: existing.execution.info.start_time_ms })
                 } else {
                     Err(Error::ExecutionAlreadyExists(arn))

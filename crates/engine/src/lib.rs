@@ -123,6 +123,23 @@ pub(crate) struct Inner {
     pub changed: Notify,
     /// Wakes the timer loop when a step stored a timer.
     pub timer_wake: Notify,
+    /// One lock per execution being advanced on this node.
+    pub locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Inner {
+    pub fn execution_lock(&self, arn: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().expect("locks").entry(arn.to_string()).or_default().clone()
+    }
+
+    /// Forgets the lock once nobody else holds or waits for it.
+    pub fn release_lock(&self, arn: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().expect("locks");
+        drop(lock);
+        if locks.get(arn).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(arn);
+        }
+    }
 }
 
 /// A node of the engine: the API, and (once [`Engine::run`] is called) the loops that advance
@@ -180,6 +197,7 @@ impl Engine {
                 definitions: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
                 timer_wake: Notify::new(),
+                locks: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -19,8 +19,6 @@ pub(crate) struct Record {
     pub revision: u64,
     /// The published version the execution was started through, if any.
     pub version: Option<u64>,
-    /// The input exactly as given: StartExecution's idempotency compares it.
-    pub input_text: String,
     /// `Execution::start` has been applied (a start too large for one transaction is created
     /// first and started by a queued message).
     pub started: bool,
@@ -45,6 +43,11 @@ impl Record {
 
     pub fn arn(&self) -> &str {
         &self.execution.info.execution_arn
+    }
+
+    /// The input exactly as given: StartExecution's idempotency compares it.
+    pub fn input_text(&self) -> &str {
+        self.execution.input_text.as_deref().unwrap_or_default()
     }
 
     pub fn status(&self) -> Status {

@@ -47,6 +47,17 @@ impl Engine {
     /// Applies `work` to the execution, durably. Returns the record after the step, or `None`
     /// when the work changed nothing (already applied, or the execution has ended).
     pub(crate) async fn advance(&self, arn: &str, work: &Work) -> Result<Option<Record>> {
+        // Work for one execution on this node takes turns here rather than in version
+        // conflicts (a Map's results arrive together); other nodes still race on the version.
+        let lock = self.inner.execution_lock(arn);
+        let _turn = lock.lock().await;
+        let result = self.advance_locked(arn, work).await;
+        drop(_turn);
+        self.inner.release_lock(arn, lock);
+        result
+    }
+
+    async fn advance_locked(&self, arn: &str, work: &Work) -> Result<Option<Record>> {
         for attempt in 0..MAX_ATTEMPTS {
             let item = self
                 .inner
@@ -84,9 +95,8 @@ impl Engine {
             let step = match w {
                 Work::Start => {
                     record.started = true;
-                    let input = agentry_asl::exec::parse_input(&record.input_text)
+                    let input = agentry_asl::exec::parse_input(record.input_text())
                         .map_err(|e| Error::Corrupt(format!("stored input: {}", e.message)))?;
-                    record.execution.input_text = Some(record.input_text.clone());
                     record.execution.start(&def, input, &mut host)
                 }
                 Work::Event(event) => record.execution.handle(&def, event, &mut host),
