@@ -4,7 +4,9 @@
 //! 100-item Map.
 //!
 //! `cargo bench -p agentry-engine`; `AGENTRY_BENCH_EXECUTIONS` sets the concurrent executions
-//! (default 200), each running 10 Task states one after another.
+//! (default 200), each running 10 Task states one after another. With `AGENTRY_BENCH_MOTO=1`
+//! the two latencies are also measured on moto's Step Functions interpreter (in-process through
+//! boto3, which spares moto the HTTP hop; `AGENTRY_BENCH_PYTHON` names a Python with `moto`).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -71,7 +73,8 @@ async fn latency(engine: &Engine, machine: &str, input: serde_json::Value, runs:
 async fn main() {
     let n: usize = std::env::var("AGENTRY_BENCH_EXECUTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
-    let fsyncs = fsyncs_per_second(dir.path());
+    // The disk is shared: its rate is measured just before and just after the run.
+    let fsyncs_before = fsyncs_per_second(dir.path());
     let engine = engine(dir.path()).await;
     let _node = engine.run();
 
@@ -84,10 +87,11 @@ async fn main() {
     }
     let tasks = engine.create_state_machine("tasks", &json!({"StartAt": "T0", "States": states}).to_string()).await.unwrap();
     let took = run_all(&engine, &tasks, n).await;
+    let fsyncs = (fsyncs_before + fsyncs_per_second(dir.path())) / 2.0;
     // Each execution commits 11 steps: the start, then one per task result.
     let steps = (n * 11) as f64 / took.as_secs_f64();
     let transitions = (n * 10) as f64 / took.as_secs_f64();
-    println!("fsyncs/s on this disk: {fsyncs:.0}");
+    println!("fsyncs/s on this disk: {fsyncs:.0} (mean of before and after the run)");
     println!(
         "{n} concurrent executions x 10 tasks: {:.2} s, {steps:.0} durable steps/s ({:.2} per fsync), {transitions:.0} task transitions/s",
         took.as_secs_f64(),
@@ -109,8 +113,51 @@ async fn main() {
         )
         .await
         .unwrap();
-    let chain_ms = latency(&engine, &chain, json!({}), 20).await;
-    let map_ms = latency(&engine, &map, json!((0..100).collect::<Vec<_>>()), 20).await;
-    println!("start to completion, 20-state Pass chain: {:.1} ms", chain_ms.as_secs_f64() * 1000.0);
-    println!("start to completion, 100-item Map of Pass: {:.1} ms", map_ms.as_secs_f64() * 1000.0);
+    let with_moto = std::env::var("AGENTRY_BENCH_MOTO").is_ok_and(|v| v == "1");
+    for (name, machine, input) in [
+        ("20-state Pass chain", &chain, json!({})),
+        ("100-item Map of Pass", &map, json!((0..100).collect::<Vec<_>>())),
+    ] {
+        let ours = latency(&engine, machine, input.clone(), 20).await.as_secs_f64() * 1000.0;
+        print!("start to completion, {name:<21}: agentry {ours:>7.1} ms");
+        if with_moto {
+            let def = engine.describe_state_machine(machine).await.unwrap().definition;
+            match moto_ms(&def, &input) {
+                Some(m) => print!("   moto {m:>7.1} ms   agentry {:.0}x faster", m / ours),
+                None => print!("   moto unavailable"),
+            }
+        }
+        println!();
+    }
+}
+
+/// Mean milliseconds from StartExecution to observed completion on moto's interpreter.
+fn moto_ms(def: &str, input: &serde_json::Value) -> Option<f64> {
+    let script = format!(
+        r#"
+import json, time, boto3
+from moto import mock_aws
+defn = '''{def}'''
+inp = '''{input}'''
+with mock_aws(config={{"stepfunctions": {{"execute_state_machine": True}}}}):
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.create_state_machine(name="bench", definition=defn, roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    runs, total = 0, 0.0
+    while runs < 20:
+        t0 = time.time()
+        ex = sfn.start_execution(stateMachineArn=arn, name=f"e{{runs}}", input=inp)["executionArn"]
+        while sfn.describe_execution(executionArn=ex)["status"] == "RUNNING":
+            time.sleep(0.001)
+        total += time.time() - t0
+        runs += 1
+    print(total / runs * 1000)
+"#
+    );
+    let py = std::env::var("AGENTRY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(py).arg("-c").arg(script).output().ok()?;
+    if !out.status.success() {
+        eprintln!("moto run failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }

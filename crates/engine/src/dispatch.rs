@@ -136,7 +136,7 @@ impl Engine {
                             }
                         },
                     };
-                    keep_alive.abort();
+                    drop(keep_alive);
                     if done && let Err(e) = engine.inner.queue.delete(&engine.inner.config.work_queue, &m.receipt_handle).await {
                         tracing::warn!(error = %e, "deleting a work message failed; it will be applied again, harmlessly");
                     }
@@ -183,7 +183,7 @@ impl Engine {
         // Keep the message invisible while the handler runs, so no other node runs it too.
         let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
         let result = self.inner.resources.invoke(request).await;
-        keep_alive.abort();
+        drop(keep_alive);
         let event = match result {
             Ok(_) if waits_for_token => None,
             Ok(output) => Some(Event::TaskSucceeded { task, output }),
@@ -202,17 +202,17 @@ impl Engine {
 
     /// Extends a received message's invisibility every third of the visibility timeout until
     /// the returned task is aborted.
-    fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> tokio::task::JoinHandle<()> {
+    fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> AbortOnDrop {
         let (q, name, handle) = (self.inner.queue.clone(), queue.to_string(), receipt_handle.to_string());
         let timeout = self.inner.config.visibility_timeout;
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(timeout / 3).await;
                 if q.change_visibility(&name, &handle, timeout).await.is_err() {
                     return;
                 }
             }
-        })
+        }))
     }
 
     /// Hands out due timers until the node stops.
@@ -300,6 +300,16 @@ impl Engine {
             self.dispatch(&arn, entries, vec![item.key]).await?;
         }
         Ok(n)
+    }
+}
+
+/// A background task that ends with its owner, even when the owner is itself aborted (a node
+/// stopping must not keep extending the visibility of messages it no longer works on).
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

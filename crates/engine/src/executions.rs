@@ -122,8 +122,17 @@ impl Engine {
             Some(plan) if crate::step::fits_one_transaction(&plan) => plan,
             _ => Plan { record, events: Vec::new(), outbox: vec![Dispatch::Work(Work::Start)] },
         };
+        let deferred_start =
+            plan.events.is_empty() && plan.outbox.iter().any(|d| matches!(d, Dispatch::Work(Work::Start)));
         match self.commit(None, plan).await? {
-            Some(_) => Ok(Started { execution_arn: arn, start_date: now }),
+            Some(_) => {
+                if deferred_start {
+                    // Start it here rather than wait for the queue; the queued start, which
+                    // covers a crash right now, then finds nothing to do.
+                    self.advance(&arn, &Work::Start).await?;
+                }
+                Ok(Started { execution_arn: arn, start_date: now })
+            }
             None => {
                 let existing = self.load(&arn).await?;
                 if existing.input_text() == input && existing.status() == Status::Running {

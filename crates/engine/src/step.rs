@@ -180,14 +180,25 @@ impl Engine {
             };
             version = Some(claimed);
             let tail = events.split_off(events.len() - room);
+            // The leading parts go together (the store commits concurrent transactions with
+            // one fsync); the final part waits for all of them.
+            let mut parts = tokio::task::JoinSet::new();
             for chunk in events.chunks(MAX_WRITES - 1) {
                 let mut writes = vec![Write::check(EXECUTIONS, key.clone(), Condition::Version(claimed))];
                 writes.extend(chunk.iter().cloned());
-                match self.inner.store.transact(writes).await {
+                let store = self.inner.store.clone();
+                parts.spawn(async move { store.transact(writes).await });
+            }
+            let mut lost = false;
+            while let Some(part) = parts.join_next().await {
+                match part.map_err(|e| Error::Corrupt(format!("history write panicked: {e}")))? {
                     Ok(_) => {}
-                    Err(e) if e.is_condition_failed() => return Ok(None),
+                    Err(e) if e.is_condition_failed() => lost = true,
                     Err(e) => return Err(e.into()),
                 }
+            }
+            if lost {
+                return Ok(None);
             }
             events = tail;
         }
