@@ -31,8 +31,12 @@ fn fsyncs_per_second(dir: &std::path::Path) -> f64 {
 }
 
 async fn engine(dir: &std::path::Path) -> Engine {
-    let store = agentry_storage::open(&format!("sqlite://{}", dir.join("store.db").display())).await.unwrap();
-    let queue = agentry_queue::open(&format!("sqlite://{}", dir.join("queue.db").display())).await.unwrap();
+    let store = agentry_storage::open(&format!("sqlite://{}", dir.join("store.db").display()))
+        .await
+        .unwrap();
+    let queue = agentry_queue::open(&format!("sqlite://{}", dir.join("queue.db").display()))
+        .await
+        .unwrap();
     let resources = ResourceTable::new().with(ECHO, |req| async move { Ok(req.input) });
     let config = EngineConfig {
         workers: 16,
@@ -48,21 +52,45 @@ async fn run_all(engine: &Engine, machine: &str, n: usize) -> Duration {
     let start = Instant::now();
     let mut arns = Vec::new();
     for i in 0..n {
-        arns.push(engine.start_execution(machine, Some(&format!("e{i}")), &json!({"i": i}).to_string()).await.unwrap().execution_arn);
+        arns.push(
+            engine
+                .start_execution(
+                    machine,
+                    Some(&format!("e{i}")),
+                    &json!({"i": i}).to_string(),
+                )
+                .await
+                .unwrap()
+                .execution_arn,
+        );
     }
     for arn in &arns {
-        let d = engine.wait_for_execution(arn, Duration::from_secs(600)).await.unwrap();
+        let d = engine
+            .wait_for_execution(arn, Duration::from_secs(600))
+            .await
+            .unwrap();
         assert_eq!(d.status, "SUCCEEDED", "{d:?}");
     }
     start.elapsed()
 }
 
-async fn latency(engine: &Engine, machine: &str, input: serde_json::Value, runs: usize) -> Duration {
+async fn latency(
+    engine: &Engine,
+    machine: &str,
+    input: serde_json::Value,
+    runs: usize,
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..runs {
         let start = Instant::now();
-        let s = engine.start_execution(machine, None, &input.to_string()).await.unwrap();
-        let d = engine.wait_for_execution(&s.execution_arn, Duration::from_secs(60)).await.unwrap();
+        let s = engine
+            .start_execution(machine, None, &input.to_string())
+            .await
+            .unwrap();
+        let d = engine
+            .wait_for_execution(&s.execution_arn, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(d.status, "SUCCEEDED");
         total += start.elapsed();
     }
@@ -71,7 +99,10 @@ async fn latency(engine: &Engine, machine: &str, input: serde_json::Value, runs:
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("AGENTRY_BENCH_EXECUTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::var("AGENTRY_BENCH_EXECUTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
     // The disk is shared: its rate is measured just before and just after the run.
     let fsyncs_before = fsyncs_per_second(dir.path());
@@ -80,12 +111,24 @@ async fn main() {
 
     let mut states = serde_json::Map::new();
     for k in 0..10 {
-        let next = if k < 9 { json!({"Next": format!("T{}", k + 1)}) } else { json!({"End": true}) };
+        let next = if k < 9 {
+            json!({"Next": format!("T{}", k + 1)})
+        } else {
+            json!({"End": true})
+        };
         let mut s = json!({"Type": "Task", "Resource": ECHO});
-        s.as_object_mut().unwrap().extend(next.as_object().unwrap().clone());
+        s.as_object_mut()
+            .unwrap()
+            .extend(next.as_object().unwrap().clone());
         states.insert(format!("T{k}"), s);
     }
-    let tasks = engine.create_state_machine("tasks", &json!({"StartAt": "T0", "States": states}).to_string()).await.unwrap();
+    let tasks = engine
+        .create_state_machine(
+            "tasks",
+            &json!({"StartAt": "T0", "States": states}).to_string(),
+        )
+        .await
+        .unwrap();
     let took = run_all(&engine, &tasks, n).await;
     let fsyncs = (fsyncs_before + fsyncs_per_second(dir.path())) / 2.0;
     // Each execution commits 11 steps: the start, then one per task result.
@@ -100,12 +143,24 @@ async fn main() {
 
     let mut chain = serde_json::Map::new();
     for k in 0..20 {
-        let next = if k < 19 { json!({"Next": format!("P{}", k + 1)}) } else { json!({"End": true}) };
+        let next = if k < 19 {
+            json!({"Next": format!("P{}", k + 1)})
+        } else {
+            json!({"End": true})
+        };
         let mut s = json!({"Type": "Pass"});
-        s.as_object_mut().unwrap().extend(next.as_object().unwrap().clone());
+        s.as_object_mut()
+            .unwrap()
+            .extend(next.as_object().unwrap().clone());
         chain.insert(format!("P{k}"), s);
     }
-    let chain = engine.create_state_machine("chain", &json!({"StartAt": "P0", "States": chain}).to_string()).await.unwrap();
+    let chain = engine
+        .create_state_machine(
+            "chain",
+            &json!({"StartAt": "P0", "States": chain}).to_string(),
+        )
+        .await
+        .unwrap();
     let map = engine
         .create_state_machine(
             "map",
@@ -116,12 +171,23 @@ async fn main() {
     let with_moto = std::env::var("AGENTRY_BENCH_MOTO").is_ok_and(|v| v == "1");
     for (name, machine, input) in [
         ("20-state Pass chain", &chain, json!({})),
-        ("100-item Map of Pass", &map, json!((0..100).collect::<Vec<_>>())),
+        (
+            "100-item Map of Pass",
+            &map,
+            json!((0..100).collect::<Vec<_>>()),
+        ),
     ] {
-        let ours = latency(&engine, machine, input.clone(), 20).await.as_secs_f64() * 1000.0;
+        let ours = latency(&engine, machine, input.clone(), 20)
+            .await
+            .as_secs_f64()
+            * 1000.0;
         print!("start to completion, {name:<21}: agentry {ours:>7.1} ms");
         if with_moto {
-            let def = engine.describe_state_machine(machine).await.unwrap().definition;
+            let def = engine
+                .describe_state_machine(machine)
+                .await
+                .unwrap()
+                .definition;
             match moto_ms(&def, &input) {
                 Some(m) => print!("   moto {m:>7.1} ms   agentry {:.0}x faster", m / ours),
                 None => print!("   moto unavailable"),
@@ -154,9 +220,19 @@ with mock_aws(config={{"stepfunctions": {{"execute_state_machine": True}}}}):
 "#
     );
     let py = std::env::var("AGENTRY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(py).arg("-c").arg(script).output().ok()?;
+    let out = std::process::Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
     if !out.status.success() {
-        eprintln!("moto run failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        eprintln!(
+            "moto run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
         return None;
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
