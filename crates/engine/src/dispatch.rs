@@ -39,31 +39,20 @@ impl Engine {
         let mut tasks = Vec::new();
         let mut timers = Vec::new();
         for d in entries {
+            if let Some(w) = store_write(arn, &d, Condition::Absent) {
+                if w.table() == TIMERS {
+                    timers.push(w);
+                    continue;
+                }
+                match store.transact(vec![w]).await {
+                    // A token opened already, or closed before this late re-delivery: done.
+                    Ok(_) => {}
+                    Err(e) if e.is_condition_failed() => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
             match d {
-                Dispatch::OpenToken { token, task } => {
-                    let attrs = obj(json!({"execution": arn, "task": task, "closed": false}));
-                    let w = Write::put(EXECUTIONS, tables::token(&token), attrs)
-                        .when(Condition::Absent);
-                    match store.transact(vec![w]).await {
-                        // Opened already, or closed before this late re-delivery: either way done.
-                        Ok(_) => {}
-                        Err(e) if e.is_condition_failed() => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Dispatch::CloseToken { token, task } => {
-                    let attrs = obj(json!({"execution": arn, "task": task, "closed": true}));
-                    store
-                        .transact(vec![Write::put(EXECUTIONS, tables::token(&token), attrs)])
-                        .await?;
-                }
-                Dispatch::Timer { timer, at_ms } => {
-                    let attrs = obj(json!({"execution": arn, "timer": timer, "at_ms": at_ms}));
-                    timers.push(Write::put(TIMERS, tables::timer(at_ms, arn, timer), attrs));
-                }
-                Dispatch::DeleteTimer { timer, at_ms } => {
-                    timers.push(Write::delete(TIMERS, tables::timer(at_ms, arn, timer)));
-                }
                 Dispatch::Invoke(request) => {
                     let body = serde_json::to_string(&TaskMessage {
                         execution: arn.to_string(),
@@ -73,6 +62,7 @@ impl Engine {
                     tasks.push(SendMessage::new(body));
                 }
                 Dispatch::Work(work) => messages.push(work_message(arn, work, Duration::ZERO)?),
+                _ => unreachable!("store writes are handled above"),
             }
         }
         // A transaction touches an item once: a timer started and deleted by one step (it
@@ -381,6 +371,30 @@ impl Engine {
         }
         Ok(n)
     }
+}
+
+/// The store write a piece of outgoing work is, if it is one: timers and task tokens.
+/// `open` is the condition a token's opening writes under (`Absent` when re-delivered late,
+/// so it never reopens a closed token).
+pub(crate) fn store_write(arn: &str, d: &Dispatch, open: Condition) -> Option<Write> {
+    Some(match d {
+        Dispatch::OpenToken { token, task } => {
+            let attrs = obj(json!({"execution": arn, "task": task, "closed": false}));
+            Write::put(EXECUTIONS, tables::token(token), attrs).when(open)
+        }
+        Dispatch::CloseToken { token, task } => {
+            let attrs = obj(json!({"execution": arn, "task": task, "closed": true}));
+            Write::put(EXECUTIONS, tables::token(token), attrs)
+        }
+        Dispatch::Timer { timer, at_ms } => {
+            let attrs = obj(json!({"execution": arn, "timer": timer, "at_ms": at_ms}));
+            Write::put(TIMERS, tables::timer(*at_ms, arn, *timer), attrs)
+        }
+        Dispatch::DeleteTimer { timer, at_ms } => {
+            Write::delete(TIMERS, tables::timer(*at_ms, arn, *timer))
+        }
+        Dispatch::Invoke(_) | Dispatch::Work(_) => return None,
+    })
 }
 
 /// A background task that ends with its owner, even when the owner is itself aborted (a node

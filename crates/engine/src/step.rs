@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::record::{Dispatch, Record};
-use crate::tables::{self, EXECUTIONS, OUTBOX};
+use crate::tables::{self, EXECUTIONS, OUTBOX, TIMERS};
 use crate::{Engine, now_ms, obj};
 
 /// What can advance an execution.
@@ -183,8 +183,10 @@ impl Engine {
         let arn = record.arn().to_string();
         let key = tables::execution(&arn);
         let created = now_ms();
-        let outbox_items = pack_outbox(&arn, created, base.map_or(0, |b| b.version), &outbox)?;
-        let room = MAX_WRITES - 1 - outbox_items.len();
+        let (direct, outbox, outbox_items) =
+            layout(&arn, created, base.map_or(0, |b| b.version), outbox)?;
+        let room = MAX_WRITES - 1 - outbox_items.len() - direct.len();
+        let wakes_timers = direct.iter().any(|w| w.table() == TIMERS);
         let mut version = base.map(|b| b.version);
         if events.len() > room {
             let Some(base) = base else {
@@ -235,11 +237,15 @@ impl Engine {
                 .iter()
                 .map(|(k, a)| Write::put(OUTBOX, k.clone(), a.clone())),
         );
+        writes.extend(direct);
         writes.extend(events);
         match self.inner.store.transact(writes).await {
             Ok(_) => {}
             Err(e) if e.is_condition_failed() => return Ok(None),
             Err(e) => return Err(e.into()),
+        }
+        if wakes_timers {
+            self.inner.timer_wake.notify_one();
         }
         if !outbox.is_empty() {
             let keys: Vec<_> = outbox_items.into_iter().map(|(k, _)| k).collect();
@@ -292,8 +298,39 @@ fn pack_outbox(
 
 /// Whether a step creating an execution fits one transaction.
 pub(crate) fn fits_one_transaction(plan: &Plan) -> bool {
-    pack_outbox(plan.record.arn(), 0, 0, &plan.outbox)
-        .is_ok_and(|items| plan.events.len() + 1 + items.len() <= MAX_WRITES)
+    layout(plan.record.arn(), 0, 0, plan.outbox.clone()).is_ok_and(|(direct, _, items)| {
+        plan.events.len() + 1 + direct.len() + items.len() <= MAX_WRITES
+    })
+}
+
+type OutboxItems = Vec<(agentry_storage::Key, agentry_storage::Attributes)>;
+
+/// Splits a step's outgoing work into store writes that commit with the step (timers and task
+/// tokens, when they fit) and work for the queue, kept in the outbox until it is sent.
+fn layout(
+    arn: &str,
+    created: i64,
+    version: u64,
+    outbox: Vec<Dispatch>,
+) -> Result<(Vec<Write>, Vec<Dispatch>, OutboxItems)> {
+    let mut direct = std::collections::BTreeMap::new();
+    let mut queued = Vec::new();
+    for d in &outbox {
+        // A transaction touches an item once: the last write for a key (a timer started and
+        // removed by the same step) is the one that counts.
+        match crate::dispatch::store_write(arn, d, Condition::None) {
+            Some(w) => {
+                direct.insert(w.key().clone(), w);
+            }
+            None => queued.push(d.clone()),
+        }
+    }
+    let items = pack_outbox(arn, created, version, &queued)?;
+    if direct.len() + items.len() < MAX_WRITES - 1 {
+        return Ok((direct.into_values().collect(), queued, items));
+    }
+    let items = pack_outbox(arn, created, version, &outbox)?;
+    Ok((Vec::new(), outbox, items))
 }
 
 /// Time and randomness for one step: the wall clock and a fresh seed.
