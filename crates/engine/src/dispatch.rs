@@ -1,7 +1,8 @@
 //! Handing out committed work, and the node's background loops:
 //!
-//! - dispatch: a step's outbox entries become token items, timer items and queue messages;
-//!   then the outbox items are deleted. Every part is safe to repeat.
+//! - dispatch: a step's outbox entries become queue messages (and token and timer items, for
+//!   steps too large to commit them directly); then the outbox items are deleted. Every part
+//!   is safe to repeat.
 //! - the work loop receives work messages (start, task result, timer due) and advances the
 //!   execution they name; a message is deleted only after its step committed.
 //! - the task loop receives task messages and runs the resource's handler, keeping the message

@@ -4,16 +4,26 @@
 //!
 //! Each step of an execution loads its record, lets `asl` apply one piece of work (start, a
 //! task's result, a timer, a stop), and commits the new interpreter state with a version check
-//! in one transaction together with the step's history events and the work it hands out (the
-//! outbox); only then is that work carried out: tasks go to the task queue, timers become
-//! timer items, task tokens are recorded. Transitions are therefore exactly-once; task
-//! invocations at-least-once, each with the request's idempotency key.
+//! in one transaction together with the step's history events, its timers and task tokens, and
+//! the queue work it hands out (the outbox); only then are tasks and follow-up work sent to the
+//! queues. Transitions are therefore exactly-once; task invocations at-least-once, each with
+//! the request's idempotency key. Any node receiving a message may take the step; of two nodes
+//! taking the same step, the version check lets one commit and the other re-reads.
 //!
-//! Recovery bound: work a dead node held comes back after the queue's visibility timeout
-//! ([`EngineConfig::visibility_timeout`]); work it committed but had not handed out is handed
-//! out by any node's outbox sweeper after [`EngineConfig::outbox_grace`] plus one
-//! [`EngineConfig::outbox_sweep`]; timers are handed out within [`EngineConfig::timer_poll`]
-//! of falling due (or of a node starting, for timers due while none ran).
+//! Recovery bound, with a node killed at any instant: a step it was taking comes back after the
+//! work queue's visibility timeout ([`EngineConfig::visibility_timeout`], default 30 s); a task
+//! it was running is invoked again after the same timeout; work it committed but had not sent
+//! is sent by any node's outbox sweeper within [`EngineConfig::outbox_grace`] plus
+//! [`EngineConfig::outbox_sweep`] (default 15 s); timers (stored with their step) fire within
+//! [`EngineConfig::timer_poll`] of falling due while any node runs, and when the first node
+//! starts for timers due while none ran. So with the defaults every execution of a dead node
+//! moves again within about 30 s, on whichever nodes remain.
+//!
+//! Limits of this slice: the execution record (interpreter state, including a running Map's
+//! results) must fit one store item (400 KB), so very large inputs or Map results fail their
+//! step; timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
+//! hot key on DynamoDB); every node's timer loop hands out due timers, so N nodes may deliver
+//! a timer N times (applied once).
 //!
 //! Layout:
 //! - `error`: the one [`Error`], with AWS's exception names

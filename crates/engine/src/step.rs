@@ -1,6 +1,6 @@
 //! One step of an execution, durably: load the record, let `asl` apply one piece of work,
-//! commit the new state with a version check together with the step's history events and its
-//! outgoing work (the outbox), then hand that work out. A node that loses the version race
+//! commit the new state with a version check together with the step's history events, timers,
+//! task tokens and its queue work (the outbox), then send that work. A node that loses the version race
 //! re-reads and tries again; work that finds nothing to do (a duplicate delivery) changes
 //! nothing.
 //!

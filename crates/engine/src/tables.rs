@@ -9,8 +9,9 @@
 //!   Partition `token#TOKEN` holds a task token. Indexes list executions by state machine and
 //!   by state machine and status, newest first.
 //! - `agentry_timers`: partition `timers`, sorted by due time: the durable timers.
-//! - `agentry_outbox`: partition `outbox`, sorted by creation time: the work a committed step
-//!   still has to hand out (task invocations, timers, task tokens).
+//! - `agentry_outbox`: partition `outbox`, sorted by creation time: the queue work a committed
+//!   step still has to send (task invocations, a queued start; timers and tokens too when a
+//!   step has more than one transaction holds).
 
 use agentry_storage::{Key, TableSpec};
 
