@@ -152,12 +152,24 @@ impl Engine {
                         },
                     };
                     drop(keep_alive);
-                    if done && let Err(e) = engine.inner.queue.delete(&engine.inner.config.work_queue, &m.receipt_handle).await {
-                        tracing::warn!(error = %e, "deleting a work message failed; it will be applied again, harmlessly");
-                    }
+                    done.then_some(m.receipt_handle)
                 });
             }
-            while set.join_next().await.is_some() {}
+            let mut handles = Vec::new();
+            while let Some(done) = set.join_next().await {
+                handles.extend(done.ok().flatten());
+            }
+            // One delete for the batch: a failure leaves the messages to come back, and
+            // applying them again changes nothing.
+            if !handles.is_empty()
+                && let Err(e) = self
+                    .inner
+                    .queue
+                    .delete_batch(&cfg.work_queue, handles)
+                    .await
+            {
+                tracing::warn!(error = %e, "deleting work messages failed; they will be applied again, harmlessly");
+            }
         }
     }
 

@@ -199,12 +199,12 @@ impl Engine {
         for spec in tables::specs() {
             store.create_table(&spec).await?;
         }
-        let attributes = QueueAttributes {
-            visibility_timeout: config.visibility_timeout,
-            ..Default::default()
-        };
+        // Default attributes, so that nodes with different settings agree on the queues: every
+        // receive names its own visibility timeout.
         for name in [&config.work_queue, &config.task_queue] {
-            queue.create_queue(name, &attributes).await?;
+            queue
+                .create_queue(name, &QueueAttributes::default())
+                .await?;
         }
         Ok(Self {
             inner: Arc::new(Inner {
