@@ -1,6 +1,7 @@
 //! kill -9: a child process (this test binary re-invoked with `AGENTRY_ENGINE_CRASH_DIR`) runs
-//! a node; the parent kills it with SIGKILL at random moments, several times, then runs a node
-//! of its own. Every execution must end with the output an uninterrupted run gives, and no
+//! a node; the parent kills it with SIGKILL at random moments, several times. From the middle
+//! rounds on the parent runs a node of its own beside the children (two processes sharing the
+//! files, one of them dying), and at the end alone. Every execution must end with the output an uninterrupted run gives, and no
 //! transition may appear twice in its history.
 
 use std::process::Stdio;
@@ -62,7 +63,11 @@ async fn kill_nine_mid_run_loses_nothing() {
     }
     let exe = std::env::current_exe().unwrap();
     let mut child_keys: Vec<String> = Vec::new();
+    let mut parent_node = None;
     for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            parent_node = Some(engine.run());
+        }
         let mut child = tokio::process::Command::new(&exe)
             .args([
                 "crash::crash_child_process",
@@ -104,7 +109,7 @@ async fn kill_nine_mid_run_loses_nothing() {
         );
         child_keys.extend(keys);
     }
-    let _node = engine.run();
+    let _node = parent_node.expect("the parent's node runs");
     let mut scheduled = 0;
     for (i, arn) in arns.iter().enumerate() {
         let d = finish(&engine, arn).await;
