@@ -130,34 +130,46 @@ impl Engine {
                     continue;
                 }
             };
-            let mut set = JoinSet::new();
+            // Work for the same execution in one batch is applied as one step.
+            let mut handles = Vec::new();
+            let mut groups: Vec<(String, Vec<Work>, Vec<String>)> = Vec::new();
             for m in messages {
+                match serde_json::from_str::<WorkMessage>(&m.body) {
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping an unreadable work message");
+                        handles.push(m.receipt_handle);
+                    }
+                    Ok(w) => match groups.iter_mut().find(|g| g.0 == w.execution) {
+                        Some(g) => {
+                            g.1.push(w.work);
+                            g.2.push(m.receipt_handle);
+                        }
+                        None => groups.push((w.execution, vec![w.work], vec![m.receipt_handle])),
+                    },
+                }
+            }
+            let mut set = JoinSet::new();
+            for (arn, work, receipts) in groups {
                 let engine = self.clone();
                 set.spawn(async move {
                     // A long step (thousands of events) must not be taken up by a second node
                     // meanwhile: both would claim the record in turn and neither finish.
-                    let keep_alive = engine.keep_invisible(&engine.inner.config.work_queue, &m.receipt_handle);
-                    let done = match serde_json::from_str::<WorkMessage>(&m.body) {
+                    let queue = &engine.inner.config.work_queue;
+                    let keep_alive: Vec<_> =
+                        receipts.iter().map(|r| engine.keep_invisible(queue, r)).collect();
+                    let done = match engine.advance_all(&arn, &work).await {
+                        Ok(_) | Err(Error::ExecutionDoesNotExist(_)) => true,
                         Err(e) => {
-                            tracing::error!(error = %e, "dropping an unreadable work message");
-                            true
+                            tracing::warn!(execution = %arn, error = %e, "advancing failed; the messages come back after their visibility timeout");
+                            false
                         }
-                        Ok(w) => match engine.advance(&w.execution, &w.work).await {
-                            Ok(_) => true,
-                            Err(Error::ExecutionDoesNotExist(_)) => true,
-                            Err(e) => {
-                                tracing::warn!(execution = %w.execution, error = %e, "advancing failed; the message comes back after its visibility timeout");
-                                false
-                            }
-                        },
                     };
                     drop(keep_alive);
-                    done.then_some(m.receipt_handle)
+                    if done { receipts } else { Vec::new() }
                 });
             }
-            let mut handles = Vec::new();
             while let Some(done) = set.join_next().await {
-                handles.extend(done.ok().flatten());
+                handles.extend(done.unwrap_or_default());
             }
             // One delete for the batch: a failure leaves the messages to come back, and
             // applying them again changes nothing.

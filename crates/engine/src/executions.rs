@@ -128,7 +128,7 @@ impl Engine {
         let _ = input_value;
         // Usually the start and its first states commit with the record in one transaction; a
         // start with more events than that holds is created first and started through the queue.
-        let plan = match self.plan(record.clone(), &Work::Start).await? {
+        let plan = match self.plan(record.clone(), &[Work::Start]).await? {
             Some(plan) if crate::step::fits_one_transaction(&plan) => plan,
             _ => Plan {
                 record,

@@ -47,17 +47,23 @@ impl Engine {
     /// Applies `work` to the execution, durably. Returns the record after the step, or `None`
     /// when the work changed nothing (already applied, or the execution has ended).
     pub(crate) async fn advance(&self, arn: &str, work: &Work) -> Result<Option<Record>> {
+        self.advance_all(arn, std::slice::from_ref(work)).await
+    }
+
+    /// Applies several pieces of work in order as one step: one commit for, say, the results
+    /// of a Map's tasks that arrived together.
+    pub(crate) async fn advance_all(&self, arn: &str, work: &[Work]) -> Result<Option<Record>> {
         // Work for one execution on this node takes turns here rather than in version
         // conflicts (a Map's results arrive together); other nodes still race on the version.
         let lock = self.inner.execution_lock(arn);
-        let _turn = lock.lock().await;
+        let turn = lock.lock().await;
         let result = self.advance_locked(arn, work).await;
-        drop(_turn);
+        drop(turn);
         self.inner.release_lock(arn, lock);
         result
     }
 
-    async fn advance_locked(&self, arn: &str, work: &Work) -> Result<Option<Record>> {
+    async fn advance_locked(&self, arn: &str, work: &[Work]) -> Result<Option<Record>> {
         for attempt in 0..MAX_ATTEMPTS {
             let item = self
                 .inner
@@ -80,81 +86,58 @@ impl Engine {
         Err(Error::Contended(arn.to_string()))
     }
 
-    /// Runs the interpreter for one piece of work. `None`: nothing to record.
-    pub(crate) async fn plan(&self, record: Record, work: &Work) -> Result<Option<Plan>> {
-        if matches!(work, Work::Start) == record.started {
-            // A start applied already, or an event before the start (cannot be, but harmless).
-            return Ok(None);
-        }
+    /// Runs the interpreter for each piece of work in turn. `None`: nothing to record.
+    pub(crate) async fn plan(&self, record: Record, work: &[Work]) -> Result<Option<Plan>> {
         let def = self
             .definition(&record.machine_name, record.revision)
             .await?;
         // The interpreter is CPU work (a step may run thousands of states): off the runtime.
-        let w = work.clone();
-        let (mut record, step) = tokio::task::spawn_blocking(move || -> Result<(Record, Step)> {
-            let mut record = record;
-            let mut host = host();
-            let step = match w {
-                Work::Start => {
-                    record.started = true;
-                    let input = agentry_asl::exec::parse_input(record.input_text())
-                        .map_err(|e| Error::Corrupt(format!("stored input: {}", e.message)))?;
-                    record.execution.start(&def, input, &mut host)
+        let work = work.to_vec();
+        let (mut record, steps) =
+            tokio::task::spawn_blocking(move || -> Result<(Record, Vec<(Work, Step)>)> {
+                let mut record = record;
+                let mut steps = Vec::new();
+                let mut host = host();
+                for w in work {
+                    if matches!(w, Work::Start) == record.started {
+                        // A start applied already, or an event before the start (cannot be).
+                        continue;
+                    }
+                    let step = match &w {
+                        Work::Start => {
+                            record.started = true;
+                            let input = agentry_asl::exec::parse_input(record.input_text())
+                                .map_err(|e| {
+                                    Error::Corrupt(format!("stored input: {}", e.message))
+                                })?;
+                            record.execution.start(&def, input, &mut host)
+                        }
+                        Work::Event(event) => {
+                            record.execution.handle(&def, event.clone(), &mut host)
+                        }
+                    };
+                    if !step.events.is_empty()
+                        || !step.effects.is_empty()
+                        || matches!(w, Work::Start)
+                    {
+                        steps.push((w, step));
+                    }
                 }
-                Work::Event(event) => record.execution.handle(&def, event, &mut host),
-            };
-            Ok((record, step))
-        })
-        .await
-        .map_err(|e| Error::Corrupt(format!("interpreter panicked: {e}")))??;
-        if step.events.is_empty() && step.effects.is_empty() && !matches!(work, Work::Start) {
+                Ok((record, steps))
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("interpreter panicked: {e}")))??;
+        if steps.is_empty() {
             return Ok(None);
         }
         let mut outbox = Vec::new();
-        if let Work::Event(Event::TimerFired { timer }) = work {
-            record.timers.remove(timer);
-        }
-        if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) =
-            work
-            && let Some(token) = record.tokens.remove(task)
-        {
-            outbox.push(Dispatch::CloseToken { token, task: *task });
-        }
-        for effect in step.effects {
-            match effect {
-                Effect::Invoke(req) => {
-                    if let Some(token) = &req.task_token {
-                        record.tokens.insert(req.task, token.clone());
-                        outbox.push(Dispatch::OpenToken {
-                            token: token.clone(),
-                            task: req.task,
-                        });
-                    }
-                    outbox.push(Dispatch::Invoke(req));
-                }
-                Effect::StartTimer { timer, at_ms } => {
-                    record.timers.insert(timer, at_ms);
-                    outbox.push(Dispatch::Timer { timer, at_ms });
-                }
-                Effect::CancelTask { task } => {
-                    if let Some(token) = record.tokens.remove(&task) {
-                        outbox.push(Dispatch::CloseToken { token, task });
-                    }
-                }
-                Effect::Finish => {
-                    record.stop_ms = Some(now_ms());
-                    for (task, token) in std::mem::take(&mut record.tokens) {
-                        outbox.push(Dispatch::CloseToken { token, task });
-                    }
-                    for (timer, at_ms) in std::mem::take(&mut record.timers) {
-                        outbox.push(Dispatch::DeleteTimer { timer, at_ms });
-                    }
-                }
-            }
+        let mut history = Vec::new();
+        for (work, step) in steps {
+            record.note(&work, step.effects, &mut outbox);
+            history.extend(step.events);
         }
         let arn = record.arn().to_string();
-        let events = step
-            .events
+        let events = history
             .iter()
             .map(|e| {
                 Write::put(
@@ -294,6 +277,54 @@ fn pack_outbox(
         )));
     }
     Ok(items)
+}
+
+impl Record {
+    /// Keeps the engine's own books for one applied piece of work and its effects: open task
+    /// tokens, pending timers, the stop date; adds the work to hand out to `outbox`.
+    fn note(&mut self, work: &Work, effects: Vec<Effect>, outbox: &mut Vec<Dispatch>) {
+        if let Work::Event(Event::TimerFired { timer }) = work {
+            self.timers.remove(timer);
+        }
+        if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) =
+            work
+            && let Some(token) = self.tokens.remove(task)
+        {
+            outbox.push(Dispatch::CloseToken { token, task: *task });
+        }
+        for effect in effects {
+            match effect {
+                Effect::Invoke(req) => {
+                    if let Some(token) = &req.task_token {
+                        self.tokens.insert(req.task, token.clone());
+                        outbox.push(Dispatch::OpenToken {
+                            token: token.clone(),
+                            task: req.task,
+                        });
+                    }
+                    outbox.push(Dispatch::Invoke(req));
+                }
+                Effect::StartTimer { timer, at_ms } => {
+                    self.timers.insert(timer, at_ms);
+                    outbox.push(Dispatch::Timer { timer, at_ms });
+                }
+                Effect::CancelTask { task } => {
+                    if let Some(token) = self.tokens.remove(&task) {
+                        outbox.push(Dispatch::CloseToken { token, task });
+                    }
+                }
+                Effect::Finish => {
+                    self.stop_ms = Some(now_ms());
+                    for (task, token) in std::mem::take(&mut self.tokens) {
+                        outbox.push(Dispatch::CloseToken { token, task });
+                    }
+                    for (timer, at_ms) in std::mem::take(&mut self.timers) {
+                        outbox.push(Dispatch::DeleteTimer { timer, at_ms });
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Whether a step creating an execution fits one transaction.
