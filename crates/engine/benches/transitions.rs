@@ -195,6 +195,15 @@ async fn main() {
         }
         println!();
     }
+    let fan = engine
+        .create_state_machine(
+            "fan",
+            &json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ECHO, "End": true}}}, "End": true}}}).to_string(),
+        )
+        .await
+        .unwrap();
+    let fan_ms = latency(&engine, &fan, json!((0..100).collect::<Vec<_>>()), 10).await.as_secs_f64() * 1000.0;
+    println!("start to completion, 100-item Map of Tasks (all at once): agentry {fan_ms:.1} ms");
 }
 
 /// Mean milliseconds from StartExecution to observed completion on moto's interpreter.
