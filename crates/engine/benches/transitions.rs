@@ -202,7 +202,10 @@ async fn main() {
         )
         .await
         .unwrap();
-    let fan_ms = latency(&engine, &fan, json!((0..100).collect::<Vec<_>>()), 10).await.as_secs_f64() * 1000.0;
+    let fan_ms = latency(&engine, &fan, json!((0..100).collect::<Vec<_>>()), 10)
+        .await
+        .as_secs_f64()
+        * 1000.0;
     println!("start to completion, 100-item Map of Tasks (all at once): agentry {fan_ms:.1} ms");
 }
 

@@ -91,9 +91,17 @@ impl ResourceTable {
             .map(|(_, h)| h)
     }
 
-    /// Runs the task's handler.
+    /// Runs the task's handler: the one registered for the resource as written, else for the
+    /// resource without its integration pattern (`.waitForTaskToken`, `.sync`, `.sync:2`), so
+    /// one handler can serve every pattern and tell them apart by the request.
     pub async fn invoke(&self, request: TaskRequest) -> TaskResult {
-        match self.find(&request.resource) {
+        let base = [".waitForTaskToken", ".sync:2", ".sync"]
+            .iter()
+            .find_map(|p| request.resource.strip_suffix(p));
+        match self
+            .find(&request.resource)
+            .or_else(|| base.and_then(|b| self.find(b)))
+        {
             Some(h) => h(request).await,
             None => Err(TaskError::new(
                 agentry_asl::error::names::TASK_FAILED,
@@ -143,6 +151,17 @@ mod tests {
         assert_eq!(
             table.invoke(request("arn:aws:states:::lambda:other")).await,
             Ok(json!("family"))
+        );
+        let patterned = ResourceTable::new().with("arn:aws:states:::events:putEvents", |_| async {
+            Ok(json!("base"))
+        });
+        assert_eq!(
+            patterned
+                .invoke(request(
+                    "arn:aws:states:::events:putEvents.waitForTaskToken"
+                ))
+                .await,
+            Ok(json!("base"))
         );
         let err = table
             .invoke(request("arn:aws:states:::sqs:sendMessage"))
