@@ -197,3 +197,28 @@ fn uuid_like() -> String {
             .as_nanos()
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_beyond_the_queue_delay_waits_in_the_store() {
+    let h = Harness::new().await;
+    let m = h
+        .machine(
+            "long-nap",
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}}),
+        )
+        .await;
+    let s = h.engine.start_execution(&m, None, "{}").await.unwrap();
+    // Two timer polls pass: the hour-long timer stays a stored item, not a queue message
+    // (SQS-shaped delays stop at 15 minutes).
+    tokio::time::sleep(h.engine.config().timer_poll * 2).await;
+    assert_eq!(h.engine.pending_timers().await.unwrap(), 1);
+    let (_, queue) = urls(h.dir());
+    let queue = agentry_queue::open(&queue).await.unwrap();
+    let stats = queue.stats(&h.engine.config().work_queue).await.unwrap();
+    assert_eq!((stats.visible, stats.delayed, stats.in_flight), (0, 0, 0));
+    h.engine
+        .stop_execution(&s.execution_arn, None, None)
+        .await
+        .unwrap();
+    assert_eq!(h.engine.pending_timers().await.unwrap(), 0);
+}

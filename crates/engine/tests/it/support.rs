@@ -182,6 +182,10 @@ impl Harness {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     pub async fn machine(&self, name: &str, definition: Value) -> String {
         self.engine
             .create_state_machine(name, &definition.to_string())
