@@ -121,14 +121,25 @@ pub async fn share_work(engines: &[Engine], calls: &Calls, n: usize) {
     );
 }
 
+/// Stops a node mid-run, abandoning whatever it holds: its messages come back to the other
+/// node after their visibility timeout.
+fn stop_later(node: agentry_engine::Node) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        node.stop().await;
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_nodes_on_the_same_files_share_the_work() {
+async fn two_nodes_on_the_same_files_share_the_work_and_survive_one_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let a = open(dir.path(), "a", &calls).await;
     let b = open(dir.path(), "b", &calls).await;
-    let (_na, _nb) = (a.run(), b.run());
+    let (_na, nb) = (a.run(), b.run());
+    let killer = stop_later(nb);
     share_work(&[a, b], &calls, 12).await;
+    killer.await.unwrap();
     let by_node = calls.by_node();
     assert!(
         by_node.get("a").copied().unwrap_or(0) > 0 && by_node.get("b").copied().unwrap_or(0) > 0,
@@ -172,7 +183,7 @@ fn server_urls() -> Option<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_nodes_on_postgres_and_redis_share_the_work() {
+async fn two_nodes_on_postgres_and_redis_share_the_work_and_survive_one_stopping() {
     let Some((pg, redis)) = server_urls() else {
         return;
     };
@@ -185,8 +196,10 @@ async fn two_nodes_on_postgres_and_redis_share_the_work() {
     let calls = Calls::default();
     let a = open_urls(&store, &queue, "a", &calls).await;
     let b = open_urls(&store, &queue, "b", &calls).await;
-    let (_na, _nb) = (a.run(), b.run());
+    let (_na, nb) = (a.run(), b.run());
+    let killer = stop_later(nb);
     share_work(&[a, b], &calls, 8).await;
+    killer.await.unwrap();
 }
 
 fn uuid_like() -> String {
