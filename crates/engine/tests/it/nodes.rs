@@ -1,5 +1,6 @@
-//! Durability across nodes: a timer due while no node ran, two nodes sharing the work, and
-//! the same on PostgreSQL + Redis.
+//! Durability across nodes: a timer due while no node ran, a timer longer than the queue can
+//! delay, and two nodes sharing the work (one of them stopping mid-run), on SQLite and on
+//! PostgreSQL + Redis.
 
 use std::collections::HashSet;
 use std::time::Duration;
