@@ -168,13 +168,19 @@ impl Engine {
     }
 
     pub(crate) async fn load(&self, arn: &str) -> Result<Record> {
-        let item = self
-            .inner
-            .store
-            .get(EXECUTIONS, &tables::execution(arn))
-            .await?
-            .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
-        Record::from_item(&item)
+        for _ in 0..100 {
+            let item = self
+                .inner
+                .store
+                .get(EXECUTIONS, &tables::execution(arn))
+                .await?
+                .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
+            // A long record's parts may be replaced between the two reads: read again.
+            if let Some(record) = self.record_of(&item).await? {
+                return Ok(record);
+            }
+        }
+        Err(Error::Contended(arn.to_string()))
     }
 
     /// DescribeExecution.
@@ -211,12 +217,14 @@ impl Engine {
             }
             e => e.into(),
         })?;
-        let items = page
-            .items
-            .iter()
-            .map(Record::from_item)
-            .map(|r| r.map(|r| describe(&r)))
-            .collect::<Result<_>>()?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            let record = match self.record_of(item).await? {
+                Some(r) => r,
+                None => self.load(&item.key.pk).await?,
+            };
+            items.push(describe(&record));
+        }
         Ok(Page {
             items,
             next_token: page.cursor,

@@ -19,9 +19,10 @@
 //! starts for timers due while none ran. So with the defaults every execution of a dead node
 //! moves again within about 30 s, on whichever nodes remain.
 //!
-//! Limits of this slice: the execution record (interpreter state, including a running Map's
-//! results) must fit one store item (400 KB), so very large inputs or Map results fail their
-//! step; timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
+//! Limits of this slice: an execution record longer than an item is stored in parts written
+//! with it, but all parts and the step's work must fit one transaction (about 12 MB of
+//! interpreter state, including a running Map's results); a history event must fit one item
+//! (payloads near 256 KB full of characters JSON escapes can exceed it); timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
 //! hot key on DynamoDB); every node's timer loop hands out due timers, so N nodes may deliver
 //! a timer N times (applied once).
 //!

@@ -32,14 +32,64 @@ pub(crate) struct Record {
     pub stop_ms: Option<i64>,
 }
 
+/// A record whose JSON is longer than this is stored in parts beside the record item (an
+/// item holds 400 KB; a string attribute's JSON escaping can double its text).
+const INLINE_BYTES: usize = 128 * 1024;
+/// Text per part, for the same reason.
+const PART_BYTES: usize = 128 * 1024;
+
+/// Where a stored record's interpreter state is.
+pub(crate) enum Stored {
+    Inline(Box<Record>),
+    /// In `parts` items under `exec#part#TAG#`.
+    Parts {
+        tag: String,
+        parts: usize,
+    },
+}
+
 impl Record {
-    pub fn from_item(item: &Item) -> Result<Self> {
-        let v = item
-            .attributes
-            .get("record")
-            .ok_or_else(|| Error::Corrupt(format!("execution {}: no record", item.key.pk)))?;
-        serde_json::from_value(v.clone())
-            .map_err(|e| Error::Corrupt(format!("execution {}: {e}", item.key.pk)))
+    pub fn stored(item: &Item) -> Result<Stored> {
+        let corrupt = |why: String| Error::Corrupt(format!("execution {}: {why}", item.key.pk));
+        if let Some(v) = item.attributes.get("record") {
+            return serde_json::from_value(v.clone())
+                .map(|r| Stored::Inline(Box::new(r)))
+                .map_err(|e| corrupt(e.to_string()));
+        }
+        let tag = item.attributes.get("record_tag").and_then(Value::as_str);
+        let parts = item.attributes.get("record_parts").and_then(Value::as_u64);
+        match (tag, parts) {
+            (Some(tag), Some(parts)) => Ok(Stored::Parts {
+                tag: tag.to_string(),
+                parts: parts as usize,
+            }),
+            _ => Err(corrupt("no record".into())),
+        }
+    }
+
+    /// Reassembles a record from its parts' items, in key order.
+    pub fn from_parts(arn: &str, parts: &[Item]) -> Result<Self> {
+        let mut text = String::new();
+        for p in parts {
+            text.push_str(
+                p.attributes
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            );
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Corrupt(format!("execution {arn}: record parts: {e}")))
+    }
+
+    /// The keys of a stored record's parts, for deleting them.
+    pub fn part_keys(item: &Item) -> Vec<agentry_storage::Key> {
+        match Record::stored(item) {
+            Ok(Stored::Parts { tag, parts }) => (0..parts)
+                .map(|i| tables::record_part(&item.key.pk, &tag, i))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn arn(&self) -> &str {
@@ -55,7 +105,8 @@ impl Record {
         self.execution.status
     }
 
-    pub fn to_attributes(&self) -> Attributes {
+    /// The record item's attributes, and the part items when the record is too long for it.
+    pub fn to_items(&self) -> Result<(Attributes, Vec<(agentry_storage::Key, Attributes)>)> {
         let machine_arn = tables::state_machine_arn(&self.machine_name);
         let status = self.status().as_str();
         let listed = format!(
@@ -63,13 +114,36 @@ impl Record {
             self.execution.info.start_time_ms.max(0),
             self.execution.info.name
         );
-        crate::obj(json!({
-            "record": self,
+        let mut attrs = crate::obj(json!({
             "machine_arn": machine_arn,
             "machine_status": format!("{machine_arn}#{status}"),
             "listed": listed,
             "status": status,
-        }))
+        }));
+        let text = serde_json::to_string(self).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if text.len() <= INLINE_BYTES {
+            let value: Value =
+                serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))?;
+            attrs.insert("record".into(), value);
+            return Ok((attrs, Vec::new()));
+        }
+        // A fresh tag per write: the parts of the record being replaced stay readable until
+        // the transaction that writes these deletes them.
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let mut parts = Vec::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let mut end = rest.len().min(PART_BYTES);
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let key = tables::record_part(self.arn(), &tag, parts.len());
+            parts.push((key, crate::obj(json!({"text": &rest[..end]}))));
+            rest = &rest[end..];
+        }
+        attrs.insert("record_tag".into(), json!(tag));
+        attrs.insert("record_parts".into(), json!(parts.len()));
+        Ok((attrs, parts))
     }
 }
 

@@ -13,12 +13,12 @@
 //! only ever written in the final part, so work is handed out only for committed steps.
 
 use agentry_asl::{Effect, Event, Step};
-use agentry_storage::{Condition, Item, Write};
+use agentry_storage::{Condition, Item, ItemStoreExt, Query, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::record::{Dispatch, Record};
+use crate::record::{Dispatch, Record, Stored};
 use crate::tables::{self, EXECUTIONS, OUTBOX, TIMERS};
 use crate::{Engine, now_ms, obj};
 
@@ -71,7 +71,9 @@ impl Engine {
                 .get(EXECUTIONS, &tables::execution(arn))
                 .await?
                 .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
-            let record = Record::from_item(&item)?;
+            let Some(record) = self.record_of(&item).await? else {
+                continue;
+            };
             let Some(plan) = self.plan(record, work).await? else {
                 return Ok(None);
             };
@@ -84,6 +86,23 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         Err(Error::Contended(arn.to_string()))
+    }
+
+    /// The record an item holds; `None` when its parts were replaced between reading the item
+    /// and reading them (read the item again).
+    pub(crate) async fn record_of(&self, item: &Item) -> Result<Option<Record>> {
+        match Record::stored(item)? {
+            Stored::Inline(r) => Ok(Some(*r)),
+            Stored::Parts { tag, parts } => {
+                let q = Query::partition(EXECUTIONS, item.key.pk.as_str())
+                    .prefix(tables::record_parts_prefix(&tag));
+                let items = self.inner.store.query_all(&q).await?;
+                if items.len() != parts {
+                    return Ok(None);
+                }
+                Record::from_parts(&item.key.pk, &items).map(Some)
+            }
+        }
     }
 
     /// Runs the interpreter for each piece of work in turn. `None`: nothing to record.
@@ -168,7 +187,15 @@ impl Engine {
         let created = now_ms();
         let (direct, outbox, outbox_items) =
             layout(&arn, created, base.map_or(0, |b| b.version), outbox)?;
-        let room = MAX_WRITES - 1 - outbox_items.len() - direct.len();
+        let (attributes, parts) = record.to_items()?;
+        let old_parts = base.map(Record::part_keys).unwrap_or_default();
+        let fixed = 1 + outbox_items.len() + direct.len() + parts.len() + old_parts.len();
+        if fixed > MAX_WRITES {
+            return Err(Error::Corrupt(format!(
+                "execution {arn}: one step's state and work need {fixed} writes, over the {MAX_WRITES} a transaction holds"
+            )));
+        }
+        let room = MAX_WRITES - fixed;
         let wakes_timers = direct.iter().any(|w| w.table() == TIMERS);
         let mut version = base.map(|b| b.version);
         if events.len() > room {
@@ -214,7 +241,9 @@ impl Engine {
             events = tail;
         }
         let condition = version.map_or(Condition::Absent, Condition::Version);
-        let mut writes = vec![Write::put(EXECUTIONS, key, record.to_attributes()).when(condition)];
+        let mut writes = vec![Write::put(EXECUTIONS, key, attributes).when(condition)];
+        writes.extend(parts.into_iter().map(|(k, a)| Write::put(EXECUTIONS, k, a)));
+        writes.extend(old_parts.into_iter().map(|k| Write::delete(EXECUTIONS, k)));
         writes.extend(
             outbox_items
                 .iter()
@@ -329,8 +358,11 @@ impl Record {
 
 /// Whether a step creating an execution fits one transaction.
 pub(crate) fn fits_one_transaction(plan: &Plan) -> bool {
+    let Ok((_, parts)) = plan.record.to_items() else {
+        return false;
+    };
     layout(plan.record.arn(), 0, 0, plan.outbox.clone()).is_ok_and(|(direct, _, items)| {
-        plan.events.len() + 1 + direct.len() + items.len() <= MAX_WRITES
+        plan.events.len() + 1 + parts.len() + direct.len() + items.len() <= MAX_WRITES
     })
 }
 

@@ -5,7 +5,8 @@
 //!   its name); partition `machine#NAME` holds its revisions (`rev#00000001`) and published
 //!   versions (`ver#00000001`).
 //! - `agentry_executions`: partition = execution ARN; sort key `exec` is the execution record
-//!   (the serialised interpreter state, status, dates), `h#0000000001`... its history events.
+//!   (the serialised interpreter state, status, dates; a long one in `exec#part#TAG#0000`...
+//!   items beside it), `h#0000000001`... its history events.
 //!   Partition `token#TOKEN` holds a task token. Indexes list executions by state machine and
 //!   by state machine and status, newest first.
 //! - `agentry_timers`: partition `timers`, sorted by due time: the durable timers.
@@ -53,6 +54,15 @@ pub fn machine_version(name: &str, version: u64) -> Key {
 
 pub fn execution(arn: &str) -> Key {
     Key::new(arn, "exec")
+}
+
+/// Part `i` of a long execution record written under `tag`.
+pub fn record_part(arn: &str, tag: &str, i: usize) -> Key {
+    Key::new(arn, format!("exec#part#{tag}#{i:04}"))
+}
+
+pub fn record_parts_prefix(tag: &str) -> String {
+    format!("exec#part#{tag}#")
 }
 
 pub fn event(arn: &str, id: u64) -> Key {

@@ -206,3 +206,36 @@ async fn a_loop_that_never_waits_fails_at_the_history_limit() {
     let events = h.engine.history(&d.execution_arn).await.unwrap();
     assert_eq!(events.len(), 25_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_near_the_limit_survive_records_longer_than_an_item() {
+    // 200 KB of input is held several times in the interpreter state (the input, its text,
+    // the state's input): far more than one 400 KB item.
+    let h = Harness::new().await;
+    let m = h
+        .machine(
+            "big-payload",
+            json!({"StartAt": "Nap", "States": {
+                "Nap": {"Type": "Wait", "Seconds": 1, "Next": "T"},
+                "T": {"Type": "Task", "Resource": ECHO, "End": true}
+            }}),
+        )
+        .await;
+    let blob: String = (0..200 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let input = json!({"blob": blob, "note": "quotes \" and unicode é survive"});
+    let d = h.run(&m, input.clone()).await;
+    assert_eq!(d.status, "SUCCEEDED", "{:?}", d.error);
+    assert_eq!(d.output_json(), Some(input.clone()));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&d.input).unwrap(),
+        input
+    );
+    let listed = h
+        .engine
+        .list_executions(&m, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].output_json(), Some(input));
+}
