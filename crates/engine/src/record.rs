@@ -38,6 +38,19 @@ const INLINE_BYTES: usize = 128 * 1024;
 /// Text per part, for the same reason.
 const PART_BYTES: usize = 128 * 1024;
 
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Where a stored record's interpreter state is.
 pub(crate) enum Stored {
     Inline(Box<Record>),
@@ -120,13 +133,14 @@ impl Record {
             "listed": listed,
             "status": status,
         }));
-        let text = serde_json::to_string(self).map_err(|e| Error::Corrupt(e.to_string()))?;
-        if text.len() <= INLINE_BYTES {
-            let value: Value =
-                serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut counter = ByteCount(0);
+        serde_json::to_writer(&mut counter, self).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if counter.0 <= INLINE_BYTES {
+            let value = serde_json::to_value(self).map_err(|e| Error::Corrupt(e.to_string()))?;
             attrs.insert("record".into(), value);
             return Ok((attrs, Vec::new()));
         }
+        let text = serde_json::to_string(self).map_err(|e| Error::Corrupt(e.to_string()))?;
         // A fresh tag per write: the parts of the record being replaced stay readable until
         // the transaction that writes these deletes them.
         let tag = uuid::Uuid::new_v4().simple().to_string();
