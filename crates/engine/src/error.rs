@@ -27,6 +27,9 @@ pub enum Error {
     InvalidExecutionInput { code: String, message: String },
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// SendTaskSuccess output that is not JSON.
+    #[error("invalid output: {0}")]
+    InvalidOutput(String),
     /// The task the token names has finished, timed out or was cancelled.
     #[error("task timed out: {0}")]
     TaskTimedOut(String),
@@ -58,6 +61,7 @@ impl Error {
             Error::InvalidArn(_) => "InvalidArn",
             Error::InvalidExecutionInput { .. } => "InvalidExecutionInput",
             Error::InvalidToken(_) | Error::InvalidPaginationToken(_) => "InvalidToken",
+            Error::InvalidOutput(_) => "InvalidOutput",
             Error::TaskTimedOut(_) => "TaskTimedOut",
             Error::Store(_) | Error::Queue(_) | Error::Corrupt(_) | Error::Contended(_) => {
                 "ServiceUnavailable"

@@ -324,11 +324,8 @@ impl Engine {
 
     /// SendTaskSuccess: the waiting task succeeds with `output` (JSON text).
     pub async fn send_task_success(&self, token: &str, output: &str) -> Result<()> {
-        let output: Value =
-            serde_json::from_str(output).map_err(|e| Error::InvalidExecutionInput {
-                code: "InvalidOutput".into(),
-                message: format!("task output is not JSON: {e}"),
-            })?;
+        let output: Value = serde_json::from_str(output)
+            .map_err(|e| Error::InvalidOutput(format!("task output is not JSON: {e}")))?;
         let (arn, task) = self.token_task(token).await?;
         let applied = self
             .advance(&arn, &Work::Event(Event::TaskSucceeded { task, output }))

@@ -326,6 +326,12 @@ async fn wait_for_task_token_is_answered_through_the_api() {
     // The token is spent: a second answer finds the task gone.
     let late = h.engine.send_task_success(&token, "{}").await.unwrap_err();
     assert_eq!(late.aws_name(), "TaskTimedOut");
+    let bad = h
+        .engine
+        .send_task_success(&token, "{not json")
+        .await
+        .unwrap_err();
+    assert_eq!(bad.aws_name(), "InvalidOutput");
     let unknown = h
         .engine
         .send_task_success("not-a-token", "{}")
