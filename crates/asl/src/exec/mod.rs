@@ -27,6 +27,10 @@ use crate::history::HistoryEvent;
 /// The largest input or output AWS accepts: 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
+/// AWS's cap on an execution's history. An execution that reaches it fails (the error name is
+/// ours: no recorded case shows AWS's), which also ends a loop of states that never wait.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
+
 /// Parses an execution's input text as StartExecution does: JSON of at most 256 KiB.
 pub fn parse_input(text: &str) -> Result<Value, crate::error::ValidationError> {
     if text.len() > MAX_PAYLOAD_BYTES {
@@ -564,6 +568,10 @@ impl Execution {
             if self.status != Status::Running {
                 return;
             }
+            if self.next_event >= MAX_HISTORY_EVENTS {
+                self.history_full(cx);
+                return;
+            }
             let ready = self
                 .threads
                 .iter()
@@ -639,6 +647,18 @@ impl Execution {
                 self.cause = f.cause;
             }
         }
+        self.cancel_all(cx);
+        cx.step.effects.push(Effect::Finish);
+    }
+
+    fn history_full(&mut self, cx: &mut Cx) {
+        let prev = self.next_event - 1;
+        let error = crate::error::names::RUNTIME.to_string();
+        let cause = format!("the execution history reached the limit of {MAX_HISTORY_EVENTS} events");
+        self.emit_after(cx, prev, "ExecutionFailed", Some(json!({"error": error, "cause": cause})));
+        self.status = Status::Failed;
+        self.error = Some(error);
+        self.cause = Some(cause);
         self.cancel_all(cx);
         cx.step.effects.push(Effect::Finish);
     }

@@ -215,3 +215,20 @@ fn bad_input_is_described_as_aws_does() {
     let big = format!("\"{}\"", "x".repeat(MAX_PAYLOAD_BYTES));
     assert_eq!(parse_input(&big).unwrap_err().code, "ValidationException");
 }
+
+#[test]
+fn a_loop_that_never_waits_fails_at_the_history_limit() {
+    use crate::exec::{Execution, ExecutionInfo, MAX_HISTORY_EVENTS, Status};
+    let def = crate::StateMachine::from_value(&serde_json::json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "B"},
+        "B": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": true, "Next": "End"}], "Default": "A"},
+        "End": {"Type": "Succeed"}
+    }}))
+    .unwrap();
+    let mut ex = Execution::new(ExecutionInfo::local("loop", "x", 0));
+    let step = ex.start(&def, serde_json::json!({}), &mut crate::FixedHost::new(0, 1));
+    assert_eq!(ex.status, Status::Failed);
+    let last = step.events.last().unwrap();
+    assert_eq!((last.kind.as_str(), last.id), ("ExecutionFailed", MAX_HISTORY_EVENTS));
+    assert_eq!(ex.error.as_deref(), Some("States.Runtime"));
+}

@@ -1,0 +1,448 @@
+//! Handing out committed work, and the node's background loops:
+//!
+//! - dispatch: a step's outbox entries become queue messages (and token and timer items, for
+//!   steps too large to commit them directly); then the outbox items are deleted. Every part
+//!   is safe to repeat.
+//! - the work loop receives work messages (start, task result, timer due) and advances the
+//!   execution they name; a message is deleted only after its step committed.
+//! - the task loop receives task messages and runs the resource's handler, keeping the message
+//!   invisible while it runs; the answer goes back on the work queue.
+//! - the timer loop hands out due timers (and timers due within the next poll) as work
+//!   messages delayed to their due time; timers are items, so a timer longer than the queue's
+//!   15-minute delay, or one due while no node ran, fires all the same.
+//! - the outbox sweeper hands out work a node committed but died before handing out.
+
+use std::time::Duration;
+
+use agentry_asl::Event;
+use agentry_queue::{QueueExt, ReceiveOptions, SendMessage};
+use agentry_storage::{Condition, ItemStoreExt, Key, Query, SortRange, Write};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::error::{Error, Result};
+use crate::record::{Dispatch, TaskMessage, WorkMessage};
+use crate::resources::TaskError;
+use crate::step::Work;
+use crate::tables::{self, EXECUTIONS, OUTBOX, TIMERS};
+use crate::{Engine, now_ms, obj};
+
+impl Engine {
+    /// Hands out a committed step's work, then deletes its outbox items.
+    pub(crate) async fn dispatch(
+        &self,
+        arn: &str,
+        entries: Vec<Dispatch>,
+        outbox: Vec<Key>,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let mut messages = Vec::new();
+        let mut tasks = Vec::new();
+        let mut timers = Vec::new();
+        for d in entries {
+            if let Some(w) = store_write(arn, &d, Condition::Absent) {
+                if w.table() == TIMERS {
+                    timers.push(w);
+                    continue;
+                }
+                match store.transact(vec![w]).await {
+                    // A token opened already, or closed before this late re-delivery: done.
+                    Ok(_) => {}
+                    Err(e) if e.is_condition_failed() => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
+            match d {
+                Dispatch::Invoke(request) => {
+                    let body = serde_json::to_string(&TaskMessage {
+                        execution: arn.to_string(),
+                        request: *request,
+                    })
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                    tasks.push(SendMessage::new(body));
+                }
+                Dispatch::Work(work) => messages.push(work_message(arn, work, Duration::ZERO)?),
+                _ => unreachable!("store writes are handled above"),
+            }
+        }
+        // A transaction touches an item once: a timer started and deleted by one step (it
+        // ended the execution) keeps the last write.
+        let timers: Vec<Write> = timers
+            .into_iter()
+            .map(|w| (w.key().clone(), w))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        for chunk in timers.chunks(100) {
+            store.transact(chunk.to_vec()).await?;
+        }
+        if !timers.is_empty() {
+            self.inner.timer_wake.notify_one();
+        }
+        self.send_all(&self.inner.config.task_queue, tasks).await?;
+        self.send_all(&self.inner.config.work_queue, messages)
+            .await?;
+        if !outbox.is_empty() {
+            store
+                .transact(
+                    outbox
+                        .into_iter()
+                        .map(|k| Write::delete(OUTBOX, k))
+                        .collect(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn send_all(&self, queue: &str, messages: Vec<SendMessage>) -> Result<()> {
+        for chunk in messages.chunks(agentry_queue::MAX_BATCH) {
+            for r in self.inner.queue.send_batch(queue, chunk.to_vec()).await? {
+                r?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts work for an execution on the work queue.
+    pub(crate) async fn enqueue(&self, arn: &str, work: Work, delay: Duration) -> Result<()> {
+        let m = work_message(arn, work, delay)?;
+        self.inner
+            .queue
+            .send(&self.inner.config.work_queue, m)
+            .await?;
+        Ok(())
+    }
+
+    /// Receives and applies work messages until the node stops.
+    pub(crate) async fn work_loop(self) {
+        let cfg = self.inner.config.clone();
+        let options = ReceiveOptions::max(10)
+            .wait(cfg.poll_wait)
+            .visibility(cfg.visibility_timeout);
+        loop {
+            let messages = match self.inner.queue.receive(&cfg.work_queue, options).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "receiving work failed");
+                    tokio::time::sleep(cfg.poll_wait).await;
+                    continue;
+                }
+            };
+            // Work for the same execution in one batch is applied as one step.
+            let mut handles = Vec::new();
+            let mut groups: Vec<(String, Vec<Work>, Vec<String>)> = Vec::new();
+            for m in messages {
+                match serde_json::from_str::<WorkMessage>(&m.body) {
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping an unreadable work message");
+                        handles.push(m.receipt_handle);
+                    }
+                    Ok(w) => match groups.iter_mut().find(|g| g.0 == w.execution) {
+                        Some(g) => {
+                            g.1.push(w.work);
+                            g.2.push(m.receipt_handle);
+                        }
+                        None => groups.push((w.execution, vec![w.work], vec![m.receipt_handle])),
+                    },
+                }
+            }
+            let mut set = JoinSet::new();
+            for (arn, work, receipts) in groups {
+                let engine = self.clone();
+                set.spawn(async move {
+                    // A long step (thousands of events) must not be taken up by a second node
+                    // meanwhile: both would claim the record in turn and neither finish.
+                    let queue = &engine.inner.config.work_queue;
+                    let keep_alive: Vec<_> =
+                        receipts.iter().map(|r| engine.keep_invisible(queue, r)).collect();
+                    let done = match engine.advance_all(&arn, &work).await {
+                        Ok(_) | Err(Error::ExecutionDoesNotExist(_)) => true,
+                        Err(e) => {
+                            tracing::warn!(execution = %arn, error = %e, "advancing failed; the messages come back after their visibility timeout");
+                            false
+                        }
+                    };
+                    drop(keep_alive);
+                    if done { receipts } else { Vec::new() }
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                handles.extend(done.unwrap_or_default());
+            }
+            // One delete for the batch: a failure leaves the messages to come back, and
+            // applying them again changes nothing.
+            if !handles.is_empty()
+                && let Err(e) = self
+                    .inner
+                    .queue
+                    .delete_batch(&cfg.work_queue, handles)
+                    .await
+            {
+                tracing::warn!(error = %e, "deleting work messages failed; they will be applied again, harmlessly");
+            }
+        }
+    }
+
+    /// Receives task messages and runs their handlers until the node stops.
+    pub(crate) async fn task_loop(self) {
+        let cfg = self.inner.config.clone();
+        let options = ReceiveOptions::max(10)
+            .wait(cfg.poll_wait)
+            .visibility(cfg.visibility_timeout);
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() >= cfg.max_running_tasks {
+                running.join_next().await;
+            }
+            while running.try_join_next().is_some() {}
+            let messages = match self.inner.queue.receive(&cfg.task_queue, options).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "receiving tasks failed");
+                    tokio::time::sleep(cfg.poll_wait).await;
+                    continue;
+                }
+            };
+            for m in messages {
+                let engine = self.clone();
+                running.spawn(async move { engine.run_task(m).await });
+            }
+        }
+    }
+
+    async fn run_task(&self, m: agentry_queue::Message) {
+        let cfg = &self.inner.config;
+        let Ok(TaskMessage { execution, request }) = serde_json::from_str::<TaskMessage>(&m.body)
+        else {
+            tracing::error!("dropping an unreadable task message");
+            let _ = self
+                .inner
+                .queue
+                .delete(&cfg.task_queue, &m.receipt_handle)
+                .await;
+            return;
+        };
+        let task = request.task;
+        let waits_for_token = request.task_token.is_some();
+        // Keep the message invisible while the handler runs, so no other node runs it too.
+        let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
+        let result = self.inner.resources.invoke(request).await;
+        drop(keep_alive);
+        let event = match result {
+            Ok(_) if waits_for_token => None,
+            Ok(output) => Some(Event::TaskSucceeded { task, output }),
+            Err(TaskError { error, cause }) => Some(Event::TaskFailed {
+                task,
+                error: Some(error),
+                cause: Some(cause),
+            }),
+        };
+        if let Some(event) = event
+            && let Err(e) = self
+                .enqueue(&execution, Work::Event(event), Duration::ZERO)
+                .await
+        {
+            tracing::warn!(execution = %execution, error = %e, "sending a task's result failed; the task runs again after its visibility timeout");
+            return;
+        }
+        if let Err(e) = self
+            .inner
+            .queue
+            .delete(&cfg.task_queue, &m.receipt_handle)
+            .await
+        {
+            tracing::warn!(error = %e, "deleting a task message failed; the task may run again");
+        }
+    }
+
+    /// Extends a received message's invisibility every third of the visibility timeout until
+    /// the returned task is aborted.
+    fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> AbortOnDrop {
+        let (q, name, handle) = (
+            self.inner.queue.clone(),
+            queue.to_string(),
+            receipt_handle.to_string(),
+        );
+        let timeout = self.inner.config.visibility_timeout;
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(timeout / 3).await;
+                if q.change_visibility(&name, &handle, timeout).await.is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+
+    /// Hands out due timers until the node stops.
+    pub(crate) async fn timer_loop(self) {
+        let poll = self.inner.config.timer_poll;
+        loop {
+            let next = match self.fire_due_timers(poll).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "handing out timers failed");
+                    None
+                }
+            };
+            let wait = next.map_or(poll, |at| {
+                Duration::from_millis((at - now_ms() - poll.as_millis() as i64).max(0) as u64)
+                    .min(poll)
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.timer_wake.notified() => {}
+            }
+        }
+    }
+
+    /// Sends every timer due within `ahead` as a work message delayed to its due time, then
+    /// deletes it. Returns when the next remaining timer is due.
+    pub(crate) async fn fire_due_timers(&self, ahead: Duration) -> Result<Option<i64>> {
+        loop {
+            let now = now_ms();
+            let horizon = now + ahead.as_millis() as i64;
+            let q = Query::partition(TIMERS, "timers")
+                .range(SortRange::To(tables::timers_due_by(horizon)))
+                .limit(100);
+            let page = self.inner.store.query(&q).await?;
+            if page.items.is_empty() {
+                let first = self
+                    .inner
+                    .store
+                    .query(&Query::partition(TIMERS, "timers").limit(1))
+                    .await?;
+                return Ok(first
+                    .items
+                    .first()
+                    .and_then(|i| i.attributes.get("at_ms"))
+                    .and_then(Value::as_i64));
+            }
+            let mut deletes = Vec::new();
+            for item in page.items {
+                let a = &item.attributes;
+                let (Some(arn), Some(timer), Some(at)) = (
+                    a.get("execution").and_then(Value::as_str),
+                    a.get("timer").and_then(Value::as_u64),
+                    a.get("at_ms").and_then(Value::as_i64),
+                ) else {
+                    deletes.push(Write::delete(TIMERS, item.key));
+                    continue;
+                };
+                let delay = Duration::from_millis((at - now).max(0) as u64);
+                self.enqueue(arn, Work::Event(Event::TimerFired { timer }), delay)
+                    .await?;
+                deletes.push(Write::delete(TIMERS, item.key));
+            }
+            self.inner.store.transact(deletes).await?;
+        }
+    }
+
+    /// Timers stored and not yet handed out, of every execution.
+    pub async fn pending_timers(&self) -> Result<usize> {
+        Ok(self
+            .inner
+            .store
+            .query_all(&Query::partition(TIMERS, "timers"))
+            .await?
+            .len())
+    }
+
+    /// Hands out outbox items older than the grace period until the node stops.
+    pub(crate) async fn outbox_loop(self) {
+        let every = self.inner.config.outbox_sweep;
+        loop {
+            tokio::time::sleep(every).await;
+            // A full page means a backlog (a node died with much undelivered work): keep going.
+            loop {
+                match self.sweep_outbox().await {
+                    Ok(n) if n == OUTBOX_PAGE as usize => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeping the outbox failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands out the work of committed steps whose node did not (it died, or failed to).
+    pub async fn sweep_outbox(&self) -> Result<usize> {
+        let before = now_ms() - self.inner.config.outbox_grace.as_millis() as i64;
+        let q = Query::partition(OUTBOX, "outbox")
+            .range(SortRange::To(format!("{:016}$", before.max(0))))
+            .limit(OUTBOX_PAGE);
+        let page = self.inner.store.query(&q).await?;
+        let n = page.items.len();
+        for item in page.items {
+            let arn = item
+                .attributes
+                .get("execution")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let entries: Vec<Dispatch> = item
+                .attributes
+                .get("entries")
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| Error::Corrupt(format!("outbox item of {arn}: {e}")))?
+                .unwrap_or_default();
+            self.dispatch(&arn, entries, vec![item.key]).await?;
+        }
+        Ok(n)
+    }
+}
+
+/// The store write a piece of outgoing work is, if it is one: timers and task tokens.
+/// `open` is the condition a token's opening writes under (`Absent` when re-delivered late,
+/// so it never reopens a closed token).
+pub(crate) fn store_write(arn: &str, d: &Dispatch, open: Condition) -> Option<Write> {
+    Some(match d {
+        Dispatch::OpenToken { token, task } => {
+            let attrs = obj(json!({"execution": arn, "task": task, "closed": false}));
+            Write::put(EXECUTIONS, tables::token(token), attrs).when(open)
+        }
+        Dispatch::CloseToken { token, task } => {
+            let attrs = obj(json!({"execution": arn, "task": task, "closed": true}));
+            Write::put(EXECUTIONS, tables::token(token), attrs)
+        }
+        Dispatch::Timer { timer, at_ms } => {
+            let attrs = obj(json!({"execution": arn, "timer": timer, "at_ms": at_ms}));
+            Write::put(TIMERS, tables::timer(*at_ms, arn, *timer), attrs)
+        }
+        Dispatch::DeleteTimer { timer, at_ms } => {
+            Write::delete(TIMERS, tables::timer(*at_ms, arn, *timer))
+        }
+        Dispatch::Invoke(_) | Dispatch::Work(_) => return None,
+    })
+}
+
+/// A background task that ends with its owner, even when the owner is itself aborted (a node
+/// stopping must not keep extending the visibility of messages it no longer works on).
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+const OUTBOX_PAGE: u32 = 100;
+
+fn work_message(arn: &str, work: Work, delay: Duration) -> Result<SendMessage> {
+    let body = serde_json::to_string(&WorkMessage {
+        execution: arn.to_string(),
+        work,
+    })
+    .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let mut m = SendMessage::new(body);
+    if !delay.is_zero() {
+        m = m.delay(delay.min(agentry_queue::MAX_DELAY));
+    }
+    Ok(m)
+}

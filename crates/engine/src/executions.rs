@@ -1,0 +1,384 @@
+//! The execution API, as Step Functions has it: StartExecution (idempotent by name),
+//! DescribeExecution, ListExecutions, GetExecutionHistory, StopExecution, and the answers to
+//! task tokens (SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat).
+
+use std::time::Duration;
+
+use agentry_asl::{Event, Execution, ExecutionInfo, Status};
+use agentry_storage::{Query, SortRange};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::record::{Dispatch, Record, value_text};
+use crate::step::{Plan, Work};
+use crate::tables::{self, EXECUTIONS};
+use crate::{Engine, now_ms};
+
+/// StartExecution's answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    pub execution_arn: String,
+    pub start_date: i64,
+}
+
+/// DescribeExecution's answer (dates in epoch milliseconds).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDescription {
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_machine_version_arn: Option<String>,
+    pub name: String,
+    pub status: String,
+    pub start_date: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_date: Option<i64>,
+    pub input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl ExecutionDescription {
+    /// The output parsed, for callers that want JSON.
+    pub fn output_json(&self) -> Option<Value> {
+        self.output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+    }
+}
+
+/// One page of a listing or history; `next_token` continues it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+fn describe(record: &Record) -> ExecutionDescription {
+    let ex = &record.execution;
+    let machine_arn = tables::state_machine_arn(&record.machine_name);
+    ExecutionDescription {
+        execution_arn: ex.info.execution_arn.clone(),
+        state_machine_version_arn: record.version.map(|v| format!("{machine_arn}:{v}")),
+        state_machine_arn: machine_arn,
+        name: ex.info.name.clone(),
+        status: ex.status.as_str().to_string(),
+        start_date: ex.info.start_time_ms,
+        stop_date: record.stop_ms,
+        input: record.input_text().to_string(),
+        output: value_text(&ex.output),
+        error: ex.error.clone(),
+        cause: ex.cause.clone(),
+    }
+}
+
+/// An answer the execution did not take: its task ended between the token lookup and now.
+fn answered(applied: Option<Record>, token: &str) -> Result<()> {
+    match applied {
+        Some(_) => Ok(()),
+        None => Err(Error::TaskTimedOut(format!(
+            "the task of token {token:?} is no longer waiting"
+        ))),
+    }
+}
+
+impl Engine {
+    /// StartExecution. A name already used by a running execution with the same input answers
+    /// with that execution; with other input, or when that execution has ended,
+    /// `ExecutionAlreadyExists`. Without a name, a random one is given.
+    pub async fn start_execution(
+        &self,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: &str,
+    ) -> Result<Started> {
+        let (machine, revision, version) = self.resolve_machine(machine_arn).await?;
+        let name = match name {
+            Some(n) => tables::check_name(n)?,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let input_value =
+            agentry_asl::exec::parse_input(input).map_err(|e| Error::InvalidExecutionInput {
+                code: e.code.to_string(),
+                message: e.message.to_string(),
+            })?;
+        let now = now_ms();
+        let info = ExecutionInfo::local(&machine, &name, now);
+        let arn = info.execution_arn.clone();
+        let mut record = Record {
+            execution: Execution::new(info),
+            machine_name: machine,
+            revision,
+            version,
+            started: false,
+            tokens: Default::default(),
+            timers: Default::default(),
+            stop_ms: None,
+        };
+        record.execution.input_text = Some(input.to_string());
+        let _ = input_value;
+        // Usually the start and its first states commit with the record in one transaction; a
+        // start with more events than that holds is created first and started through the queue.
+        let plan = match self.plan(record.clone(), &[Work::Start]).await? {
+            Some(plan) if crate::step::fits_one_transaction(&plan) => plan,
+            _ => Plan {
+                record,
+                events: Vec::new(),
+                outbox: vec![Dispatch::Work(Work::Start)],
+            },
+        };
+        let deferred_start = plan.events.is_empty()
+            && plan
+                .outbox
+                .iter()
+                .any(|d| matches!(d, Dispatch::Work(Work::Start)));
+        match self.commit(None, plan).await? {
+            Some(_) => {
+                if deferred_start {
+                    // Start it here rather than wait for the queue; the queued start, which
+                    // covers a crash right now, then finds nothing to do.
+                    self.advance(&arn, &Work::Start).await?;
+                }
+                Ok(Started {
+                    execution_arn: arn,
+                    start_date: now,
+                })
+            }
+            None => {
+                let existing = self.load(&arn).await?;
+                if existing.input_text() == input && existing.status() == Status::Running {
+                    Ok(Started {
+                        execution_arn: arn,
+                        start_date: existing.execution.info.start_time_ms,
+                    })
+                } else {
+                    Err(Error::ExecutionAlreadyExists(arn))
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn load(&self, arn: &str) -> Result<Record> {
+        for _ in 0..100 {
+            let item = self
+                .inner
+                .store
+                .get(EXECUTIONS, &tables::execution(arn))
+                .await?
+                .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
+            // A long record's parts may be replaced between the two reads: read again.
+            if let Some(record) = self.record_of(&item).await? {
+                return Ok(record);
+            }
+        }
+        Err(Error::Contended(arn.to_string()))
+    }
+
+    /// DescribeExecution.
+    pub async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription> {
+        tables::parse_execution_arn(arn)?;
+        Ok(describe(&self.load(arn).await?))
+    }
+
+    /// ListExecutions of a state machine, newest first, optionally only those of one status
+    /// (`RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`). `max_results` 1 to 1000
+    /// (default 100).
+    pub async fn list_executions(
+        &self,
+        machine_arn: &str,
+        status: Option<&str>,
+        max_results: Option<u32>,
+        next_token: Option<String>,
+    ) -> Result<Page<ExecutionDescription>> {
+        let (name, _) = tables::parse_machine_arn(machine_arn)?;
+        self.describe_state_machine(&tables::state_machine_arn(&name))
+            .await?;
+        let arn = tables::state_machine_arn(&name);
+        let q = match status {
+            Some(s) => Query::index(EXECUTIONS, tables::BY_MACHINE_STATUS, format!("{arn}#{s}")),
+            None => Query::index(EXECUTIONS, tables::BY_MACHINE, arn),
+        };
+        let q = q
+            .descending()
+            .limit(max_results.unwrap_or(100).clamp(1, 1000))
+            .after(next_token);
+        let page = self.inner.store.query(&q).await.map_err(|e| match e {
+            agentry_storage::Error::InvalidInput { message, .. } => {
+                Error::InvalidPaginationToken(message)
+            }
+            e => e.into(),
+        })?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            let record = match self.record_of(item).await? {
+                Some(r) => r,
+                None => self.load(&item.key.pk).await?,
+            };
+            items.push(describe(&record));
+        }
+        Ok(Page {
+            items,
+            next_token: page.cursor,
+        })
+    }
+
+    /// GetExecutionHistory: events as AWS prints them, oldest first unless `reverse`.
+    /// `max_results` 1 to 1000 (default 100).
+    pub async fn get_execution_history(
+        &self,
+        arn: &str,
+        max_results: Option<u32>,
+        reverse: bool,
+        next_token: Option<String>,
+    ) -> Result<Page<Value>> {
+        tables::parse_execution_arn(arn)?;
+        self.load(arn).await?;
+        let mut q = Query::partition(EXECUTIONS, arn)
+            .range(SortRange::Prefix(tables::EVENT_PREFIX.into()))
+            .limit(max_results.unwrap_or(100).clamp(1, 1000))
+            .after(next_token);
+        if reverse {
+            q = q.descending();
+        }
+        let page = self.inner.store.query(&q).await.map_err(|e| match e {
+            agentry_storage::Error::InvalidInput { message, .. } => {
+                Error::InvalidPaginationToken(message)
+            }
+            e => e.into(),
+        })?;
+        let items = page
+            .items
+            .into_iter()
+            .filter_map(|mut i| i.attributes.remove("event"))
+            .collect();
+        Ok(Page {
+            items,
+            next_token: page.cursor,
+        })
+    }
+
+    /// Every history event, oldest first (for small histories and tests).
+    pub async fn history(&self, arn: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .get_execution_history(arn, Some(1000), false, token)
+                .await?;
+            out.extend(page.items);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// StopExecution: the execution ends ABORTED (if still running); returns the stop date.
+    pub async fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<i64> {
+        tables::parse_execution_arn(arn)?;
+        let event = Event::Stop {
+            error: error.map(str::to_string),
+            cause: cause.map(str::to_string),
+        };
+        self.advance(arn, &Work::Event(event)).await?;
+        let record = self.load(arn).await?;
+        Ok(record.stop_ms.unwrap_or_else(now_ms))
+    }
+
+    /// Finds the open task a token names.
+    async fn token_task(&self, token: &str) -> Result<(String, u64)> {
+        let item = self
+            .inner
+            .store
+            .get(EXECUTIONS, &tables::token(token))
+            .await?
+            .ok_or_else(|| Error::InvalidToken(format!("task token {token:?} is not known")))?;
+        let a = &item.attributes;
+        if a.get("closed").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::TaskTimedOut(format!(
+                "the task of token {token:?} is no longer waiting"
+            )));
+        }
+        let arn = a
+            .get("execution")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let task = a.get("task").and_then(Value::as_u64).unwrap_or_default();
+        Ok((arn, task))
+    }
+
+    /// SendTaskSuccess: the waiting task succeeds with `output` (JSON text).
+    pub async fn send_task_success(&self, token: &str, output: &str) -> Result<()> {
+        let output: Value = serde_json::from_str(output)
+            .map_err(|e| Error::InvalidOutput(format!("task output is not JSON: {e}")))?;
+        let (arn, task) = self.token_task(token).await?;
+        let applied = self
+            .advance(&arn, &Work::Event(Event::TaskSucceeded { task, output }))
+            .await?;
+        answered(applied, token)
+    }
+
+    /// SendTaskFailure: the waiting task fails with `error` and `cause`.
+    pub async fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<()> {
+        let (arn, task) = self.token_task(token).await?;
+        let event = Event::TaskFailed {
+            task,
+            error: error.map(str::to_string),
+            cause: cause.map(str::to_string),
+        };
+        let applied = self.advance(&arn, &Work::Event(event)).await?;
+        answered(applied, token)
+    }
+
+    /// SendTaskHeartbeat: the task's HeartbeatSeconds deadline starts again.
+    pub async fn send_task_heartbeat(&self, token: &str) -> Result<()> {
+        let (arn, task) = self.token_task(token).await?;
+        // A task without HeartbeatSeconds takes heartbeats without a step to record.
+        self.advance(&arn, &Work::Event(Event::TaskHeartbeat { task }))
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until the execution has ended (on any node), or `timeout` passes; returns its
+    /// description either way.
+    pub async fn wait_for_execution(
+        &self,
+        arn: &str,
+        timeout: Duration,
+    ) -> Result<ExecutionDescription> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.inner.changed.notified();
+            let d = self.describe_execution(arn).await?;
+            if d.status != "RUNNING" || tokio::time::Instant::now() >= deadline {
+                return Ok(d);
+            }
+            // Steps committed here wake the wait at once; steps of other nodes within 50 ms.
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Durable Step Functions executions: state machines and executions stored in an
+//! [`ItemStore`], work handed out through a [`Queue`], so that any number of nodes on the same
+//! store and queue share the executions and a node killed at any instant loses nothing.
+//!
+//! Each step of an execution loads its record, lets `asl` apply one piece of work (start, a
+//! task's result, a timer, a stop), and commits the new interpreter state with a version check
+//! in one transaction together with the step's history events, its timers and task tokens, and
+//! the queue work it hands out (the outbox); only then are tasks and follow-up work sent to the
+//! queues. Transitions are therefore exactly-once; task invocations at-least-once, each with
+//! the request's idempotency key. Any node receiving a message may take the step; of two nodes
+//! taking the same step, the version check lets one commit and the other re-reads.
+//!
+//! Recovery bound, with a node killed at any instant: a step it was taking comes back after the
+//! work queue's visibility timeout ([`EngineConfig::visibility_timeout`], default 30 s); a task
+//! it was running is invoked again after the same timeout; work it committed but had not sent
+//! is sent by any node's outbox sweeper within [`EngineConfig::outbox_grace`] plus
+//! [`EngineConfig::outbox_sweep`] (default 15 s); timers (stored with their step) fire within
+//! [`EngineConfig::timer_poll`] of falling due while any node runs, and when the first node
+//! starts for timers due while none ran. So with the defaults every execution of a dead node
+//! moves again within about 30 s, on whichever nodes remain.
+//!
+//! Limits of this slice: an execution record longer than an item is stored in parts written
+//! with it, but all parts and the step's work must fit one transaction (about 12 MB of
+//! interpreter state, including a running Map's results); a history event must fit one item
+//! (payloads near 256 KB full of characters JSON escapes can exceed it); timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
+//! hot key on DynamoDB); every node's timer loop hands out due timers, so N nodes may deliver
+//! a timer N times (applied once).
+//!
+//! Layout:
+//! - `error`: the one [`Error`], with AWS's exception names
+//! - `resources`: the [`ResourceTable`] a Task state's `Resource` is dispatched through
+//! - `tables`: tables, item keys and ARNs
+//! - `record`: the stored execution record and the outbox entries
+//! - `machines`: state machines, revisions and published versions
+//! - `step`: one durable step: plan, commit (split when large), hand out
+//! - `dispatch`: handing out work; the work, task, timer and outbox loops
+//! - `executions`: start, describe, list, history, stop, task token answers
+
+pub mod error;
+pub mod resources;
+pub mod tables;
+
+mod dispatch;
+mod executions;
+mod machines;
+mod record;
+mod step;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agentry_asl::StateMachine;
+use agentry_queue::{Queue, QueueAttributes};
+use agentry_storage::ItemStore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub use error::{Error, Result};
+pub use executions::{ExecutionDescription, Page, Started};
+pub use machines::{PublishedVersion, StateMachineDescription};
+pub use resources::{ResourceTable, TaskError, TaskResult};
+pub use step::Work;
+
+/// The engine's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Queue of work for executions (start, task result, timer due).
+    pub work_queue: String,
+    /// Queue of task invocations.
+    pub task_queue: String,
+    /// How long a received message stays invisible: the time after which work a dead node
+    /// held is taken up by another. Running tasks keep theirs extended.
+    #[serde(with = "millis")]
+    pub visibility_timeout: Duration,
+    /// Long-poll wait of each receive.
+    #[serde(with = "millis")]
+    pub poll_wait: Duration,
+    /// Timers are looked for at least this often (and handed out this far ahead).
+    #[serde(with = "millis")]
+    pub timer_poll: Duration,
+    /// Outbox items older than this are taken to be abandoned by their node.
+    #[serde(with = "millis")]
+    pub outbox_grace: Duration,
+    /// How often the outbox is swept.
+    #[serde(with = "millis")]
+    pub outbox_sweep: Duration,
+    /// Work-queue receive loops per node.
+    pub workers: usize,
+    /// Task handlers running at once per node.
+    pub max_running_tasks: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            work_queue: "agentry-executions".into(),
+            task_queue: "agentry-tasks".into(),
+            visibility_timeout: Duration::from_secs(30),
+            poll_wait: Duration::from_secs(1),
+            timer_poll: Duration::from_secs(1),
+            outbox_grace: Duration::from_secs(10),
+            outbox_sweep: Duration::from_secs(5),
+            workers: 4,
+            max_running_tasks: 64,
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn ItemStore>,
+    pub queue: Arc<dyn Queue>,
+    pub resources: ResourceTable,
+    pub config: EngineConfig,
+    pub definitions: Mutex<HashMap<(String, u64), Arc<StateMachine>>>,
+    /// Notified after every step this node commits.
+    pub changed: Notify,
+    /// Wakes the timer loop when a step stored a timer.
+    pub timer_wake: Notify,
+    /// One lock per execution being advanced on this node.
+    pub locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Inner {
+    pub fn execution_lock(&self, arn: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("locks")
+            .entry(arn.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets the lock once nobody else holds or waits for it.
+    pub fn release_lock(&self, arn: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().expect("locks");
+        drop(lock);
+        if locks.get(arn).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(arn);
+        }
+    }
+}
+
+/// A node of the engine: the API, and (once [`Engine::run`] is called) the loops that advance
+/// executions. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The running loops of a node; dropping it (or [`Node::stop`]) stops them.
+pub struct Node {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    pub async fn stop(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Engine {
+    /// Declares the engine's tables and queues (every node may; it is idempotent).
+    pub async fn open(
+        store: Arc<dyn ItemStore>,
+        queue: Arc<dyn Queue>,
+        resources: ResourceTable,
+        config: EngineConfig,
+    ) -> Result<Self> {
+        for spec in tables::specs() {
+            store.create_table(&spec).await?;
+        }
+        // Default attributes, so that nodes with different settings agree on the queues: every
+        // receive names its own visibility timeout.
+        for name in [&config.work_queue, &config.task_queue] {
+            queue
+                .create_queue(name, &QueueAttributes::default())
+                .await?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                queue,
+                resources,
+                config,
+                definitions: Mutex::new(HashMap::new()),
+                changed: Notify::new(),
+                timer_wake: Notify::new(),
+                locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Starts this node's loops: work, tasks, timers and the outbox sweeper.
+    pub fn run(&self) -> Node {
+        let mut tasks = Vec::new();
+        for _ in 0..self.inner.config.workers.max(1) {
+            tasks.push(tokio::spawn(self.clone().work_loop()));
+        }
+        tasks.push(tokio::spawn(self.clone().task_loop()));
+        tasks.push(tokio::spawn(self.clone().timer_loop()));
+        tasks.push(tokio::spawn(self.clone().outbox_loop()));
+        Node { tasks }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn obj(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("obj takes a JSON object"),
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the durable engine on the SQLite store and queue (and on PostgreSQL +
+//! Redis when their URLs are given).
+
+mod api;
+mod crash;
+mod flows;
+mod nodes;
+mod outbox;
+mod support;
