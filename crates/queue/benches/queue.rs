@@ -15,7 +15,9 @@
 //! set,lpush` run against the same server just before.
 //!
 //! `cargo bench -p agentry-queue --features redis --bench queue`; `AGENTRY_BENCH_SECS` sets
-//! each measurement's length (default 3), `AGENTRY_BENCH_CLIENTS` the concurrency (default 32).
+//! each measurement's length (default 3), `AGENTRY_BENCH_CLIENTS` the concurrency (default 32),
+//! `AGENTRY_BENCH_ONLY` one backend (`sqlite` or `redis`), `AGENTRY_BENCH_MODE` one of the Redis
+//! loops (`single` or `batched`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -272,10 +274,14 @@ async fn redis_part(clients: usize, secs: u64) {
     // The limit is measured before and after the queue, and averaged: the machine is shared.
     let mut peer = redis_benchmark(host, port);
     let mut results = Vec::new();
+    let only_mode = std::env::var("AGENTRY_BENCH_MODE").unwrap_or_default();
     for (mode, label) in [
         (Mode::Single, "single (send, receive 1, delete)"),
         (Mode::Batched, "batched (send 10, receive 10, delete 10)"),
     ] {
+        if !only_mode.is_empty() && !label.starts_with(&only_mode) {
+            continue;
+        }
         let before = script_time(&mut conn).await;
         let started = Instant::now();
         let ops = queue_ops(rq.clone(), "bench", mode, clients, secs).await;

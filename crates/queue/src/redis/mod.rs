@@ -29,6 +29,7 @@ use crate::{
 };
 
 mod batch;
+mod blob;
 
 const COMMON: &str = include_str!("lua/common.lua");
 
@@ -68,6 +69,34 @@ pub struct RedisQueue {
     sends: batch::Coalescer,
     deletes: batch::Coalescer,
     receives: batch::Coalescer,
+    tokens: Tokens,
+}
+
+/// Receipt tokens: distinct for every receive this process makes, and not guessable from
+/// outside it, without a call to the system's random source each.
+struct Tokens {
+    base: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Tokens {
+    fn new() -> Self {
+        Self {
+            base: uuid::Uuid::new_v4().as_u64_pair().0,
+            next: Default::default(),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SplitMix64's finalizer: a bijection, so distinct counts give distinct tokens.
+        let mut z = self
+            .base
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        format!("{:016x}", z ^ (z >> 31))
+    }
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -141,7 +170,7 @@ impl RedisQueue {
                 script(include_str!("lua/receive.lua")),
                 true,
                 1,
-                12,
+                3,
             ),
             scripts: Scripts {
                 visibility: script(include_str!("lua/visibility.lua")),
@@ -149,6 +178,7 @@ impl RedisQueue {
             },
             infos: Mutex::default(),
             listener,
+            tokens: Tokens::new(),
         })
     }
 
@@ -271,9 +301,7 @@ impl RedisQueue {
                 if wait.is_zero() { "0" } else { "1" }.to_owned(),
             ],
             entries: max,
-            args: (0..max)
-                .map(|_| format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0))
-                .collect(),
+            args: (0..max).map(|_| self.tokens.next()).collect(),
             now,
             reply: oneshot::channel().0,
         };
@@ -290,45 +318,15 @@ impl RedisQueue {
             .first()
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f as i64);
-        let mut messages = Vec::new();
-        for f in out[1..].chunks(12) {
-            let [
-                id,
-                tok,
-                body,
-                attrs,
-                group,
-                dedup,
-                prio,
-                sent,
-                fr,
-                rc,
-                seq,
-                _,
-            ] = f
-            else {
+        let mut messages = Vec::with_capacity(out.len().saturating_sub(1) / 3);
+        let mut fields = out.into_iter().skip(1);
+        while let Some(id) = fields.next() {
+            let (Some(stored), Some(rcv)) = (fields.next(), fields.next()) else {
                 return Err(Error::Backend(
                     "redis receive answered a partial message".into(),
                 ));
             };
-            let num = |s: &str| s.parse::<f64>().map(|f| f as i64).unwrap_or(0);
-            messages.push(Message {
-                message_id: id.clone(),
-                receipt_handle: format!("{id}:{tok}"),
-                body: body.clone(),
-                attributes: if attrs.is_empty() {
-                    Default::default()
-                } else {
-                    serde_json::from_str(attrs).unwrap_or_default()
-                },
-                receive_count: num(rc) as u32,
-                sent_at: num(sent),
-                first_received_at: num(fr),
-                group_id: (!group.is_empty()).then(|| group.clone()),
-                deduplication_id: (!dedup.is_empty()).then(|| dedup.clone()),
-                sequence_number: (!group.is_empty()).then(|| format!("{:020}", num(seq))),
-                priority: num(prio) as u8,
-            });
+            messages.push(blob::message(id, &stored, &rcv)?);
         }
         Ok((messages, next_due))
     }
@@ -351,7 +349,13 @@ fn parse_stored(queue: &str, stored: &str) -> Result<QueueInfo> {
 /// A receipt handle's message id and receive token.
 fn parse_handle(handle: &str) -> Result<(&str, &str)> {
     match handle.split_once(':') {
-        Some((id, tok)) if uuid::Uuid::parse_str(id).is_ok() && tok.len() == 16 => Ok((id, tok)),
+        Some((id, tok))
+            if uuid::Uuid::parse_str(id).is_ok()
+                && tok.len() == 16
+                && tok.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok((id, tok))
+        }
         _ => Err(Error::ReceiptHandleIsInvalid(handle.to_owned())),
     }
 }
@@ -479,7 +483,7 @@ impl Queue for RedisQueue {
                 self.fetch_info(queue).await?
             };
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
-            let mut args = Vec::with_capacity(messages.len() * 7);
+            let mut args = Vec::with_capacity(messages.len() * 6);
             let mut count = 0;
             for m in &messages {
                 match validate::message(queue, &info.attributes, m) {
@@ -487,17 +491,12 @@ impl Queue for RedisQueue {
                     Ok(checked) => {
                         count += 1;
                         results.push(None);
-                        let attrs = if m.attributes.is_empty() {
-                            String::new()
-                        } else {
-                            serde_json::to_string(&m.attributes).expect("attributes serialize")
-                        };
+                        let dedup = checked.deduplication_id.unwrap_or_default();
                         args.extend([
                             uuid::Uuid::new_v4().to_string(),
-                            m.body.clone(),
-                            attrs,
+                            blob::encode(m, &dedup),
                             m.group_id.clone().unwrap_or_default(),
-                            checked.deduplication_id.unwrap_or_default(),
+                            dedup,
                             m.priority.to_string(),
                             millis_of(checked.delay).to_string(),
                         ]);

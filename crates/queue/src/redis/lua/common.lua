@@ -5,8 +5,13 @@
 --   P:queues          hash: queue name -> {"attributes": ..., "created_at": ...}
 --   P:q:Q:meta        hash: the settings scripts use (retention, priority, dlq, mrc, created)
 --   P:q:Q:seq         counter: the queue's sequence numbers
---   P:q:Q:m:ID        hash: one message (body, attrs, group, dedup, prio, sent, vis, exp,
---                     rc = receive count, fr = first receive, tok = receipt token, seq, ord, src)
+--   P:q:Q:msg         hash: message id -> "seq ord sent vis prio src group" and a newline,
+--                     then what the client sent (body, attributes, deduplication id) as the
+--                     client encodes it, which scripts store, move and return unread. ord is
+--                     the delivery order, vis when the message first became visible, src the
+--                     queue it was dead-lettered from. Set when the message enters the queue.
+--   P:q:Q:rcv         hash: message id -> "rc fr tok" (receive count, first receive, receipt
+--                     token), present once the message has been received
 --   P:q:Q:ready       zset: deliverable messages, score = delivery order
 --   P:q:Q:inv         zset: delayed or in-flight messages, score = visible-at time
 --   P:q:Q:exp         zset: every message, score = end of its retention period
@@ -14,15 +19,41 @@
 --                     ready or inv, so a group's next message waits for the head's delete
 --   P:q:Q:d:DEDUP     string (FIFO): "ID seq expires" of a deduplication id
 --   P:q:Q:polling     string: present while some receiver long-polls the queue
+-- A message is a field in two hashes rather than a key of its own, so a script reads or
+-- writes a whole batch of messages with one command per hash. Both hashes keep a field ""
+-- whose value is too long for Redis's compact listpack encoding: in it every field lookup
+-- scans the whole hash, which with a few hundred messages in flight costs more than the rest
+-- of the script; in the hashtable encoding a lookup costs the same at any size.
 -- Notifications of newly deliverable messages go to channel P:notify, payload the queue,
 -- only while a receiver is long-polling: most sends then cost no publish at all.
 local P = ARGV[1]
 local Q = ARGV[2]
 local NOW = tonumber(ARGV[3])
+local NOW_S = ARGV[3]
 
 local function qkey(q, suffix) return P .. ':q:' .. q .. ':' .. suffix end
-local function mkey(q, id) return P .. ':q:' .. q .. ':m:' .. id end
 local function is_fifo(q) return string.sub(q, -5) == '.fifo' end
+-- Lua's own number formatting switches to exponents past 14 digits.
+local function int(x) return string.format('%.0f', x) end
+
+-- Commands over many members, split so `unpack` stays within Lua's stack.
+local function call_many(cmd, key, list, out)
+  for i = 1, #list, 1000 do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+    if out then
+      for _, v in ipairs(r) do table.insert(out, v) end
+    end
+  end
+  return out
+end
+local function hmget(key, ids) return call_many('HMGET', key, ids, {}) end
+
+-- The field that keeps a message hash in the hashtable encoding (see above).
+local SENTINEL = string.rep('-', 1024)
+local function keep_hashtables(q)
+  redis.call('HSET', qkey(q, 'msg'), '', SENTINEL)
+  redis.call('HSET', qkey(q, 'rcv'), '', SENTINEL)
+end
 
 -- What the scripts need of a queue's settings, kept flat beside the JSON (no decoding).
 local function queue_info(q)
@@ -34,9 +65,19 @@ end
 
 local function order_key(info, prio, seq)
   if info.priority then
-    return string.format('%.0f', (255 - prio) * 17592186044416 + seq)
+    return int((255 - prio) * 17592186044416 + seq)
   end
-  return string.format('%.0f', seq)
+  return int(seq)
+end
+
+-- seq, ord, sent, vis, prio, src, group of a message's stored value.
+local function parse_msg(s)
+  return string.match(s, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S*) (%S*)\n')
+end
+
+-- The receipt token of a message's "rc fr tok", compared without building strings.
+local function token_is(rcv, tok)
+  return rcv and #tok == 16 and string.sub(rcv, -17, -17) == ' ' and string.sub(rcv, -16) == tok
 end
 
 local polling = {}
@@ -51,81 +92,108 @@ local function notify(q)
   end
 end
 
--- Puts a message where receivers find it: ready, inv, or behind its FIFO group's head.
-local function place(q, id, vis, ord, group)
-  if is_fifo(q) then
-    local len = redis.call('RPUSH', qkey(q, 'g:' .. group), id)
-    if len > 1 then return end
-  end
-  if vis <= NOW then
-    redis.call('ZADD', qkey(q, 'ready'), ord, id)
-    notify(q)
-  else
-    redis.call('ZADD', qkey(q, 'inv'), vis, id)
-  end
-end
-
 -- A FIFO group's new head becomes deliverable (or waits for its delay).
 local function promote(q, gkey)
   local head = redis.call('LINDEX', gkey, 0)
   if not head then return end
-  local m = mkey(q, head)
-  local vis = tonumber(redis.call('HGET', m, 'vis'))
-  if vis <= NOW then
-    redis.call('ZADD', qkey(q, 'ready'), redis.call('HGET', m, 'ord'), head)
+  local _, ord, _, vis = parse_msg(redis.call('HGET', qkey(q, 'msg'), head))
+  if tonumber(vis) <= NOW then
+    redis.call('ZADD', qkey(q, 'ready'), ord, head)
     notify(q)
   else
     redis.call('ZADD', qkey(q, 'inv'), vis, head)
   end
 end
 
--- `group` may be given when the caller has read it already.
-local function remove_message(q, id, group)
-  local m = mkey(q, id)
-  if group == nil then group = redis.call('HGET', m, 'group') end
-  redis.call('DEL', m)
-  redis.call('ZREM', qkey(q, 'ready'), id)
-  redis.call('ZREM', qkey(q, 'inv'), id)
-  redis.call('ZREM', qkey(q, 'exp'), id)
-  if group and group ~= '' then
-    local gkey = qkey(q, 'g:' .. group)
-    if redis.call('LINDEX', gkey, 0) == id then
-      redis.call('LPOP', gkey)
-      promote(q, gkey)
-    else
-      redis.call('LREM', gkey, 1, id)
+-- Removes messages (distinct ids, all present) from queue q; in a FIFO queue each one's
+-- group moves on to its next message.
+local function remove_messages(q, ids)
+  if is_fifo(q) then
+    local msgs = hmget(qkey(q, 'msg'), ids)
+    local advanced = {}
+    for k, id in ipairs(ids) do
+      local group = select(7, parse_msg(msgs[k]))
+      local gkey = qkey(q, 'g:' .. group)
+      if redis.call('LINDEX', gkey, 0) == id then
+        redis.call('LPOP', gkey)
+        advanced[gkey] = true
+      else
+        redis.call('LREM', gkey, 1, id)
+      end
     end
+    -- Only once every removed message has left its group, so no removed one is promoted.
+    for gkey, _ in pairs(advanced) do promote(q, gkey) end
+  end
+  call_many('HDEL', qkey(q, 'msg'), ids)
+  call_many('HDEL', qkey(q, 'rcv'), ids)
+  call_many('ZREM', qkey(q, 'exp'), ids)
+  -- A received message is normally in inv; only when every one was there can ready be spared.
+  local from_inv = 0
+  for i = 1, #ids, 1000 do
+    from_inv = from_inv + redis.call('ZREM', qkey(q, 'inv'), unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  if from_inv < #ids then call_many('ZREM', qkey(q, 'ready'), ids) end
+end
+
+-- New messages of one queue, gathered so that each hash and sorted set is written once.
+local function writes()
+  return { msg = {}, rcv = {}, exp = {}, ready = {}, inv = {} }
+end
+
+-- Stores a message entering queue q in w and places it: ready, inv, or behind its FIFO
+-- group's head. f: blob (the client's part), seq, sent, vis, prio, src, group as strings, and
+-- rcv when it has been received before.
+local function insert(q, info, id, f, w)
+  local ord = order_key(info, tonumber(f.prio), tonumber(f.seq))
+  table.insert(w.msg, id)
+  table.insert(w.msg, f.seq .. ' ' .. ord .. ' ' .. f.sent .. ' ' .. f.vis .. ' ' .. f.prio .. ' ' .. f.src .. ' '
+    .. f.group .. '\n' .. f.blob)
+  table.insert(w.exp, int(tonumber(f.sent) + info.retention))
+  table.insert(w.exp, id)
+  if f.rcv then
+    table.insert(w.rcv, id)
+    table.insert(w.rcv, f.rcv)
+  end
+  if is_fifo(q) then
+    local len = redis.call('RPUSH', qkey(q, 'g:' .. f.group), id)
+    if len > 1 then return end
+  end
+  if tonumber(f.vis) <= NOW then
+    table.insert(w.ready, ord)
+    table.insert(w.ready, id)
+  else
+    table.insert(w.inv, f.vis)
+    table.insert(w.inv, id)
   end
 end
 
--- Stores a new message of queue q and places it. f holds its fields.
-local function insert(q, info, id, f)
-  local seq = redis.call('INCR', qkey(q, 'seq'))
-  local ord = order_key(info, tonumber(f.prio), seq)
-  local exp = tonumber(f.sent) + info.retention
-  redis.call('HSET', mkey(q, id), 'body', f.body, 'attrs', f.attrs, 'group', f.group, 'dedup', f.dedup,
-    'prio', f.prio, 'sent', f.sent, 'vis', f.vis, 'exp', exp, 'rc', f.rc, 'fr', f.fr, 'tok', '',
-    'seq', seq, 'ord', ord, 'src', f.src)
-  redis.call('ZADD', qkey(q, 'exp'), exp, id)
-  place(q, id, tonumber(f.vis), ord, f.group)
-  return seq
+local function flush(q, w)
+  if #w.msg > 0 then call_many('HSET', qkey(q, 'msg'), w.msg) end
+  if #w.rcv > 0 then call_many('HSET', qkey(q, 'rcv'), w.rcv) end
+  if #w.exp > 0 then call_many('ZADD', qkey(q, 'exp'), w.exp) end
+  if #w.ready > 0 then
+    call_many('ZADD', qkey(q, 'ready'), w.ready)
+    notify(q)
+  end
+  if #w.inv > 0 then call_many('ZADD', qkey(q, 'inv'), w.inv) end
 end
 
 -- Moves a message from queue `from` to queue `to`, visible now. Dead-lettering records the
--- source; a redrive clears it and the receive count.
+-- source and keeps the receive count; a redrive clears both.
 local function move(from, id, to, to_info, dead_letter)
-  local m = mkey(from, id)
-  local f = {}
-  local raw = redis.call('HGETALL', m)
-  for i = 1, #raw, 2 do f[raw[i]] = raw[i + 1] end
-  remove_message(from, id)
-  f.vis = NOW
+  local stored = redis.call('HGET', qkey(from, 'msg'), id)
+  local _, _, sent, _, prio, _, group = parse_msg(stored)
+  local blob = string.sub(stored, string.find(stored, '\n', 1, true) + 1)
+  local rcv = redis.call('HGET', qkey(from, 'rcv'), id)
+  remove_messages(from, { id })
+  local f = { blob = blob, seq = int(redis.call('INCR', qkey(to, 'seq'))), sent = sent, vis = NOW_S, prio = prio,
+    group = group, src = '' }
   if dead_letter then
     f.src = from
-  else
-    f.src = ''
-    f.rc = 0
-    f.fr = ''
+    -- The receipt token goes: no handle of the old queue deletes the message in the new one.
+    if rcv then f.rcv = string.match(rcv, '^(%d+ %d+) ') .. ' -' end
   end
-  insert(to, to_info, id, f)
+  local w = writes()
+  insert(to, to_info, id, f, w)
+  flush(to, w)
 end

@@ -1,5 +1,6 @@
 -- ARGV[4] the queue's created_at the caller validated against, ARGV[5] the count, then per
--- message 7 fields: id, body, attrs, group, dedup, prio, delay (ms).
+-- message 6 fields: id, blob (body, attributes and deduplication id as the client encodes
+-- them), group, dedup, prio, delay (ms).
 -- Answers {"OK", id, seq, id, seq, ...}, or {"NOQUEUE"} / {"STALE"}.
 local info = queue_info(Q)
 if not info then return {'NOQUEUE'} end
@@ -7,13 +8,16 @@ if info.created_at ~= tonumber(ARGV[4]) then return {'STALE'} end
 local out = {'OK'}
 local window = 300000
 local n = tonumber(ARGV[5])
+-- One sequence number per message, taken at once; a deduplicated send leaves a gap.
+local seq = redis.call('INCRBY', qkey(Q, 'seq'), n) - n
+local w = writes()
 for i = 0, n - 1 do
-  local b = 6 + i * 7
-  local id, dedup = ARGV[b], ARGV[b + 4]
+  local b = 6 + i * 6
+  local id, dedup = ARGV[b], ARGV[b + 3]
+  seq = seq + 1
   local done = false
   if dedup ~= '' then
-    local dkey = qkey(Q, 'd:' .. dedup)
-    local earlier = redis.call('GET', dkey)
+    local earlier = redis.call('GET', qkey(Q, 'd:' .. dedup))
     if earlier then
       local eid, eseq, eexp = string.match(earlier, '^(%S+) (%S+) (%S+)$')
       if tonumber(eexp) > NOW then
@@ -24,15 +28,19 @@ for i = 0, n - 1 do
     end
   end
   if not done then
-    local f = { body = ARGV[b + 1], attrs = ARGV[b + 2], group = ARGV[b + 3], dedup = dedup, prio = ARGV[b + 5],
-      sent = NOW, vis = NOW + tonumber(ARGV[b + 6]), rc = 0, fr = '', src = '' }
-    local seq = insert(Q, info, id, f)
+    local delay = ARGV[b + 5]
+    local vis = NOW_S
+    if delay ~= '0' then vis = int(NOW + tonumber(delay)) end
+    local s = int(seq)
+    insert(Q, info, id, { blob = ARGV[b + 1], seq = s, sent = NOW_S, vis = vis, prio = ARGV[b + 4],
+      group = ARGV[b + 2], src = '' }, w)
     if dedup ~= '' then
       -- The stored expiry decides; the key's own TTL only collects garbage.
-      redis.call('SET', qkey(Q, 'd:' .. dedup), id .. ' ' .. seq .. ' ' .. (NOW + window), 'PX', window + 60000)
+      redis.call('SET', qkey(Q, 'd:' .. dedup), id .. ' ' .. s .. ' ' .. int(NOW + window), 'PX', window + 60000)
     end
     table.insert(out, id)
-    table.insert(out, tostring(seq))
+    table.insert(out, s)
   end
 end
+flush(Q, w)
 return out
