@@ -63,11 +63,12 @@ local function queue_info(q)
     created_at = tonumber(f[5]) }
 end
 
+-- The delivery order of a message with sequence number seq (a string).
 local function order_key(info, prio, seq)
   if info.priority then
-    return int((255 - prio) * 17592186044416 + seq)
+    return int((255 - tonumber(prio)) * 17592186044416 + tonumber(seq))
   end
-  return int(seq)
+  return seq
 end
 
 -- seq, ord, sent, vis, prio, src, group of a message's stored value.
@@ -75,9 +76,10 @@ local function parse_msg(s)
   return string.match(s, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S*) (%S*)\n')
 end
 
--- The receipt token of a message's "rc fr tok", compared without building strings.
+-- Whether a message's "rc fr tok" ends in tok (16 hex digits: no other part of it can),
+-- found without building strings.
 local function token_is(rcv, tok)
-  return rcv and #tok == 16 and string.sub(rcv, -17, -17) == ' ' and string.sub(rcv, -16) == tok
+  return rcv and #tok == 16 and string.find(rcv, tok, -16, true) ~= nil
 end
 
 local polling = {}
@@ -140,30 +142,29 @@ local function writes()
   return { msg = {}, rcv = {}, exp = {}, ready = {}, inv = {} }
 end
 
--- Stores a message entering queue q in w and places it: ready, inv, or behind its FIFO
--- group's head. f: blob (the client's part), seq, sent, vis, prio, src, group as strings, and
--- rcv when it has been received before.
-local function insert(q, info, id, f, w)
-  local ord = order_key(info, tonumber(f.prio), tonumber(f.seq))
-  table.insert(w.msg, id)
-  table.insert(w.msg, f.seq .. ' ' .. ord .. ' ' .. f.sent .. ' ' .. f.vis .. ' ' .. f.prio .. ' ' .. f.src .. ' '
-    .. f.group .. '\n' .. f.blob)
-  table.insert(w.exp, int(tonumber(f.sent) + info.retention))
-  table.insert(w.exp, id)
-  if f.rcv then
-    table.insert(w.rcv, id)
-    table.insert(w.rcv, f.rcv)
-  end
-  if is_fifo(q) then
-    local len = redis.call('RPUSH', qkey(q, 'g:' .. f.group), id)
+local function push2(t, a, b)
+  local n = #t
+  t[n + 1] = a
+  t[n + 2] = b
+end
+
+-- Stores a message entering queue q in w and places it: ready, or inv when vis (a string)
+-- is later than now, or behind its FIFO group's head. Strings: seq, sent, exp (end of
+-- retention), vis, prio, src, group, blob (the client's part); rcv when received before.
+local function insert(q, info, w, id, seq, sent, exp, vis, prio, src, group, blob, rcv)
+  local ord = order_key(info, prio, seq)
+  push2(w.msg, id, seq .. ' ' .. ord .. ' ' .. sent .. ' ' .. vis .. ' ' .. prio .. ' ' .. src .. ' ' .. group .. '\n'
+    .. blob)
+  push2(w.exp, exp, id)
+  if rcv then push2(w.rcv, id, rcv) end
+  if group ~= '' then
+    local len = redis.call('RPUSH', qkey(q, 'g:' .. group), id)
     if len > 1 then return end
   end
-  if tonumber(f.vis) <= NOW then
-    table.insert(w.ready, ord)
-    table.insert(w.ready, id)
+  if vis == NOW_S or tonumber(vis) <= NOW then
+    push2(w.ready, ord, id)
   else
-    table.insert(w.inv, f.vis)
-    table.insert(w.inv, id)
+    push2(w.inv, vis, id)
   end
 end
 
@@ -186,14 +187,14 @@ local function move(from, id, to, to_info, dead_letter)
   local blob = string.sub(stored, string.find(stored, '\n', 1, true) + 1)
   local rcv = redis.call('HGET', qkey(from, 'rcv'), id)
   remove_messages(from, { id })
-  local f = { blob = blob, seq = int(redis.call('INCR', qkey(to, 'seq'))), sent = sent, vis = NOW_S, prio = prio,
-    group = group, src = '' }
+  local src, keep = '', nil
   if dead_letter then
-    f.src = from
+    src = from
     -- The receipt token goes: no handle of the old queue deletes the message in the new one.
-    if rcv then f.rcv = string.match(rcv, '^(%d+ %d+) ') .. ' -' end
+    if rcv then keep = string.match(rcv, '^(%d+ %d+) ') .. ' -' end
   end
   local w = writes()
-  insert(to, to_info, id, f, w)
+  insert(to, to_info, w, id, int(redis.call('INCR', qkey(to, 'seq'))), sent, int(tonumber(sent) + to_info.retention),
+    NOW_S, prio, src, group, blob, keep)
   flush(to, w)
 end

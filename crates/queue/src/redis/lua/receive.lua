@@ -37,10 +37,10 @@ local invisible_until = int(NOW + visibility)
 local taken, rcvs, scored = {}, {}, {}
 while got < max and guard < 100 do
   guard = guard + 1
-  local popped = redis.call('ZPOPMIN', ready, max - got)
-  if #popped == 0 then break end
-  local ids = {}
-  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  -- ZRANGE and ZREM rather than ZPOPMIN, whose answer formats every score.
+  local ids = redis.call('ZRANGE', ready, 0, max - got - 1)
+  if #ids == 0 then break end
+  redis.call('ZREM', ready, unpack(ids))
   local prior = redis.call('HMGET', rcv, unpack(ids))
   for k, id in ipairs(ids) do
     local r = prior[k]
@@ -56,7 +56,11 @@ while got < max and guard < 100 do
       local n = #rcvs
       taken[got] = id
       rcvs[n + 1] = id
-      rcvs[n + 2] = (rc + 1) .. ' ' .. fr .. ' ' .. ARGV[6 + got]
+      if rc == 0 then
+        rcvs[n + 2] = '1 ' .. fr .. ' ' .. ARGV[6 + got]
+      else
+        rcvs[n + 2] = int(rc + 1) .. ' ' .. fr .. ' ' .. ARGV[6 + got]
+      end
       scored[n + 1] = invisible_until
       scored[n + 2] = id
     end

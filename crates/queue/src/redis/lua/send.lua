@@ -10,9 +10,9 @@ local window = 300000
 local n = tonumber(ARGV[5])
 -- One sequence number per message, taken at once; a deduplicated send leaves a gap.
 local seq = redis.call('INCRBY', qkey(Q, 'seq'), n) - n
+local exp = int(NOW + info.retention)
 local w = writes()
-for i = 0, n - 1 do
-  local b = 6 + i * 6
+for b = 6, 5 + 6 * n, 6 do
   local id, dedup = ARGV[b], ARGV[b + 3]
   seq = seq + 1
   local done = false
@@ -21,8 +21,7 @@ for i = 0, n - 1 do
     if earlier then
       local eid, eseq, eexp = string.match(earlier, '^(%S+) (%S+) (%S+)$')
       if tonumber(eexp) > NOW then
-        table.insert(out, eid)
-        table.insert(out, eseq)
+        push2(out, eid, eseq)
         done = true
       end
     end
@@ -32,14 +31,12 @@ for i = 0, n - 1 do
     local vis = NOW_S
     if delay ~= '0' then vis = int(NOW + tonumber(delay)) end
     local s = int(seq)
-    insert(Q, info, id, { blob = ARGV[b + 1], seq = s, sent = NOW_S, vis = vis, prio = ARGV[b + 4],
-      group = ARGV[b + 2], src = '' }, w)
+    insert(Q, info, w, id, s, NOW_S, exp, vis, ARGV[b + 4], '', ARGV[b + 2], ARGV[b + 1], nil)
     if dedup ~= '' then
       -- The stored expiry decides; the key's own TTL only collects garbage.
       redis.call('SET', qkey(Q, 'd:' .. dedup), id .. ' ' .. s .. ' ' .. int(NOW + window), 'PX', window + 60000)
     end
-    table.insert(out, id)
-    table.insert(out, s)
+    push2(out, id, s)
   end
 end
 flush(Q, w)
