@@ -154,7 +154,7 @@ impl RedisQueue {
                 script(include_str!("lua/send.lua")),
                 true,
                 0,
-                2,
+                1,
             ),
             deletes: batch::Coalescer::start(
                 conn.clone(),
@@ -483,7 +483,8 @@ impl Queue for RedisQueue {
                 self.fetch_info(queue).await?
             };
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
-            let mut args = Vec::with_capacity(messages.len() * 6);
+            let mut args = Vec::with_capacity(messages.len() * 3);
+            let mut ids = Vec::with_capacity(messages.len());
             let mut count = 0;
             for m in &messages {
                 match validate::message(queue, &info.attributes, m) {
@@ -491,15 +492,26 @@ impl Queue for RedisQueue {
                     Ok(checked) => {
                         count += 1;
                         results.push(None);
+                        let id = uuid::Uuid::new_v4().to_string();
                         let dedup = checked.deduplication_id.unwrap_or_default();
-                        args.extend([
-                            uuid::Uuid::new_v4().to_string(),
-                            blob::encode(m, &dedup),
-                            m.group_id.clone().unwrap_or_default(),
-                            dedup,
-                            m.priority.to_string(),
-                            millis_of(checked.delay).to_string(),
-                        ]);
+                        let group = m.group_id.as_deref().unwrap_or_default();
+                        // Most messages have none of these: an empty field spares the
+                        // script four arguments.
+                        let opts = if group.is_empty()
+                            && dedup.is_empty()
+                            && m.priority == 0
+                            && checked.delay.is_zero()
+                        {
+                            String::new()
+                        } else {
+                            format!(
+                                "{group} {dedup} {} {}",
+                                m.priority,
+                                millis_of(checked.delay)
+                            )
+                        };
+                        args.extend([id.clone(), blob::encode(m, &dedup), opts]);
+                        ids.push(id);
                     }
                 }
             }
@@ -523,18 +535,23 @@ impl Queue for RedisQueue {
                 Answer::Ok(out) => out,
                 Answer::Refused(_) => continue,
             };
-            let mut sent = out.chunks(2);
+            let (mut answers, mut ids) = (out.into_iter(), ids.into_iter());
             return Ok(results
                 .into_iter()
                 .map(|r| {
                     r.unwrap_or_else(|| {
-                        let [id, seq] = sent.next().expect("one answer per message sent") else {
+                        let (Some(id), Some(answer)) = (ids.next(), answers.next()) else {
                             return Err(Error::Backend(
-                                "redis send answered a partial message".into(),
+                                "redis send answered too few messages".into(),
                             ));
                         };
+                        // "ID seq": deduplicated, the earlier message's.
+                        let (id, seq) = match answer.split_once(' ') {
+                            Some((earlier, seq)) => (earlier.to_owned(), seq.to_owned()),
+                            None => (id, answer),
+                        };
                         Ok(Sent {
-                            message_id: id.clone(),
+                            message_id: id,
                             sequence_number: info
                                 .fifo
                                 .then(|| format!("{:020}", seq.parse::<u64>().unwrap_or(0))),

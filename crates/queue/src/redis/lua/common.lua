@@ -33,8 +33,9 @@ local NOW_S = ARGV[3]
 
 local function qkey(q, suffix) return P .. ':q:' .. q .. ':' .. suffix end
 local function is_fifo(q) return string.sub(q, -5) == '.fifo' end
--- Lua's own number formatting switches to exponents past 14 digits.
-local function int(x) return string.format('%.0f', x) end
+-- Integers as digits: Lua's own formatting switches to exponents past 14 digits, and '%d'
+-- formats as an integer, much faster than a float with '%.0f'.
+local function int(x) return string.format('%d', x) end
 
 -- Commands over many members, split so `unpack` stays within Lua's stack.
 local function call_many(cmd, key, list, out)

@@ -1,7 +1,8 @@
 -- ARGV[4] the queue's created_at the caller validated against, ARGV[5] the count, then per
--- message 6 fields: id, blob (body, attributes and deduplication id as the client encodes
--- them), group, dedup, prio, delay (ms).
--- Answers {"OK", id, seq, id, seq, ...}, or {"NOQUEUE"} / {"STALE"}.
+-- message 3 fields: id, blob (body, attributes and deduplication id as the client encodes
+-- them), and "group dedup prio delay(ms)", or "" for none of them.
+-- Answers {"OK"} and per message its sequence number, or "ID seq" of the earlier message
+-- when a deduplication id repeats; or {"NOQUEUE"} / {"STALE"}.
 local info = queue_info(Q)
 if not info then return {'NOQUEUE'} end
 if info.created_at ~= tonumber(ARGV[4]) then return {'STALE'} end
@@ -12,8 +13,10 @@ local n = tonumber(ARGV[5])
 local seq = redis.call('INCRBY', qkey(Q, 'seq'), n) - n
 local exp = int(NOW + info.retention)
 local w = writes()
-for b = 6, 5 + 6 * n, 6 do
-  local id, dedup = ARGV[b], ARGV[b + 3]
+for b = 6, 5 + 3 * n, 3 do
+  local id, opts = ARGV[b], ARGV[b + 2]
+  local group, dedup, prio, delay = '', '', '0', '0'
+  if opts ~= '' then group, dedup, prio, delay = string.match(opts, '^(%S*) (%S*) (%d+) (%d+)$') end
   seq = seq + 1
   local done = false
   if dedup ~= '' then
@@ -21,22 +24,21 @@ for b = 6, 5 + 6 * n, 6 do
     if earlier then
       local eid, eseq, eexp = string.match(earlier, '^(%S+) (%S+) (%S+)$')
       if tonumber(eexp) > NOW then
-        push2(out, eid, eseq)
+        out[#out + 1] = eid .. ' ' .. eseq
         done = true
       end
     end
   end
   if not done then
-    local delay = ARGV[b + 5]
     local vis = NOW_S
     if delay ~= '0' then vis = int(NOW + tonumber(delay)) end
     local s = int(seq)
-    insert(Q, info, w, id, s, NOW_S, exp, vis, ARGV[b + 4], '', ARGV[b + 2], ARGV[b + 1], nil)
+    insert(Q, info, w, id, s, NOW_S, exp, vis, prio, '', group, ARGV[b + 1], nil)
     if dedup ~= '' then
       -- The stored expiry decides; the key's own TTL only collects garbage.
       redis.call('SET', qkey(Q, 'd:' .. dedup), id .. ' ' .. s .. ' ' .. int(NOW + window), 'PX', window + 60000)
     end
-    push2(out, id, s)
+    out[#out + 1] = s
   end
 end
 flush(Q, w)
