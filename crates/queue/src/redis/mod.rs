@@ -4,8 +4,14 @@
 //! (`ready`) and by visible-at time (`inv`); FIFO groups keep their order in a list of which
 //! only the head is deliverable. Concurrent sends, receives and deletes are coalesced into
 //! one script call each (`batch`). Sends publish on a channel that wakes long polls on every
-//! node, while someone long-polls. Durable as far as the server is configured to be (AOF `appendfsync always` for the
-//! SQLite backend's guarantee).
+//! node, while someone long-polls. Durable as far as the server is configured to be (AOF
+//! `appendfsync always` for the SQLite backend's guarantee).
+//!
+//! What the server spends per message is what bounds throughput, so the scripts are written
+//! for it: a message is a field of two per-queue hashes, not a key of its own, and a script
+//! handles a whole coalesced batch with one command per hash and sorted set; the client's
+//! part of a message (`blob`) is stored and returned without the script parsing it; numbers
+//! are formatted as few times as possible. The key layout is described in `lua/common.lua`.
 //!
 //! Scripts touch keys they compute from the prefix and queue name, so the backend needs a
 //! single Redis server (or a primary), not a cluster. Time is the callers' clock: nodes'
