@@ -49,11 +49,12 @@ local function call_many(cmd, key, list, out)
 end
 local function hmget(key, ids) return call_many('HMGET', key, ids, {}) end
 
--- The field that keeps a message hash in the hashtable encoding (see above).
-local SENTINEL = string.rep('-', 1024)
+-- The field that keeps a message hash in the hashtable encoding (see above). Built only
+-- here: a kilobyte made on every script run would cost as much as the rest of the prologue.
 local function keep_hashtables(q)
-  redis.call('HSET', qkey(q, 'msg'), '', SENTINEL)
-  redis.call('HSET', qkey(q, 'rcv'), '', SENTINEL)
+  local sentinel = string.rep('-', 1024)
+  redis.call('HSET', qkey(q, 'msg'), '', sentinel)
+  redis.call('HSET', qkey(q, 'rcv'), '', sentinel)
 end
 
 -- What the scripts need of a queue's settings, kept flat beside the JSON (no decoding).
