@@ -26,7 +26,7 @@ if op == 'create' then
   redis.call('HSET', P .. ':queues', Q, ARGV[5])
   redis.call('HSET', qkey(Q, 'meta'), 'retention', ARGV[7], 'priority', ARGV[8], 'dlq', ARGV[6], 'mrc', ARGV[9],
     'created', ARGV[10])
-  keep_hashtables(Q)
+  keep_big_encodings(Q)
   return {'OK', ARGV[5]}
 end
 
@@ -35,7 +35,7 @@ if not info then return {'NOQUEUE'} end
 
 if op == 'purge' then
   purge(Q)
-  keep_hashtables(Q)
+  keep_big_encodings(Q)
   return {'OK'}
 elseif op == 'delete' then
   purge(Q)
@@ -50,7 +50,7 @@ elseif op == 'redrive' then
   end
   local moved = 0
   local targets = {}
-  local ids = redis.call('ZRANGE', qkey(Q, 'exp'), 0, -1)
+  local ids = redis.call('ZRANGEBYSCORE', qkey(Q, 'exp'), '-inf', '(+inf')
   local msgs = hmget(qkey(Q, 'msg'), ids)
   local seqs, srcs = {}, {}
   for k, id in ipairs(ids) do
@@ -77,11 +77,11 @@ elseif op == 'redrive' then
   for t, _ in pairs(targets) do table.insert(out, t) end
   return out
 elseif op == 'stats' then
-  local visible = redis.call('ZCOUNT', qkey(Q, 'ready'), '-inf', '+inf')
+  local visible = redis.call('ZCOUNT', qkey(Q, 'ready'), '-inf', '(+inf')
     + redis.call('ZCOUNT', qkey(Q, 'inv'), '-inf', NOW)
   local in_flight, delayed = 0, 0
   -- Invisible after a receive is in flight; never received yet is delayed.
-  local later = redis.call('ZRANGEBYSCORE', qkey(Q, 'inv'), '(' .. NOW_S, '+inf')
+  local later = redis.call('ZRANGEBYSCORE', qkey(Q, 'inv'), '(' .. NOW_S, '(+inf')
   for _, r in ipairs(hmget(qkey(Q, 'rcv'), later)) do
     if r then
       in_flight = in_flight + 1
@@ -90,7 +90,7 @@ elseif op == 'stats' then
     end
   end
   -- FIFO messages waiting behind their group's head count as visible, as in SQS.
-  local total = redis.call('ZCARD', qkey(Q, 'exp'))
+  local total = redis.call('ZCOUNT', qkey(Q, 'exp'), '-inf', '(+inf')
   local expired = redis.call('ZCOUNT', qkey(Q, 'exp'), '-inf', NOW)
   local waiting = total - expired - visible - in_flight - delayed
   if waiting > 0 then visible = visible + waiting end

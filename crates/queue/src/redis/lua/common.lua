@@ -23,7 +23,9 @@
 -- writes a whole batch of messages with one command per hash. Both hashes keep a field ""
 -- whose value is too long for Redis's compact listpack encoding: in it every field lookup
 -- scans the whole hash, which with a few hundred messages in flight costs more than the rest
--- of the script; in the hashtable encoding a lookup costs the same at any size.
+-- of the script; in the hashtable encoding a lookup costs the same at any size. The sorted
+-- sets likewise keep a member that long, of score +inf, and every read of them stops short
+-- of +inf ('(+inf') so it is never taken for a message.
 -- Notifications of newly deliverable messages go to channel P:notify, payload the queue,
 -- only while a receiver is long-polling: most sends then cost no publish at all.
 local P = ARGV[1]
@@ -49,12 +51,14 @@ local function call_many(cmd, key, list, out)
 end
 local function hmget(key, ids) return call_many('HMGET', key, ids, {}) end
 
--- The field that keeps a message hash in the hashtable encoding (see above). Built only
--- here: a kilobyte made on every script run would cost as much as the rest of the prologue.
-local function keep_hashtables(q)
+-- The entries that keep a queue's hashes and sorted sets in their big encodings (see
+-- above). Built only here: a kilobyte made on every script run would cost as much as the
+-- rest of the prologue.
+local function keep_big_encodings(q)
   local sentinel = string.rep('-', 1024)
   redis.call('HSET', qkey(q, 'msg'), '', sentinel)
   redis.call('HSET', qkey(q, 'rcv'), '', sentinel)
+  for _, z in ipairs({ 'ready', 'inv', 'exp' }) do redis.call('ZADD', qkey(q, z), '+inf', sentinel) end
 end
 
 -- What the scripts need of a queue's settings, kept flat beside the JSON (no decoding).

@@ -37,8 +37,8 @@ local invisible_until = int(NOW + visibility)
 local taken, rcvs, scored = {}, {}, {}
 while got < max and guard < 100 do
   guard = guard + 1
-  -- ZRANGE and ZREM rather than ZPOPMIN, whose answer formats every score.
-  local ids = redis.call('ZRANGE', ready, 0, max - got - 1)
+  -- A range and ZREM rather than ZPOPMIN, whose answer formats every score.
+  local ids = redis.call('ZRANGEBYSCORE', ready, '-inf', '(+inf', 'LIMIT', 0, max - got)
   if #ids == 0 then break end
   redis.call('ZREM', ready, unpack(ids))
   local prior = redis.call('HMGET', rcv, unpack(ids))
@@ -84,7 +84,7 @@ else
     -- it on every attempt.
     redis.call('SET', qkey(Q, 'polling'), '1', 'PX', 21000)
   end
-  local first = redis.call('ZRANGE', inv, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGEBYSCORE', inv, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if #first > 0 then out[2] = first[2] end
 end
 return out
