@@ -11,8 +11,27 @@
 //! must pay. The single-client commit rate (one fsync per row) is printed for scale.
 //!
 //! Redis (feature `redis`, server from `AGENTRY_BENCH_REDIS_URL` or `AGENTRY_TEST_REDIS_URL`):
-//! the same loop against the Redis backend, compared with `redis-benchmark -P 16 -q -t
-//! set,lpush` run against the same server just before.
+//! the same loop against the Redis backend, and a batched loop (send_batch of 10, receive of
+//! up to 10, delete_batch of what came), both compared with `redis-benchmark -P 16 -q -t
+//! set,lpush` on the same server. Every message sent, received and deleted counts as one
+//! operation each in both loops. Limit and queue alternate over three rounds; the ratio is
+//! the queue's best round over the limit's best. The server time the scripts take per
+//! operation (`INFO commandstats`) is printed with the ceiling it implies: the rate the
+//! server would reach doing nothing but run the scripts.
+//!
+//! Where it stands on the 2-core development machine (redis 7.0, redis-benchmark ≈ 1.3 M/s
+//! when the machine is quiet): the goal of 30 % is not met. The batched loop reaches about
+//! 22 % (≈ 300 k ops/s, 100 k messages/s; 2.4 µs of script per operation), the single loop
+//! about 7 % (≈ 90 k ops/s; 5 µs of script per operation, the fixed cost of a script call
+//! spread over the ~6 operations concurrent callers coalesce into one). The floor is the
+//! server's: about 0.75 µs per operation goes to the hash and sorted-set commands a message
+//! needs (store, index by delivery order, move to in flight, record the receipt, remove:
+//! about 14 element operations per message), the rest to Lua itself (arguments and answers
+//! converted between Redis and Lua, strings interned, per-message bookkeeping). At 2.4 µs
+//! the ceiling is about 30 % of redis-benchmark, before the server spends anything on the
+//! network, so the goal would need the per-message script work cut by another third or
+//! more. Runs where another process slows redis-benchmark show higher ratios; the best-round
+//! comparison is there so they do not pass for the goal being met.
 //!
 //! `cargo bench -p agentry-queue --features redis --bench queue`; `AGENTRY_BENCH_SECS` sets
 //! each measurement's length (default 3), `AGENTRY_BENCH_CLIENTS` the concurrency (default 32),
@@ -271,61 +290,89 @@ async fn redis_part(clients: usize, secs: u64) {
     );
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    // The limit is measured before and after the queue, and averaged: the machine is shared.
-    let mut peer = redis_benchmark(host, port);
-    let mut results = Vec::new();
+    // Limit and queue alternate over a few rounds, because the machine is shared: other work
+    // depresses redis-benchmark's rate far more than the queue's (it swings by half between
+    // runs), so a ratio against one depressed limit flatters the queue. The result is the
+    // queue's best round against the limit's best round, each as undisturbed as this run saw
+    // it; per-round ratios are printed too.
+    const ROUNDS: usize = 3;
     let only_mode = std::env::var("AGENTRY_BENCH_MODE").unwrap_or_default();
-    for (mode, label) in [
+    let modes: Vec<_> = [
         (Mode::Single, "single (send, receive 1, delete)"),
         (Mode::Batched, "batched (send 10, receive 10, delete 10)"),
-    ] {
-        if !only_mode.is_empty() && !label.starts_with(&only_mode) {
-            continue;
+    ]
+    .into_iter()
+    .filter(|(_, label)| only_mode.is_empty() || label.starts_with(&only_mode))
+    .collect();
+    let mut ratios = vec![Vec::new(); modes.len()];
+    let mut ops = vec![Vec::new(); modes.len()];
+    let mut script_usec = vec![Vec::new(); modes.len()];
+    let mut peers = Vec::new();
+    for round in 1..=ROUNDS {
+        let rates = redis_benchmark(host, port);
+        if rates.is_empty() {
+            break;
         }
-        let before = script_time(&mut conn).await;
-        let started = Instant::now();
-        let ops = queue_ops(rq.clone(), "bench", mode, clients, secs).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let after = script_time(&mut conn).await;
+        let peer = rates.iter().sum::<f64>() / rates.len() as f64;
+        peers.push(peer);
         println!(
-            "redis queue {label}, {clients} clients: {ops:>8.0} ops/s ({:.0} messages/s)",
-            ops / 3.0
+            "round {round}: redis-benchmark -P 16 SET and LPUSH {peer:>8.0} requests/s (the limit)"
         );
-        let mut per_op = None;
-        if let (Some(b), Some(a)) = (before, after) {
-            // Over the whole measurement, queue creation and deletion included.
-            let total = ops * elapsed;
-            let usec = (a.usec - b.usec) / total;
+        for (i, (mode, label)) in modes.iter().enumerate() {
+            let before = script_time(&mut conn).await;
+            let started = Instant::now();
+            let rate = queue_ops(rq.clone(), "bench", *mode, clients, secs).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            ops[i].push(rate);
+            let after = script_time(&mut conn).await;
+            let ratio = 100.0 * rate / peer;
             println!(
-                "  server time in queue scripts: {usec:.2} µs per queue operation, of which {:.2} µs \
-                 in the Redis commands they call; {:.1} operations per script call; scripts kept \
-                 the server busy {:.0} % of the time",
-                (a.commands_usec - b.commands_usec) / total,
-                total / (a.calls - b.calls).max(1.0),
-                (a.usec - b.usec) / 1e4 / elapsed
+                "  queue {label}: {rate:>8.0} ops/s ({:.0} messages/s): {ratio:.1} %",
+                rate / 3.0
             );
-            per_op = Some(usec);
+            ratios[i].push(ratio);
+            if let (Some(b), Some(a)) = (before, after) {
+                // Over the whole measurement, queue creation and deletion included.
+                let total = rate * elapsed;
+                let usec = (a.usec - b.usec) / total;
+                println!(
+                    "    server time in scripts: {usec:.2} µs per operation, {:.2} µs of it in the \
+                     Redis commands they call; {:.1} operations per script call; scripts kept the \
+                     server busy {:.0} % of the time",
+                    (a.commands_usec - b.commands_usec) / total,
+                    total / (a.calls - b.calls).max(1.0),
+                    (a.usec - b.usec) / 1e4 / elapsed
+                );
+                script_usec[i].push(usec);
+            }
         }
-        results.push((label, ops, per_op));
     }
     rq.destroy().await.unwrap();
-    peer.extend(redis_benchmark(host, port));
-    if peer.is_empty() {
+    if peers.is_empty() {
+        println!("redis: no ratio (redis-benchmark did not run)");
         return;
     }
-    let peer = peer.iter().sum::<f64>() / peer.len() as f64;
-    println!("redis-benchmark -P 16 SET and LPUSH, mean of before and after: {peer:.0} requests/s");
-    for (label, ops, per_op) in results {
-        let ratio = 100.0 * ops / peer;
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let peer = best(&peers);
+    for (i, (_, label)) in modes.iter().enumerate() {
+        let ratio = 100.0 * best(&ops[i]) / peer;
         println!(
-            "redis ratio, {label}: {ratio:.1} % of redis-benchmark's pipelined rate (goal >= 30 %: {})",
+            "redis ratio, {label}: {ratio:.1} % of redis-benchmark's pipelined rate, best round against \
+             best round (per-round median {:.1} %; goal >= 30 %: {})",
+            median(&mut ratios[i]),
             if ratio >= 30.0 { "met" } else { "not met" }
         );
-        if let Some(usec) = per_op {
-            // The server runs scripts one at a time: at this cost per operation, this is the
+        if !script_usec[i].is_empty() {
+            // The server runs one script at a time: at this cost per operation, this is the
             // most it could do with nothing else to do (no network, no other clients).
+            let usec = median(&mut script_usec[i]);
             println!(
-                "  ceiling at {usec:.2} µs of script per operation: {:.0} ops/s, {:.1} % of redis-benchmark's rate",
+                "  server-side ceiling at {usec:.2} µs of script per operation (median): {:.0} ops/s, \
+                 {:.1} % of redis-benchmark's best rate",
                 1e6 / usec,
                 100.0 * 1e6 / usec / peer
             );
