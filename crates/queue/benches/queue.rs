@@ -11,11 +11,32 @@
 //! must pay. The single-client commit rate (one fsync per row) is printed for scale.
 //!
 //! Redis (feature `redis`, server from `AGENTRY_BENCH_REDIS_URL` or `AGENTRY_TEST_REDIS_URL`):
-//! the same loop against the Redis backend, compared with `redis-benchmark -P 16 -q -t
-//! set,lpush` run against the same server just before.
+//! the same loop against the Redis backend, and a batched loop (send_batch of 10, receive of
+//! up to 10, delete_batch of what came), both compared with `redis-benchmark -P 16 -q -t
+//! set,lpush` on the same server. Every message sent, received and deleted counts as one
+//! operation each in both loops. Limit and queue alternate over three rounds; the ratio is
+//! the queue's best round over the limit's best. The server time the scripts take per
+//! operation (`INFO commandstats`) is printed with the ceiling it implies: the rate the
+//! server would reach doing nothing but run the scripts.
+//!
+//! Where it stands on the 2-core development machine (redis 7.0, redis-benchmark ≈ 1.3 M/s
+//! when the machine is quiet): the goal of 30 % is not met. The batched loop reaches about
+//! 22 % (≈ 300 k ops/s, 100 k messages/s; 2.4 µs of script per operation), the single loop
+//! about 7 % (≈ 90 k ops/s; 5 µs of script per operation, the fixed cost of a script call
+//! spread over the ~6 operations concurrent callers coalesce into one). The floor is the
+//! server's: about 0.75 µs per operation goes to the hash and sorted-set commands a message
+//! needs (store, index by delivery order, move to in flight, record the receipt, remove:
+//! about 14 element operations per message), the rest to Lua itself (arguments and answers
+//! converted between Redis and Lua, strings interned, per-message bookkeeping). At 2.4 µs
+//! the ceiling is about 30 % of redis-benchmark, before the server spends anything on the
+//! network, so the goal would need the per-message script work cut by another third or
+//! more. Runs where another process slows redis-benchmark show higher ratios; the best-round
+//! comparison is there so they do not pass for the goal being met.
 //!
 //! `cargo bench -p agentry-queue --features redis --bench queue`; `AGENTRY_BENCH_SECS` sets
-//! each measurement's length (default 3), `AGENTRY_BENCH_CLIENTS` the concurrency (default 32).
+//! each measurement's length (default 3), `AGENTRY_BENCH_CLIENTS` the concurrency (default 32),
+//! `AGENTRY_BENCH_ONLY` one backend (`sqlite` or `redis`), `AGENTRY_BENCH_MODE` one of the Redis
+//! loops (`single` or `batched`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,8 +54,19 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Runs `clients` copies of send -> receive -> delete for `secs`; answers operations per second.
-async fn queue_ops(q: Arc<dyn Queue>, queue: &str, clients: usize, secs: u64) -> f64 {
+/// How each client moves messages: one at a time, or through the batch calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// send -> receive(max 1) -> delete.
+    Single,
+    /// send_batch of 10 -> receive(max 10) -> delete_batch of what was received.
+    Batched,
+}
+
+/// Runs `clients` copies of the loop for `secs`; answers operations per second, where each
+/// message sent, each message received and each message deleted is one operation (the
+/// single loop also counts a receive that found nothing, which hardly happens).
+async fn queue_ops(q: Arc<dyn Queue>, queue: &str, mode: Mode, clients: usize, secs: u64) -> f64 {
     q.create_queue(queue, &QueueAttributes::default())
         .await
         .unwrap();
@@ -53,14 +85,40 @@ async fn queue_ops(q: Arc<dyn Queue>, queue: &str, clients: usize, secs: u64) ->
             );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    q.send(&queue, SendMessage::new(body.clone()))
-                        .await
-                        .unwrap();
-                    let got = q.receive(&queue, ReceiveOptions::max(1)).await.unwrap();
-                    ops.fetch_add(2, Ordering::Relaxed);
-                    for m in got {
-                        q.delete(&queue, &m.receipt_handle).await.unwrap();
-                        ops.fetch_add(1, Ordering::Relaxed);
+                    match mode {
+                        Mode::Single => {
+                            q.send(&queue, SendMessage::new(body.clone()))
+                                .await
+                                .unwrap();
+                            let got = q.receive(&queue, ReceiveOptions::max(1)).await.unwrap();
+                            ops.fetch_add(2, Ordering::Relaxed);
+                            for m in got {
+                                q.delete(&queue, &m.receipt_handle).await.unwrap();
+                                ops.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Mode::Batched => {
+                            let batch = (0..agentry_queue::MAX_BATCH)
+                                .map(|_| SendMessage::new(body.clone()))
+                                .collect();
+                            for r in q.send_batch(&queue, batch).await.unwrap() {
+                                r.unwrap();
+                                ops.fetch_add(1, Ordering::Relaxed);
+                            }
+                            let got = q
+                                .receive(&queue, ReceiveOptions::max(agentry_queue::MAX_BATCH))
+                                .await
+                                .unwrap();
+                            if got.is_empty() {
+                                continue;
+                            }
+                            ops.fetch_add(got.len() as u64, Ordering::Relaxed);
+                            let handles = got.into_iter().map(|m| m.receipt_handle).collect();
+                            for r in q.delete_batch(&queue, handles).await.unwrap() {
+                                r.unwrap();
+                                ops.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                 }
             })
@@ -73,6 +131,7 @@ async fn queue_ops(q: Arc<dyn Queue>, queue: &str, clients: usize, secs: u64) ->
     for t in tasks {
         t.await.unwrap();
     }
+    q.delete_queue(queue).await.unwrap();
     done as f64 / elapsed.as_secs_f64()
 }
 
@@ -188,7 +247,7 @@ async fn sqlite_part(dir: &std::path::Path, clients: usize, secs: u64) {
     let mut ratios = Vec::new();
     for round in 1..=ROUNDS {
         let group = raw_group_commits(&dir.join("raw-group.db"), clients, secs).await;
-        let ops = queue_ops(q.clone(), "bench", clients, secs).await;
+        let ops = queue_ops(q.clone(), "bench", Mode::Single, clients, secs).await;
         let ratio = 100.0 * ops / group;
         println!(
             "round {round}: raw group commit (the limit) {group:>8.0} rows/s, \
@@ -219,6 +278,111 @@ async fn redis_part(clients: usize, secs: u64) {
         .next()
         .unwrap_or("127.0.0.1:6379");
     let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "6379"));
+    let prefix = format!("agentry-bench-{}", std::process::id());
+    let rq = Arc::new(
+        agentry_queue::redis::RedisQueue::connect(
+            &url,
+            &prefix,
+            Arc::new(agentry_queue::SystemClock),
+        )
+        .await
+        .unwrap(),
+    );
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // Limit and queue alternate over a few rounds, because the machine is shared: other work
+    // depresses redis-benchmark's rate far more than the queue's (it swings by half between
+    // runs), so a ratio against one depressed limit flatters the queue. The result is the
+    // queue's best round against the limit's best round, each as undisturbed as this run saw
+    // it; per-round ratios are printed too.
+    const ROUNDS: usize = 3;
+    let only_mode = std::env::var("AGENTRY_BENCH_MODE").unwrap_or_default();
+    let modes: Vec<_> = [
+        (Mode::Single, "single (send, receive 1, delete)"),
+        (Mode::Batched, "batched (send 10, receive 10, delete 10)"),
+    ]
+    .into_iter()
+    .filter(|(_, label)| only_mode.is_empty() || label.starts_with(&only_mode))
+    .collect();
+    let mut ratios = vec![Vec::new(); modes.len()];
+    let mut ops = vec![Vec::new(); modes.len()];
+    let mut script_usec = vec![Vec::new(); modes.len()];
+    let mut peers = Vec::new();
+    for round in 1..=ROUNDS {
+        let rates = redis_benchmark(host, port);
+        if rates.is_empty() {
+            break;
+        }
+        let peer = rates.iter().sum::<f64>() / rates.len() as f64;
+        peers.push(peer);
+        println!(
+            "round {round}: redis-benchmark -P 16 SET and LPUSH {peer:>8.0} requests/s (the limit)"
+        );
+        for (i, (mode, label)) in modes.iter().enumerate() {
+            let before = script_time(&mut conn).await;
+            let started = Instant::now();
+            let rate = queue_ops(rq.clone(), "bench", *mode, clients, secs).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            ops[i].push(rate);
+            let after = script_time(&mut conn).await;
+            let ratio = 100.0 * rate / peer;
+            println!(
+                "  queue {label}: {rate:>8.0} ops/s ({:.0} messages/s): {ratio:.1} %",
+                rate / 3.0
+            );
+            ratios[i].push(ratio);
+            if let (Some(b), Some(a)) = (before, after) {
+                // Over the whole measurement, queue creation and deletion included.
+                let total = rate * elapsed;
+                let usec = (a.usec - b.usec) / total;
+                println!(
+                    "    server time in scripts: {usec:.2} µs per operation, {:.2} µs of it in the \
+                     Redis commands they call; {:.1} operations per script call; scripts kept the \
+                     server busy {:.0} % of the time",
+                    (a.commands_usec - b.commands_usec) / total,
+                    total / (a.calls - b.calls).max(1.0),
+                    (a.usec - b.usec) / 1e4 / elapsed
+                );
+                script_usec[i].push(usec);
+            }
+        }
+    }
+    rq.destroy().await.unwrap();
+    if peers.is_empty() {
+        println!("redis: no ratio (redis-benchmark did not run)");
+        return;
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let peer = best(&peers);
+    for (i, (_, label)) in modes.iter().enumerate() {
+        let ratio = 100.0 * best(&ops[i]) / peer;
+        println!(
+            "redis ratio, {label}: {ratio:.1} % of redis-benchmark's pipelined rate, best round against \
+             best round (per-round median {:.1} %; goal >= 30 %: {})",
+            median(&mut ratios[i]),
+            if ratio >= 30.0 { "met" } else { "not met" }
+        );
+        if !script_usec[i].is_empty() {
+            // The server runs one script at a time: at this cost per operation, this is the
+            // most it could do with nothing else to do (no network, no other clients).
+            let usec = median(&mut script_usec[i]);
+            println!(
+                "  server-side ceiling at {usec:.2} µs of script per operation (median): {:.0} ops/s, \
+                 {:.1} % of redis-benchmark's best rate",
+                1e6 / usec,
+                100.0 * 1e6 / usec / peer
+            );
+        }
+    }
+}
+
+/// `redis-benchmark -P 16 -q -t set,lpush` against the server: requests per second of each.
+#[cfg(feature = "redis")]
+fn redis_benchmark(host: &str, port: &str) -> Vec<f64> {
     let out = std::process::Command::new("redis-benchmark")
         .args([
             "-h",
@@ -234,7 +398,7 @@ async fn redis_part(clients: usize, secs: u64) {
             "300000",
         ])
         .output();
-    let mut peer = Vec::new();
+    let mut rates = Vec::new();
     match out {
         Ok(out) => {
             // Lines look like "SET: 512345.67 requests per second, p50=..." after \r progress.
@@ -247,65 +411,57 @@ async fn redis_part(clients: usize, secs: u64) {
                     && rest.contains("requests per second")
                 {
                     println!("redis-benchmark -P 16 {name}: {rps:>10.0} requests/s");
-                    peer.push(rps);
+                    rates.push(rps);
                 }
             }
         }
         Err(e) => println!("redis-benchmark could not run: {e}"),
     }
-    let prefix = format!("agentry-bench-{}", std::process::id());
-    let rq = Arc::new(
-        agentry_queue::redis::RedisQueue::connect(
-            &url,
-            &prefix,
-            Arc::new(agentry_queue::SystemClock),
-        )
-        .await
-        .unwrap(),
-    );
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let before = script_time(&mut conn).await;
-    let ops = queue_ops(rq.clone(), "bench", clients, secs).await;
-    let after = script_time(&mut conn).await;
-    rq.destroy().await.unwrap();
-    println!(
-        "redis queue send+receive+delete, {clients} clients:     {ops:>10.0} ops/s ({:.0} messages/s)",
-        ops / 3.0
-    );
-    if let (Some((calls0, usec0)), Some((calls1, usec1))) = (before, after) {
-        let total = ops * secs as f64;
-        println!(
-            "redis server time in queue scripts: {:.1} µs per queue operation ({:.1} operations per script call)",
-            (usec1 - usec0) / total,
-            total / (calls1 - calls0).max(1.0)
-        );
-    }
-    if !peer.is_empty() {
-        let peer = peer.iter().sum::<f64>() / peer.len() as f64;
-        println!(
-            "redis ratio: {:.1} % of redis-benchmark's pipelined rate {peer:.0}/s (goal >= 30 %)",
-            100.0 * ops / peer
-        );
-    }
+    rates
 }
 
-/// Calls and microseconds the server has spent in EVALSHA so far (`INFO commandstats`).
+/// What the server has spent on scripts so far (`INFO commandstats`).
 #[cfg(feature = "redis")]
-async fn script_time(conn: &mut redis::aio::MultiplexedConnection) -> Option<(f64, f64)> {
+#[derive(Clone, Copy)]
+struct ScriptTime {
+    /// EVALSHA calls.
+    calls: f64,
+    /// Microseconds in EVALSHA, the commands the scripts call included.
+    usec: f64,
+    /// Microseconds in the commands scripts call (every command but EVALSHA and INFO; only
+    /// the scripts run while the queue is measured).
+    commands_usec: f64,
+}
+
+#[cfg(feature = "redis")]
+async fn script_time(conn: &mut redis::aio::MultiplexedConnection) -> Option<ScriptTime> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
         .await
         .ok()?;
-    let line = info.lines().find(|l| l.starts_with("cmdstat_evalsha:"))?;
-    let field = |name: &str| {
-        line.split([':', ',']).find_map(|kv| {
-            kv.strip_prefix(name)?
-                .strip_prefix('=')?
-                .parse::<f64>()
-                .ok()
-        })
+    let mut t = ScriptTime {
+        calls: 0.0,
+        usec: 0.0,
+        commands_usec: 0.0,
     };
-    Some((field("calls")?, field("usec")?))
+    for line in info.lines() {
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let field = |f: &str| {
+            stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(f)?.strip_prefix('=')?.parse::<f64>().ok())
+        };
+        match name {
+            "evalsha" => (t.calls, t.usec) = (field("calls")?, field("usec")?),
+            "info" | "eval" => {}
+            _ => t.commands_usec += field("usec").unwrap_or(0.0),
+        }
+    }
+    Some(t)
 }

@@ -1,4 +1,4 @@
-//! Coalescing of concurrent sends and deletes. Callers hand their entries to one task per
+//! Coalescing of concurrent sends, receives and deletes. Callers hand their entries to one task per
 //! operation; while a script call is on the wire the next callers' entries queue up, and the
 //! task sends them all, grouped by queue, in one script call each: the server runs one
 //! script (and the client one round trip) for many callers, as SQLite's group commit does

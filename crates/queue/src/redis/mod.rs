@@ -4,8 +4,14 @@
 //! (`ready`) and by visible-at time (`inv`); FIFO groups keep their order in a list of which
 //! only the head is deliverable. Concurrent sends, receives and deletes are coalesced into
 //! one script call each (`batch`). Sends publish on a channel that wakes long polls on every
-//! node, while someone long-polls. Durable as far as the server is configured to be (AOF `appendfsync always` for the
-//! SQLite backend's guarantee).
+//! node, while someone long-polls. Durable as far as the server is configured to be (AOF
+//! `appendfsync always` for the SQLite backend's guarantee).
+//!
+//! What the server spends per message is what bounds throughput, so the scripts are written
+//! for it: a message is a field of two per-queue hashes, not a key of its own, and a script
+//! handles a whole coalesced batch with one command per hash and sorted set; the client's
+//! part of a message (`blob`) is stored and returned without the script parsing it; numbers
+//! are formatted as few times as possible. The key layout is described in `lua/common.lua`.
 //!
 //! Scripts touch keys they compute from the prefix and queue name, so the backend needs a
 //! single Redis server (or a primary), not a cluster. Time is the callers' clock: nodes'
@@ -29,6 +35,7 @@ use crate::{
 };
 
 mod batch;
+mod blob;
 
 const COMMON: &str = include_str!("lua/common.lua");
 
@@ -68,6 +75,34 @@ pub struct RedisQueue {
     sends: batch::Coalescer,
     deletes: batch::Coalescer,
     receives: batch::Coalescer,
+    tokens: Tokens,
+}
+
+/// Receipt tokens: distinct for every receive this process makes, and not guessable from
+/// outside it, without a call to the system's random source each.
+struct Tokens {
+    base: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Tokens {
+    fn new() -> Self {
+        Self {
+            base: uuid::Uuid::new_v4().as_u64_pair().0,
+            next: Default::default(),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SplitMix64's finalizer: a bijection, so distinct counts give distinct tokens.
+        let mut z = self
+            .base
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        format!("{:016x}", z ^ (z >> 31))
+    }
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -125,7 +160,7 @@ impl RedisQueue {
                 script(include_str!("lua/send.lua")),
                 true,
                 0,
-                2,
+                1,
             ),
             deletes: batch::Coalescer::start(
                 conn.clone(),
@@ -141,7 +176,7 @@ impl RedisQueue {
                 script(include_str!("lua/receive.lua")),
                 true,
                 1,
-                12,
+                3,
             ),
             scripts: Scripts {
                 visibility: script(include_str!("lua/visibility.lua")),
@@ -149,6 +184,7 @@ impl RedisQueue {
             },
             infos: Mutex::default(),
             listener,
+            tokens: Tokens::new(),
         })
     }
 
@@ -271,9 +307,7 @@ impl RedisQueue {
                 if wait.is_zero() { "0" } else { "1" }.to_owned(),
             ],
             entries: max,
-            args: (0..max)
-                .map(|_| format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0))
-                .collect(),
+            args: (0..max).map(|_| self.tokens.next()).collect(),
             now,
             reply: oneshot::channel().0,
         };
@@ -290,45 +324,15 @@ impl RedisQueue {
             .first()
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f as i64);
-        let mut messages = Vec::new();
-        for f in out[1..].chunks(12) {
-            let [
-                id,
-                tok,
-                body,
-                attrs,
-                group,
-                dedup,
-                prio,
-                sent,
-                fr,
-                rc,
-                seq,
-                _,
-            ] = f
-            else {
+        let mut messages = Vec::with_capacity(out.len().saturating_sub(1) / 3);
+        let mut fields = out.into_iter().skip(1);
+        while let Some(id) = fields.next() {
+            let (Some(stored), Some(rcv)) = (fields.next(), fields.next()) else {
                 return Err(Error::Backend(
                     "redis receive answered a partial message".into(),
                 ));
             };
-            let num = |s: &str| s.parse::<f64>().map(|f| f as i64).unwrap_or(0);
-            messages.push(Message {
-                message_id: id.clone(),
-                receipt_handle: format!("{id}:{tok}"),
-                body: body.clone(),
-                attributes: if attrs.is_empty() {
-                    Default::default()
-                } else {
-                    serde_json::from_str(attrs).unwrap_or_default()
-                },
-                receive_count: num(rc) as u32,
-                sent_at: num(sent),
-                first_received_at: num(fr),
-                group_id: (!group.is_empty()).then(|| group.clone()),
-                deduplication_id: (!dedup.is_empty()).then(|| dedup.clone()),
-                sequence_number: (!group.is_empty()).then(|| format!("{:020}", num(seq))),
-                priority: num(prio) as u8,
-            });
+            messages.push(blob::message(id, &stored, &rcv)?);
         }
         Ok((messages, next_due))
     }
@@ -351,7 +355,13 @@ fn parse_stored(queue: &str, stored: &str) -> Result<QueueInfo> {
 /// A receipt handle's message id and receive token.
 fn parse_handle(handle: &str) -> Result<(&str, &str)> {
     match handle.split_once(':') {
-        Some((id, tok)) if uuid::Uuid::parse_str(id).is_ok() && tok.len() == 16 => Ok((id, tok)),
+        Some((id, tok))
+            if uuid::Uuid::parse_str(id).is_ok()
+                && tok.len() == 16
+                && tok.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok((id, tok))
+        }
         _ => Err(Error::ReceiptHandleIsInvalid(handle.to_owned())),
     }
 }
@@ -479,7 +489,8 @@ impl Queue for RedisQueue {
                 self.fetch_info(queue).await?
             };
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
-            let mut args = Vec::with_capacity(messages.len() * 7);
+            let mut args = Vec::with_capacity(messages.len() * 3);
+            let mut ids = Vec::with_capacity(messages.len());
             let mut count = 0;
             for m in &messages {
                 match validate::message(queue, &info.attributes, m) {
@@ -487,20 +498,26 @@ impl Queue for RedisQueue {
                     Ok(checked) => {
                         count += 1;
                         results.push(None);
-                        let attrs = if m.attributes.is_empty() {
+                        let id = uuid::Uuid::new_v4().to_string();
+                        let dedup = checked.deduplication_id.unwrap_or_default();
+                        let group = m.group_id.as_deref().unwrap_or_default();
+                        // Most messages have none of these: an empty field spares the
+                        // script four arguments.
+                        let opts = if group.is_empty()
+                            && dedup.is_empty()
+                            && m.priority == 0
+                            && checked.delay.is_zero()
+                        {
                             String::new()
                         } else {
-                            serde_json::to_string(&m.attributes).expect("attributes serialize")
+                            format!(
+                                "{group} {dedup} {} {}",
+                                m.priority,
+                                millis_of(checked.delay)
+                            )
                         };
-                        args.extend([
-                            uuid::Uuid::new_v4().to_string(),
-                            m.body.clone(),
-                            attrs,
-                            m.group_id.clone().unwrap_or_default(),
-                            checked.deduplication_id.unwrap_or_default(),
-                            m.priority.to_string(),
-                            millis_of(checked.delay).to_string(),
-                        ]);
+                        args.extend([id.clone(), blob::encode(m, &dedup), opts]);
+                        ids.push(id);
                     }
                 }
             }
@@ -524,18 +541,23 @@ impl Queue for RedisQueue {
                 Answer::Ok(out) => out,
                 Answer::Refused(_) => continue,
             };
-            let mut sent = out.chunks(2);
+            let (mut answers, mut ids) = (out.into_iter(), ids.into_iter());
             return Ok(results
                 .into_iter()
                 .map(|r| {
                     r.unwrap_or_else(|| {
-                        let [id, seq] = sent.next().expect("one answer per message sent") else {
+                        let (Some(id), Some(answer)) = (ids.next(), answers.next()) else {
                             return Err(Error::Backend(
-                                "redis send answered a partial message".into(),
+                                "redis send answered too few messages".into(),
                             ));
                         };
+                        // "ID seq": deduplicated, the earlier message's.
+                        let (id, seq) = match answer.split_once(' ') {
+                            Some((earlier, seq)) => (earlier.to_owned(), seq.to_owned()),
+                            None => (id, answer),
+                        };
                         Ok(Sent {
-                            message_id: id.clone(),
+                            message_id: id,
                             sequence_number: info
                                 .fifo
                                 .then(|| format!("{:020}", seq.parse::<u64>().unwrap_or(0))),

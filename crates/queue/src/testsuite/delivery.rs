@@ -306,3 +306,80 @@ pub async fn redrive_to_explicit_destination(q: &dyn Queue, clock: &ManualClock)
     bodies.sort();
     assert_eq!(bodies, ["m0", "m1", "m2"]);
 }
+
+/// More than a thousand messages in flight at once, through a dead-letter queue and back:
+/// sizes past what the small cases above reach, where backends batch and page their work.
+pub async fn many_messages_through_a_dead_letter_queue(q: &dyn Queue, clock: &ManualClock) {
+    const N: usize = 1100;
+    create(q, "many-dlq", QueueAttributes::default()).await;
+    let policy = RedrivePolicy {
+        dead_letter_target: "many-dlq".into(),
+        max_receive_count: 1,
+    };
+    let attrs = QueueAttributes {
+        visibility_timeout: secs(10),
+        redrive_policy: Some(policy),
+        ..Default::default()
+    };
+    create(q, "many", attrs).await;
+    let mut sent = std::collections::HashSet::new();
+    for b in 0..N / 10 {
+        let batch = (0..10)
+            .map(|i| SendMessage::new(format!("m{}", b * 10 + i)))
+            .collect();
+        for r in q.send_batch("many", batch).await.unwrap() {
+            sent.insert(r.unwrap().message_id);
+        }
+    }
+    assert_eq!(sent.len(), N);
+
+    let receive_all = |queue: &'static str| async move {
+        let mut got = Vec::new();
+        loop {
+            let ms = receive(q, queue, ReceiveOptions::max(10).wait(Duration::ZERO)).await;
+            if ms.is_empty() {
+                return got;
+            }
+            got.extend(ms);
+        }
+    };
+    let got = receive_all("many").await;
+    assert_eq!(got.len(), N, "every message once");
+    assert!(got.iter().all(|m| m.receive_count == 1));
+    let ids: std::collections::HashSet<_> = got.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!(ids, sent, "none twice");
+    assert_eq!(q.stats("many").await.unwrap().in_flight, N as u64);
+
+    // Visible again, each after one receive: every attempt moves messages to the DLQ.
+    clock.advance(secs(10));
+    for _ in 0..N {
+        assert!(
+            receive(q, "many", ReceiveOptions::max(10).wait(Duration::ZERO))
+                .await
+                .is_empty(),
+            "a message past maxReceiveCount is moved, not delivered"
+        );
+        if q.stats("many").await.unwrap() == Default::default() {
+            break;
+        }
+    }
+    assert_eq!(q.stats("many").await.unwrap(), Default::default());
+    assert_eq!(q.stats("many-dlq").await.unwrap().visible, N as u64);
+
+    assert_eq!(q.redrive("many-dlq", None).await.unwrap(), N as u64);
+    assert_eq!(q.stats("many").await.unwrap().visible, N as u64);
+    let again = receive_all("many").await;
+    assert_eq!(again.len(), N);
+    assert!(
+        again.iter().all(|m| m.receive_count == 1),
+        "a redrive starts the count afresh"
+    );
+    for chunk in again.chunks(10) {
+        let handles = chunk.iter().map(|m| m.receipt_handle.clone()).collect();
+        for r in q.delete_batch("many", handles).await.unwrap() {
+            r.unwrap();
+        }
+    }
+    assert_eq!(q.stats("many").await.unwrap(), Default::default());
+    assert_eq!(q.stats("many-dlq").await.unwrap(), Default::default());
+}

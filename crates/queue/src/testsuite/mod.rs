@@ -41,6 +41,7 @@ macro_rules! testsuite {
             retention_period,
             dead_letter_at_exactly_max_receive_count,
             redrive_to_explicit_destination,
+            many_messages_through_a_dead_letter_queue,
             fifo_group_order,
             fifo_order_under_concurrent_consumers,
             concurrent_receivers_never_share_a_message,

@@ -8,15 +8,15 @@
 local op = ARGV[4]
 
 local function purge(q)
-  local ids = redis.call('ZRANGE', qkey(q, 'exp'), 0, -1)
-  local groups = {}
-  for _, id in ipairs(ids) do
-    local g = redis.call('HGET', mkey(q, id), 'group')
-    if g and g ~= '' then groups[g] = true end
-    redis.call('DEL', mkey(q, id))
+  if is_fifo(q) then
+    local groups = {}
+    for _, m in ipairs(redis.call('HVALS', qkey(q, 'msg'))) do
+      local group = select(7, parse_msg(m))
+      if group then groups[group] = true end
+    end
+    for g, _ in pairs(groups) do redis.call('DEL', qkey(q, 'g:' .. g)) end
   end
-  for g, _ in pairs(groups) do redis.call('DEL', qkey(q, 'g:' .. g)) end
-  redis.call('DEL', qkey(q, 'ready'), qkey(q, 'inv'), qkey(q, 'exp'))
+  redis.call('DEL', qkey(q, 'msg'), qkey(q, 'rcv'), qkey(q, 'ready'), qkey(q, 'inv'), qkey(q, 'exp'))
 end
 
 if op == 'create' then
@@ -26,6 +26,7 @@ if op == 'create' then
   redis.call('HSET', P .. ':queues', Q, ARGV[5])
   redis.call('HSET', qkey(Q, 'meta'), 'retention', ARGV[7], 'priority', ARGV[8], 'dlq', ARGV[6], 'mrc', ARGV[9],
     'created', ARGV[10])
+  keep_big_encodings(Q)
   return {'OK', ARGV[5]}
 end
 
@@ -34,6 +35,7 @@ if not info then return {'NOQUEUE'} end
 
 if op == 'purge' then
   purge(Q)
+  keep_big_encodings(Q)
   return {'OK'}
 elseif op == 'delete' then
   purge(Q)
@@ -48,17 +50,21 @@ elseif op == 'redrive' then
   end
   local moved = 0
   local targets = {}
-  local ids = redis.call('ZRANGE', qkey(Q, 'exp'), 0, -1)
-  local seqs = {}
-  for _, id in ipairs(ids) do seqs[id] = tonumber(redis.call('HGET', mkey(Q, id), 'seq')) end
+  local ids = redis.call('ZRANGEBYSCORE', qkey(Q, 'exp'), '-inf', '(+inf')
+  local msgs = hmget(qkey(Q, 'msg'), ids)
+  local seqs, srcs = {}, {}
+  for k, id in ipairs(ids) do
+    local seq, _, _, _, _, src = parse_msg(msgs[k])
+    seqs[id], srcs[id] = tonumber(seq), src
+  end
   table.sort(ids, function(a, b) return seqs[a] < seqs[b] end)
   for _, id in ipairs(ids) do
     local vis = redis.call('ZSCORE', qkey(Q, 'inv'), id)
     if not vis or tonumber(vis) <= NOW then
       local to, to_info = dest, dest_info
       if to == '' then
-        to = redis.call('HGET', mkey(Q, id), 'src')
-        if to and to ~= '' then to_info = queue_info(to) end
+        to = srcs[id]
+        if to ~= '' then to_info = queue_info(to) end
       end
       if to_info then
         move(Q, id, to, to_info, false)
@@ -71,18 +77,20 @@ elseif op == 'redrive' then
   for t, _ in pairs(targets) do table.insert(out, t) end
   return out
 elseif op == 'stats' then
-  local visible = redis.call('ZCOUNT', qkey(Q, 'ready'), '-inf', '+inf')
+  local visible = redis.call('ZCOUNT', qkey(Q, 'ready'), '-inf', '(+inf')
     + redis.call('ZCOUNT', qkey(Q, 'inv'), '-inf', NOW)
   local in_flight, delayed = 0, 0
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', qkey(Q, 'inv'), '(' .. NOW, '+inf')) do
-    if tonumber(redis.call('HGET', mkey(Q, id), 'rc')) > 0 then
+  -- Invisible after a receive is in flight; never received yet is delayed.
+  local later = redis.call('ZRANGEBYSCORE', qkey(Q, 'inv'), '(' .. NOW_S, '(+inf')
+  for _, r in ipairs(hmget(qkey(Q, 'rcv'), later)) do
+    if r then
       in_flight = in_flight + 1
     else
       delayed = delayed + 1
     end
   end
   -- FIFO messages waiting behind their group's head count as visible, as in SQS.
-  local total = redis.call('ZCARD', qkey(Q, 'exp'))
+  local total = redis.call('ZCOUNT', qkey(Q, 'exp'), '-inf', '(+inf')
   local expired = redis.call('ZCOUNT', qkey(Q, 'exp'), '-inf', NOW)
   local waiting = total - expired - visible - in_flight - delayed
   if waiting > 0 then visible = visible + waiting end

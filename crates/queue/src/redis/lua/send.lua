@@ -1,38 +1,45 @@
 -- ARGV[4] the queue's created_at the caller validated against, ARGV[5] the count, then per
--- message 7 fields: id, body, attrs, group, dedup, prio, delay (ms).
--- Answers {"OK", id, seq, id, seq, ...}, or {"NOQUEUE"} / {"STALE"}.
+-- message 3 fields: id, blob (body, attributes and deduplication id as the client encodes
+-- them), and "group dedup prio delay(ms)", or "" for none of them.
+-- Answers {"OK"} and per message its sequence number, or "ID seq" of the earlier message
+-- when a deduplication id repeats; or {"NOQUEUE"} / {"STALE"}.
 local info = queue_info(Q)
 if not info then return {'NOQUEUE'} end
 if info.created_at ~= tonumber(ARGV[4]) then return {'STALE'} end
 local out = {'OK'}
 local window = 300000
 local n = tonumber(ARGV[5])
-for i = 0, n - 1 do
-  local b = 6 + i * 7
-  local id, dedup = ARGV[b], ARGV[b + 4]
+-- One sequence number per message, taken at once; a deduplicated send leaves a gap.
+local seq = redis.call('INCRBY', qkey(Q, 'seq'), n) - n
+local exp = int(NOW + info.retention)
+local w = writes()
+for b = 6, 5 + 3 * n, 3 do
+  local id, opts = ARGV[b], ARGV[b + 2]
+  local group, dedup, prio, delay = '', '', '0', '0'
+  if opts ~= '' then group, dedup, prio, delay = string.match(opts, '^(%S*) (%S*) (%d+) (%d+)$') end
+  seq = seq + 1
   local done = false
   if dedup ~= '' then
-    local dkey = qkey(Q, 'd:' .. dedup)
-    local earlier = redis.call('GET', dkey)
+    local earlier = redis.call('GET', qkey(Q, 'd:' .. dedup))
     if earlier then
       local eid, eseq, eexp = string.match(earlier, '^(%S+) (%S+) (%S+)$')
       if tonumber(eexp) > NOW then
-        table.insert(out, eid)
-        table.insert(out, eseq)
+        out[#out + 1] = eid .. ' ' .. eseq
         done = true
       end
     end
   end
   if not done then
-    local f = { body = ARGV[b + 1], attrs = ARGV[b + 2], group = ARGV[b + 3], dedup = dedup, prio = ARGV[b + 5],
-      sent = NOW, vis = NOW + tonumber(ARGV[b + 6]), rc = 0, fr = '', src = '' }
-    local seq = insert(Q, info, id, f)
+    local vis = NOW_S
+    if delay ~= '0' then vis = int(NOW + tonumber(delay)) end
+    local s = int(seq)
+    insert(Q, info, w, id, s, NOW_S, exp, vis, prio, '', group, ARGV[b + 1], nil)
     if dedup ~= '' then
       -- The stored expiry decides; the key's own TTL only collects garbage.
-      redis.call('SET', qkey(Q, 'd:' .. dedup), id .. ' ' .. seq .. ' ' .. (NOW + window), 'PX', window + 60000)
+      redis.call('SET', qkey(Q, 'd:' .. dedup), id .. ' ' .. s .. ' ' .. int(NOW + window), 'PX', window + 60000)
     end
-    table.insert(out, id)
-    table.insert(out, tostring(seq))
+    out[#out + 1] = s
   end
 end
+flush(Q, w)
 return out
