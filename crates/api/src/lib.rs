@@ -3,15 +3,20 @@
 //! definition to its end in memory as a synchronous Express execution does.
 //!
 //! Layout:
-//! - `lib.rs`: the router, its handlers and [`run`]
+//! - `lib.rs`: the router, its JSON handlers and [`run`]
+//! - `aws`: the Step Functions API in AWS's JSON 1.0 protocol (`X-Amz-Target`)
+
+mod aws;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentry_asl::exec::drive::{Runtime, run_to_end};
 use agentry_asl::validate::MachineType;
-use agentry_asl::{Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError};
-use axum::extract::rejection::JsonRejection;
+use agentry_asl::{
+    Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError,
+};
+use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,15 +31,24 @@ pub const SYNC_RUN_LIMIT: Duration = Duration::from_secs(300);
 pub fn router() -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
+        .route(
+            "/readyz",
+            get(|| async { Json(json!({"status": "ready"})) }),
+        )
         .route("/v1/validate", post(validate))
         .route("/v1/test-state", post(test_state))
         .route("/v1/run", post(run_sync))
+        .route("/", post(aws::dispatch))
 }
 
 /// Serves until `shutdown` completes; requests in flight finish first.
-pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router()).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// An error response in AWS's shape: `{"error": code, "cause": message}`.
@@ -42,8 +56,15 @@ fn error(status: StatusCode, code: &str, cause: impl Into<String>) -> Response {
     (status, Json(json!({"error": code, "cause": cause.into()}))).into_response()
 }
 
-fn bad_body(rejection: JsonRejection) -> Response {
-    error(StatusCode::BAD_REQUEST, "ValidationException", format!("request body: {}", rejection.body_text()))
+/// Reads a JSON request body whatever its content type says (curl's `-d` sends a form type).
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("request body: {e}"),
+        )
+    })
 }
 
 /// A definition given as a JSON object or as JSON text (as AWS's API takes it).
@@ -67,9 +88,10 @@ fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
 }
 
 fn load(definition: &Value, ty: MachineType) -> Result<StateMachine, ValidationError> {
-    let def = definition_value(definition)?;
-    agentry_asl::validate::validate(&def, ty)?;
-    StateMachine::from_value(&def)
+    match definition {
+        Value::String(text) => agentry_asl::create_text(text, ty),
+        other => agentry_asl::create(other, ty),
+    }
 }
 
 #[derive(Deserialize)]
@@ -80,10 +102,10 @@ struct ValidateRequest {
     machine_type: Option<String>,
 }
 
-async fn validate(body: Result<Json<ValidateRequest>, JsonRejection>) -> Response {
-    let Json(req) = match body {
+async fn validate(bytes: Bytes) -> Response {
+    let req: ValidateRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return bad_body(r),
+        Err(r) => return r,
     };
     let ty = match machine_type(req.machine_type.as_deref()) {
         Ok(t) => t,
@@ -91,7 +113,9 @@ async fn validate(body: Result<Json<ValidateRequest>, JsonRejection>) -> Respons
     };
     match load(&req.definition, ty) {
         Ok(_) => Json(json!({"valid": true})).into_response(),
-        Err(e) => Json(json!({"valid": false, "error": e.code, "cause": e.message})).into_response(),
+        Err(e) => {
+            Json(json!({"valid": false, "error": e.code, "cause": e.message})).into_response()
+        }
     }
 }
 
@@ -116,10 +140,10 @@ fn as_text(v: Option<Value>) -> Option<String> {
     })
 }
 
-async fn test_state(body: Result<Json<TestStateRequest>, JsonRejection>) -> Response {
-    let Json(req) = match body {
+async fn test_state(bytes: Bytes) -> Response {
+    let req: TestStateRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return bad_body(r),
+        Err(r) => return r,
     };
     let definition = match definition_value(&req.definition) {
         Ok(d) => d,
@@ -153,10 +177,10 @@ struct RunRequest {
 }
 
 /// Runs a definition to its end in memory and answers with its result, as StartSyncExecution.
-async fn run_sync(body: Result<Json<RunRequest>, JsonRejection>) -> Response {
-    let Json(req) = match body {
+async fn run_sync(bytes: Bytes) -> Response {
+    let req: RunRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return bad_body(r),
+        Err(r) => return r,
     };
     let mut def = match load(&req.definition, MachineType::Express) {
         Ok(d) => d,
@@ -170,7 +194,11 @@ async fn run_sync(body: Result<Json<RunRequest>, JsonRejection>) -> Response {
         },
         Some(v) => {
             if v.to_string().len() > agentry_asl::exec::MAX_PAYLOAD_BYTES {
-                return error(StatusCode::BAD_REQUEST, "ValidationException", "execution input is over the limit of 262144 bytes");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "execution input is over the limit of 262144 bytes",
+                );
             }
             v
         }
@@ -198,25 +226,44 @@ async fn run_sync(body: Result<Json<RunRequest>, JsonRejection>) -> Response {
     .await;
     match joined {
         Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("execution thread failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("execution thread failed: {e}"),
+        ),
     }
 }
 
-/// The real clock; tasks fail until resources are wired in.
-struct WallClock {
+/// The real clock for local runs: Wait states sleep, and tasks fail naming their resource
+/// until the engine's integrations are wired in.
+pub struct WallClock {
     rng: FixedHost,
 }
 
+impl Default for WallClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl WallClock {
-    fn new() -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        Self { rng: FixedHost::new(0, nanos) }
+    pub fn new() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Self {
+            rng: FixedHost::new(0, nanos),
+        }
     }
 }
 
 impl Host for WallClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
     fn random(&mut self) -> f64 {
         self.rng.random()
@@ -238,7 +285,10 @@ impl Runtime for WallClock {
         Event::TaskFailed {
             task: req.task,
             error: Some("States.TaskFailed".into()),
-            cause: Some(format!("state \"{}\": resource \"{}\" is not available in this runtime", req.state, req.resource)),
+            cause: Some(format!(
+                "state \"{}\": resource \"{}\" is not available in this runtime",
+                req.state, req.resource
+            )),
         }
     }
 }

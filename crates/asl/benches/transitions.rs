@@ -41,12 +41,20 @@ fn measure(def: &Value, input: &Value, transitions_per_run: usize, budget: Durat
     let start = Instant::now();
     while start.elapsed() < budget {
         let mut rt = Virtual(FixedHost::new(1_700_000_000_000, runs + 1));
-        let ex = run_to_end(&machine, ExecutionInfo::local("bench", "run", 0), input.clone(), &mut rt);
+        let ex = run_to_end(
+            &machine,
+            ExecutionInfo::local("bench", "run", 0),
+            input.clone(),
+            &mut rt,
+        );
         assert_eq!(ex.status, Status::Succeeded);
         runs += 1;
     }
     let secs = start.elapsed().as_secs_f64();
-    (runs as f64 / secs, (runs as f64 * transitions_per_run as f64) / secs)
+    (
+        runs as f64 / secs,
+        (runs as f64 * transitions_per_run as f64) / secs,
+    )
 }
 
 /// The same machine on moto's interpreter, in-process in Python through boto3 (no HTTP server):
@@ -78,7 +86,13 @@ with mock_aws(config={{"stepfunctions": {{"execute_state_machine": True}}}}):
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("moto run failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        eprintln!(
+            "moto run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
         return None;
     }
     let runs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
@@ -92,9 +106,10 @@ fn main() {
     // state per item.
     let chain = pass_chain(20);
     let (map_def, map_input) = map_of(100);
-    for (name, def, input, transitions) in
-        [("20-state Pass chain", &chain, &json!({}), 20usize), ("100-item Map", &map_def, &map_input, 101)]
-    {
+    for (name, def, input, transitions) in [
+        ("20-state Pass chain", &chain, &json!({}), 20usize),
+        ("100-item Map", &map_def, &map_input, 101),
+    ] {
         let (execs, tps) = measure(def, input, transitions, budget);
         print!("{name:<22} agentry: {tps:>12.0} transitions/s ({execs:.0} executions/s)");
         if with_moto {

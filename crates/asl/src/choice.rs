@@ -40,7 +40,10 @@ pub fn evaluate(rule: &Value, scope: &Scope) -> Result<bool, Failure> {
     };
     let value = jsonpath::read(variable, scope)?;
     for (op, operand) in obj {
-        if matches!(op.as_str(), "Variable" | "Next" | "Comment" | "Assign" | "Output") {
+        if matches!(
+            op.as_str(),
+            "Variable" | "Next" | "Comment" | "Assign" | "Output"
+        ) {
             continue;
         }
         return compare(op, value.as_ref(), operand, scope, variable);
@@ -48,7 +51,13 @@ pub fn evaluate(rule: &Value, scope: &Scope) -> Result<bool, Failure> {
     Ok(false)
 }
 
-fn compare(op: &str, value: Option<&Value>, operand: &Value, scope: &Scope, variable: &str) -> Result<bool, Failure> {
+fn compare(
+    op: &str,
+    value: Option<&Value>,
+    operand: &Value,
+    scope: &Scope,
+    variable: &str,
+) -> Result<bool, Failure> {
     if op == "IsPresent" {
         return Ok(value.is_some() == operand.as_bool().unwrap_or(false));
     }
@@ -84,9 +93,15 @@ fn compare(op: &str, value: Option<&Value>, operand: &Value, scope: &Scope, vari
         "StringEquals" => str_cmp(value, &operand) == Some(Ordering::Equal),
         "StringLessThan" => str_cmp(value, &operand) == Some(Ordering::Less),
         "StringGreaterThan" => str_cmp(value, &operand) == Some(Ordering::Greater),
-        "StringLessThanEquals" => matches!(str_cmp(value, &operand), Some(Ordering::Less | Ordering::Equal)),
+        "StringLessThanEquals" => matches!(
+            str_cmp(value, &operand),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
         "StringGreaterThanEquals" => {
-            matches!(str_cmp(value, &operand), Some(Ordering::Greater | Ordering::Equal))
+            matches!(
+                str_cmp(value, &operand),
+                Some(Ordering::Greater | Ordering::Equal)
+            )
         }
         "StringMatches" => match (value.as_str(), operand.as_str()) {
             (Some(v), Some(p)) => string_matches(v, p),
@@ -95,9 +110,15 @@ fn compare(op: &str, value: Option<&Value>, operand: &Value, scope: &Scope, vari
         "NumericEquals" => num_cmp(value, &operand) == Some(Ordering::Equal),
         "NumericLessThan" => num_cmp(value, &operand) == Some(Ordering::Less),
         "NumericGreaterThan" => num_cmp(value, &operand) == Some(Ordering::Greater),
-        "NumericLessThanEquals" => matches!(num_cmp(value, &operand), Some(Ordering::Less | Ordering::Equal)),
+        "NumericLessThanEquals" => matches!(
+            num_cmp(value, &operand),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
         "NumericGreaterThanEquals" => {
-            matches!(num_cmp(value, &operand), Some(Ordering::Greater | Ordering::Equal))
+            matches!(
+                num_cmp(value, &operand),
+                Some(Ordering::Greater | Ordering::Equal)
+            )
         }
         "BooleanEquals" => match (value.as_bool(), operand.as_bool()) {
             (Some(a), Some(b)) => a == b,
@@ -106,9 +127,15 @@ fn compare(op: &str, value: Option<&Value>, operand: &Value, scope: &Scope, vari
         "TimestampEquals" => ts_cmp(value, &operand) == Some(Ordering::Equal),
         "TimestampLessThan" => ts_cmp(value, &operand) == Some(Ordering::Less),
         "TimestampGreaterThan" => ts_cmp(value, &operand) == Some(Ordering::Greater),
-        "TimestampLessThanEquals" => matches!(ts_cmp(value, &operand), Some(Ordering::Less | Ordering::Equal)),
+        "TimestampLessThanEquals" => matches!(
+            ts_cmp(value, &operand),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
         "TimestampGreaterThanEquals" => {
-            matches!(ts_cmp(value, &operand), Some(Ordering::Greater | Ordering::Equal))
+            matches!(
+                ts_cmp(value, &operand),
+                Some(Ordering::Greater | Ordering::Equal)
+            )
         }
         _ => false,
     })

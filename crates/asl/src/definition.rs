@@ -257,9 +257,8 @@ pub struct Map {
 
 /// Parses definition text as JSON; refuses what is not JSON with AWS's error code.
 pub fn parse_text(text: &str) -> Result<Value, ValidationError> {
-    serde_json::from_str(text).map_err(|e| {
-        ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {e}"))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| ValidationError::definition(format!("INVALID_JSON_DESCRIPTION: {e}")))
 }
 
 impl StateMachine {
@@ -271,26 +270,40 @@ impl StateMachine {
         let start_at = obj
             .get("StartAt")
             .and_then(Value::as_str)
-            .ok_or_else(|| ValidationError::definition("SCHEMA_VALIDATION_FAILED: These fields are required: [StartAt] at /"))?
+            .ok_or_else(|| {
+                ValidationError::definition(
+                    "SCHEMA_VALIDATION_FAILED: These fields are required: [StartAt] at /",
+                )
+            })?
             .to_string();
         let states_v = obj
             .get("States")
             .and_then(Value::as_object)
-            .ok_or_else(|| ValidationError::definition("SCHEMA_VALIDATION_FAILED: These fields are required: [States] at /"))?;
+            .ok_or_else(|| {
+                ValidationError::definition(
+                    "SCHEMA_VALIDATION_FAILED: These fields are required: [States] at /",
+                )
+            })?;
         let mut states = BTreeMap::new();
         for (name, sv) in states_v {
             states.insert(name.clone(), State::from_value(name, sv)?);
         }
         let field = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
         let de_err = |k: &str, e: serde_json::Error| {
-            ValidationError::definition(format!("SCHEMA_VALIDATION_FAILED: field \"{k}\": {e} at /"))
+            ValidationError::definition(format!(
+                "SCHEMA_VALIDATION_FAILED: field \"{k}\": {e} at /"
+            ))
         };
         Ok(StateMachine {
             start_at,
             states,
-            comment: obj.get("Comment").and_then(Value::as_str).map(str::to_string),
+            comment: obj
+                .get("Comment")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             timeout_seconds: obj.get("TimeoutSeconds").and_then(Value::as_u64),
-            query_language: serde_json::from_value(field("QueryLanguage")).map_err(|e| de_err("QueryLanguage", e))?,
+            query_language: serde_json::from_value(field("QueryLanguage"))
+                .map_err(|e| de_err("QueryLanguage", e))?,
             processor_config: serde_json::from_value(field("ProcessorConfig"))
                 .map_err(|e| de_err("ProcessorConfig", e))?,
         })
@@ -366,9 +379,13 @@ mod tests {
         assert_eq!(m.states.len(), 7);
         assert_eq!(m.state("P").unwrap().common.result_path, Some(Value::Null));
         assert_eq!(m.state("W").unwrap().common.result_path, None);
-        let Kind::Map(map) = &m.state("M").unwrap().kind else { panic!("not a map") };
+        let Kind::Map(map) = &m.state("M").unwrap().kind else {
+            panic!("not a map")
+        };
         assert_eq!(map.item_processor.as_ref().unwrap().start_at, "I");
-        let Kind::Task(t) = &m.state("T").unwrap().kind else { panic!("not a task") };
+        let Kind::Task(t) = &m.state("T").unwrap().kind else {
+            panic!("not a task")
+        };
         assert_eq!(m.state("T").unwrap().common.retry[0].attempts(), 3);
         assert_eq!(t.resource, json!("arn:aws:states:::lambda:invoke"));
     }

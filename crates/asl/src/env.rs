@@ -33,7 +33,10 @@ pub struct FixedHost {
 
 impl FixedHost {
     pub fn new(now_ms: i64, seed: u64) -> Self {
-        Self { now_ms, state: seed.max(1) }
+        Self {
+            now_ms,
+            state: seed.max(1),
+        }
     }
 
     fn next_u64(&mut self) -> u64 {

@@ -30,16 +30,36 @@ pub struct ValidationError {
     pub code: String,
     /// AWS message text, e.g. `Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: ...'`.
     pub message: String,
+    /// The findings the message joins, one by one (ValidateStateMachineDefinition lists
+    /// them); empty for errors that are not about the definition's content.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// One finding about a definition, as ValidateStateMachineDefinition reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// E.g. `SCHEMA_VALIDATION_FAILED`, `MISSING_TRANSITION_TARGET`.
+    pub code: String,
+    pub message: String,
+    /// A JSON pointer into the definition, e.g. `/States/Plan/Next`.
+    pub location: Option<String>,
 }
 
 impl ValidationError {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
     }
 
     /// `InvalidDefinition` with AWS's `Invalid State Machine Definition: '...'` wrapping.
     pub fn definition(detail: impl fmt::Display) -> Self {
-        Self::new("InvalidDefinition", format!("Invalid State Machine Definition: '{detail}'"))
+        Self::new(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: '{detail}'"),
+        )
     }
 }
 
@@ -56,22 +76,35 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self { error: Some(error.into()), cause: Some(cause.into()), located: false }
+        Self {
+            error: Some(error.into()),
+            cause: Some(cause.into()),
+            located: false,
+        }
     }
 
     /// `States.Runtime`, located at the running state.
     pub fn runtime(cause: impl Into<String>) -> Self {
-        Self { located: true, ..Self::new(names::RUNTIME, cause) }
+        Self {
+            located: true,
+            ..Self::new(names::RUNTIME, cause)
+        }
     }
 
     /// `States.QueryEvaluationError`, located at the running state.
     pub fn query_evaluation(cause: impl Into<String>) -> Self {
-        Self { located: true, ..Self::new(names::QUERY_EVALUATION_ERROR, cause) }
+        Self {
+            located: true,
+            ..Self::new(names::QUERY_EVALUATION_ERROR, cause)
+        }
     }
 
     /// `States.IntrinsicFailure`, located at the running state.
     pub fn intrinsic(cause: impl Into<String>) -> Self {
-        Self { located: true, ..Self::new(names::INTRINSIC_FAILURE, cause) }
+        Self {
+            located: true,
+            ..Self::new(names::INTRINSIC_FAILURE, cause)
+        }
     }
 
     pub fn error_name(&self) -> &str {

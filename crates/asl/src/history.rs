@@ -44,12 +44,21 @@ pub fn details_key(kind: &str) -> Option<String> {
     }
     let mut c = kind.chars();
     let first = c.next()?;
-    Some(format!("{}{}EventDetails", first.to_ascii_lowercase(), c.as_str()))
+    Some(format!(
+        "{}{}EventDetails",
+        first.to_ascii_lowercase(),
+        c.as_str()
+    ))
 }
 
 /// `input`/`output` details with AWS's `inputDetails`/`outputDetails` companion.
 pub fn io_details(key: &str, value: &Value) -> (String, Value, String, Value) {
-    (key.to_string(), value.clone(), format!("{key}Details"), json!({"truncated": false}))
+    (
+        key.to_string(),
+        value.clone(),
+        format!("{key}Details"),
+        json!({"truncated": false}),
+    )
 }
 
 #[cfg(test)]
@@ -58,10 +67,25 @@ mod tests {
 
     #[test]
     fn details_keys_follow_aws_naming() {
-        assert_eq!(details_key("PassStateEntered").unwrap(), "stateEnteredEventDetails");
-        assert_eq!(details_key("MapStateExited").unwrap(), "stateExitedEventDetails");
-        assert_eq!(details_key("ExecutionStarted").unwrap(), "executionStartedEventDetails");
-        assert_eq!(details_key("MapIterationStarted").unwrap(), "mapIterationStartedEventDetails");
-        assert_eq!(details_key("TaskScheduled").unwrap(), "taskScheduledEventDetails");
+        assert_eq!(
+            details_key("PassStateEntered").unwrap(),
+            "stateEnteredEventDetails"
+        );
+        assert_eq!(
+            details_key("MapStateExited").unwrap(),
+            "stateExitedEventDetails"
+        );
+        assert_eq!(
+            details_key("ExecutionStarted").unwrap(),
+            "executionStartedEventDetails"
+        );
+        assert_eq!(
+            details_key("MapIterationStarted").unwrap(),
+            "mapIterationStartedEventDetails"
+        );
+        assert_eq!(
+            details_key("TaskScheduled").unwrap(),
+            "taskScheduledEventDetails"
+        );
     }
 }

@@ -14,22 +14,43 @@
 //! - `exec`: the execution step function (threads, Retry/Catch, Map/Parallel)
 //! - `history`: AWS's history event shapes
 //! - `test_state`: the TestState API
+//! - `mock_shapes`: TestState's check of mocked results against AWS API output shapes
 //! - `time`: RFC 3339 parsing and formatting
 
 pub mod choice;
 pub mod definition;
 pub mod env;
+pub mod error;
 pub mod exec;
 pub mod history;
-pub mod test_state;
-pub mod time;
-pub mod error;
 pub mod intrinsics;
 pub mod jsonata;
 pub mod jsonpath;
+pub mod mock_shapes;
+pub mod test_state;
+pub mod time;
 pub mod validate;
 
-pub use env::{FixedHost, Host, Scope};
-pub use error::{Failure, ValidationError};
 pub use definition::StateMachine;
+pub use env::{FixedHost, Host, Scope};
+pub use error::{Diagnostic, Failure, ValidationError};
 pub use exec::{Effect, Event, Execution, ExecutionInfo, Status, Step, TaskRequest};
+
+/// Validates definition text as CreateStateMachine does (JSON syntax and duplicate keys
+/// included) and builds the machine to run.
+pub fn create_text(
+    text: &str,
+    machine_type: validate::MachineType,
+) -> Result<StateMachine, ValidationError> {
+    validate::validate_text(text, machine_type)?;
+    StateMachine::from_value(&definition::parse_text(text)?)
+}
+
+/// Validates a definition as CreateStateMachine does and builds the machine to run.
+pub fn create(
+    definition: &serde_json::Value,
+    machine_type: validate::MachineType,
+) -> Result<StateMachine, ValidationError> {
+    validate::validate(definition, machine_type)?;
+    StateMachine::from_value(definition)
+}

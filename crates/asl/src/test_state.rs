@@ -80,18 +80,32 @@ fn find_state<'a>(machine: &'a Value, name: &str) -> Option<&'a Value> {
         return Some(s);
     }
     states.values().find_map(|s| {
-        let nested = s.get("Branches").and_then(Value::as_array).into_iter().flatten();
+        let nested = s
+            .get("Branches")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
         let processor = s.get("ItemProcessor").or_else(|| s.get("Iterator"));
         nested.chain(processor).find_map(|m| find_state(m, name))
     })
 }
 
 const CONTEXT_FIELDS: &[&str] = &["Execution", "State", "StateMachine", "Task", "Map"];
-const EXECUTION_FIELDS: &[&str] = &["Id", "Input", "Name", "RoleArn", "StartTime", "RedriveCount", "RedriveTime"];
+const EXECUTION_FIELDS: &[&str] = &[
+    "Id",
+    "Input",
+    "Name",
+    "RoleArn",
+    "StartTime",
+    "RedriveCount",
+    "RedriveTime",
+];
 
 fn check_context(ctx: &Value, state: &Value) -> Result<(), ValidationError> {
     let bad = |m: String| invalid(format!("Invalid Context object provided: {m}"));
-    let obj = ctx.as_object().ok_or_else(|| bad("the context object must be a JSON object".into()))?;
+    let obj = ctx
+        .as_object()
+        .ok_or_else(|| bad("the context object must be a JSON object".into()))?;
     for (k, v) in obj {
         if !CONTEXT_FIELDS.contains(&k.as_str()) {
             return Err(bad(format!("Field '{k}' is not allowed")));
@@ -103,14 +117,18 @@ fn check_context(ctx: &Value, state: &Value) -> Result<(), ValidationError> {
                 if !EXECUTION_FIELDS.contains(&ek.as_str()) {
                     return Err(bad(format!("Field '{ek}' is not allowed")));
                 }
-                if matches!(ek.as_str(), "Id" | "Name" | "RoleArn" | "StartTime") && !ev.is_string() {
+                if matches!(ek.as_str(), "Id" | "Name" | "RoleArn" | "StartTime") && !ev.is_string()
+                {
                     return Err(bad(format!("Execution.{ek} must be a string")));
                 }
             }
         }
     }
     if obj.contains_key("Task") {
-        let resource = state.get("Resource").and_then(Value::as_str).unwrap_or_default();
+        let resource = state
+            .get("Resource")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let pattern = resource.contains(".sync") || resource.ends_with(".waitForTaskToken");
         if state.get("Type").and_then(Value::as_str) != Some("Task") || !pattern {
             return Err(bad(
@@ -124,17 +142,24 @@ fn check_context(ctx: &Value, state: &Value) -> Result<(), ValidationError> {
 /// The mocked outcome of the state's work.
 enum Mock {
     Result(Value),
-    Error { error: Option<String>, cause: Option<String> },
+    Error {
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 fn parse_mock(mock: &Value, ty: &str, state: &Value) -> Result<Mock, ValidationError> {
     let result = mock.get("result");
     let error = mock.get("errorOutput");
     if result.is_some() && error.is_some() {
-        return Err(invalid("A test mock should have only one of the following fields: [result, errorOutput]."));
+        return Err(invalid(
+            "A test mock should have only one of the following fields: [result, errorOutput].",
+        ));
     }
     if matches!(ty, "Pass" | "Fail" | "Succeed" | "Wait" | "Choice") {
-        return Err(invalid(format!("State type '{ty}' is not supported when a mock is specified")));
+        return Err(invalid(format!(
+            "State type '{ty}' is not supported when a mock is specified"
+        )));
     }
     if let Some(e) = error {
         return Ok(Mock::Error {
@@ -143,14 +168,18 @@ fn parse_mock(mock: &Value, ty: &str, state: &Value) -> Result<Mock, ValidationE
         });
     }
     let text = result.and_then(Value::as_str).unwrap_or("null");
-    let v: Value = serde_json::from_str(text).map_err(|_| invalid("Mocked result must be valid JSON"))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|_| invalid("Mocked result must be valid JSON"))?;
     match ty {
         "Map" if state.get("ResultWriter").is_some() && !v.is_object() => {
             Err(invalid("Mocked result must be a JSON object."))
         }
         "Map" if !v.is_array() => Err(invalid("Mocked result must be an array.")),
         "Parallel" => {
-            let branches = state.get("Branches").and_then(Value::as_array).map_or(0, Vec::len);
+            let branches = state
+                .get("Branches")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             match v.as_array() {
                 None => Err(invalid("Mocked result must be an array.")),
                 Some(a) if a.len() != branches => Err(invalid(
@@ -158,6 +187,18 @@ fn parse_mock(mock: &Value, ty: &str, state: &Value) -> Result<Mock, ValidationE
                 )),
                 Some(_) => Ok(Mock::Result(v)),
             }
+        }
+        "Task" => {
+            let mode = mock
+                .get("fieldValidationMode")
+                .and_then(Value::as_str)
+                .unwrap_or("STRICT");
+            let resource = state
+                .get("Resource")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            crate::mock_shapes::validate_mock_result(resource, &v, mode).map_err(invalid)?;
+            Ok(Mock::Result(v))
         }
         _ => Ok(Mock::Result(v)),
     }
@@ -173,10 +214,20 @@ fn targets(state: &Value) -> Vec<String> {
     };
     push(state.get("Next"));
     push(state.get("Default"));
-    for c in state.get("Choices").and_then(Value::as_array).into_iter().flatten() {
+    for c in state
+        .get("Choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         push(c.get("Next"));
     }
-    for c in state.get("Catch").and_then(Value::as_array).into_iter().flatten() {
+    for c in state
+        .get("Catch")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         push(c.get("Next"));
     }
     out
@@ -185,13 +236,26 @@ fn targets(state: &Value) -> Vec<String> {
 /// Runs one state as the TestState API does.
 pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationError> {
     let (name, mut state) = state_under_test(req)?;
-    let ty = state.get("Type").and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut mock = req.mock.as_ref().map(|m| parse_mock(m, &ty, &state)).transpose()?;
+    let ty = state
+        .get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut mock = req
+        .mock
+        .as_ref()
+        .map(|m| parse_mock(m, &ty, &state))
+        .transpose()?;
     let config = req.state_configuration.clone().unwrap_or(Value::Null);
-    if let Some(failures) = config.get("mapIterationFailureCount").and_then(Value::as_u64) {
+    if let Some(failures) = config
+        .get("mapIterationFailureCount")
+        .and_then(Value::as_u64)
+    {
         let items = match &mock {
             None => {
-                return Err(invalid("TestState does not support MapIterationFailureCount when a mock is not specified."));
+                return Err(invalid(
+                    "TestState does not support MapIterationFailureCount when a mock is not specified.",
+                ));
             }
             // A mocked error is the Map's outcome whatever its iterations did.
             Some(Mock::Error { .. }) => Value::Null,
@@ -199,7 +263,9 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         };
         let total = items.as_array().map_or(0, Vec::len) as f64;
         let count = state.get("ToleratedFailureCount").and_then(Value::as_f64);
-        let pct = state.get("ToleratedFailurePercentage").and_then(Value::as_f64);
+        let pct = state
+            .get("ToleratedFailurePercentage")
+            .and_then(Value::as_f64);
         let over_count = count.map(|c| failures as f64 > c);
         let over_pct = pct.map(|p| total > 0.0 && failures as f64 * 100.0 / total > p);
         let exceeded = match (over_count, over_pct) {
@@ -223,7 +289,8 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
     }
     let context = match &req.context {
         Some(text) => {
-            let c: Value = serde_json::from_str(text).map_err(|_| invalid("Invalid Context object provided: not valid JSON"))?;
+            let c: Value = serde_json::from_str(text)
+                .map_err(|_| invalid("Invalid Context object provided: not valid JSON"))?;
             check_context(&c, &state)?;
             Some(c)
         }
@@ -246,7 +313,11 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         check["States"][t] = json!({"Type": "Succeed"});
     }
     check["States"][&name] = state.clone();
-    if let Some(ql) = req.state_name.as_ref().and(req.definition.get("QueryLanguage")) {
+    if let Some(ql) = req
+        .state_name
+        .as_ref()
+        .and(req.definition.get("QueryLanguage"))
+    {
         check["QueryLanguage"] = ql.clone();
     }
     crate::validate::validate(&check, crate::validate::MachineType::Standard)?;
@@ -256,10 +327,23 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         let obj = state.as_object_mut().expect("state is an object");
         obj.insert("Type".into(), json!("Task"));
         obj.insert("Resource".into(), json!("arn:aws:states:::mock"));
-        for k in ["Branches", "ItemProcessor", "Iterator", "ItemSelector", "MaxConcurrency", "ToleratedFailureCount",
-            "ToleratedFailurePercentage", "ItemReader", "ItemBatcher", "ResultWriter", "Label", "MaxConcurrencyPath",
-            "ToleratedFailureCountPath", "ToleratedFailurePercentagePath", "Items"]
-        {
+        for k in [
+            "Branches",
+            "ItemProcessor",
+            "Iterator",
+            "ItemSelector",
+            "MaxConcurrency",
+            "ToleratedFailureCount",
+            "ToleratedFailurePercentage",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "Label",
+            "MaxConcurrencyPath",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentagePath",
+            "Items",
+        ] {
             obj.remove(k);
         }
         if let Some(p) = obj.remove("ItemsPath")
@@ -267,16 +351,30 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         {
             let eff_input = match obj.get("InputPath") {
                 Some(Value::String(ip)) => {
-                    let scope = crate::Scope { input: &input, context: &json!({}), vars: &variables };
-                    crate::jsonpath::read(ip, &scope).ok().flatten().unwrap_or(Value::Null)
+                    let scope = crate::Scope {
+                        input: &input,
+                        context: &json!({}),
+                        vars: &variables,
+                    };
+                    crate::jsonpath::read(ip, &scope)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(Value::Null)
                 }
                 _ => input.clone(),
             };
             let ctx = context.clone().unwrap_or(json!({}));
-            let scope = crate::Scope { input: &eff_input, context: &ctx, vars: &variables };
+            let scope = crate::Scope {
+                input: &eff_input,
+                context: &ctx,
+                vars: &variables,
+            };
             let items = crate::jsonpath::read(p, &scope).ok().flatten();
             if !items.as_ref().is_some_and(Value::is_array) {
-                let shown = p.strip_prefix('$').filter(|r| r.starts_with('$')).unwrap_or(p);
+                let shown = p
+                    .strip_prefix('$')
+                    .filter(|r| r.starts_with('$'))
+                    .unwrap_or(p);
                 return Ok(Response {
                     status: "FAILED".into(),
                     error: Some("States.Runtime".into()),
@@ -294,7 +392,11 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
     }
     states.insert(name.clone(), state);
     let mut machine_json = json!({"StartAt": name, "States": states});
-    if let Some(ql) = req.state_name.as_ref().and(req.definition.get("QueryLanguage")) {
+    if let Some(ql) = req
+        .state_name
+        .as_ref()
+        .and(req.definition.get("QueryLanguage"))
+    {
         machine_json["QueryLanguage"] = ql.clone();
     }
     let def = StateMachine::from_value(&machine_json)?;
@@ -307,7 +409,11 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
     let mut ex = Execution::new(info);
     ex.initial_retry_count = config
         .get("retrierRetryCount")
-        .or_else(|| context.as_ref().and_then(|c| c.pointer("/State/RetryCount")))
+        .or_else(|| {
+            context
+                .as_ref()
+                .and_then(|c| c.pointer("/State/RetryCount"))
+        })
         .and_then(Value::as_u64)
         .unwrap_or(0);
     ex.context_override = context;
@@ -324,14 +430,22 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         for e in step.effects.drain(..) {
             match e {
                 Effect::Invoke(task) => pending.push_back(match &mock {
-                    Some(Mock::Result(v)) => Event::TaskSucceeded { task: task.task, output: v.clone() },
-                    Some(Mock::Error { error, cause }) => {
-                        Event::TaskFailed { task: task.task, error: error.clone(), cause: cause.clone() }
-                    }
+                    Some(Mock::Result(v)) => Event::TaskSucceeded {
+                        task: task.task,
+                        output: v.clone(),
+                    },
+                    Some(Mock::Error { error, cause }) => Event::TaskFailed {
+                        task: task.task,
+                        error: error.clone(),
+                        cause: cause.clone(),
+                    },
                     None => Event::TaskFailed {
                         task: task.task,
                         error: Some("States.TaskFailed".into()),
-                        cause: Some(format!("no handler for resource \"{}\" in this runtime", task.resource)),
+                        cause: Some(format!(
+                            "no handler for resource \"{}\" in this runtime",
+                            task.resource
+                        )),
                     },
                 }),
                 Effect::StartTimer { timer, .. } => timers.push(timer),
@@ -339,14 +453,31 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
             }
         }
         // Entering a second state means the state under test is done.
-        let entered: Vec<&crate::history::HistoryEvent> =
-            history.iter().filter(|e| e.kind.ends_with("StateEntered")).collect();
+        let entered: Vec<&crate::history::HistoryEvent> = history
+            .iter()
+            .filter(|e| e.kind.ends_with("StateEntered"))
+            .collect();
         let failed = history.iter().rev().find(|e| {
-            matches!(e.kind.as_str(), "TaskFailed" | "EvaluationFailed" | "TaskTimedOut" | "MapStateFailed" | "ParallelStateFailed")
+            matches!(
+                e.kind.as_str(),
+                "TaskFailed"
+                    | "EvaluationFailed"
+                    | "TaskTimedOut"
+                    | "MapStateFailed"
+                    | "ParallelStateFailed"
+            )
         });
         if entered.len() > 1 {
-            let next = entered[1].details.as_ref().and_then(|d| d.get("name")).and_then(Value::as_str).map(str::to_string);
-            let exited = history.iter().rev().find(|e| e.kind.ends_with("StateExited"));
+            let next = entered[1]
+                .details
+                .as_ref()
+                .and_then(|d| d.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let exited = history
+                .iter()
+                .rev()
+                .find(|e| e.kind.ends_with("StateExited"));
             // History details carry output as JSON text, as AWS's API does.
             let output = exited
                 .and_then(|e| e.details.as_ref())
@@ -389,10 +520,20 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         if let Some(f) = failed {
             // The state failed and a Retrier will try it again.
             let (error, cause) = failure_of(f);
-            return Ok(Response { status: "RETRIABLE".into(), error, cause, ..Default::default() });
+            return Ok(Response {
+                status: "RETRIABLE".into(),
+                error,
+                cause,
+                ..Default::default()
+            });
         }
         let Some(timer) = timers.first().copied() else {
-            return Ok(Response { status: "FAILED".into(), error: Some("States.Runtime".into()), cause: Some("the state waits on nothing".into()), ..Default::default() });
+            return Ok(Response {
+                status: "FAILED".into(),
+                error: Some("States.Runtime".into()),
+                cause: Some("the state waits on nothing".into()),
+                ..Default::default()
+            });
         };
         step = ex.handle(&def, Event::TimerFired { timer }, host);
     }
@@ -400,6 +541,10 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
 
 fn failure_of(e: &crate::history::HistoryEvent) -> (Option<String>, Option<String>) {
     let d = e.details.as_ref();
-    let get = |k: &str| d.and_then(|d| d.get(k)).and_then(Value::as_str).map(str::to_string);
+    let get = |k: &str| {
+        d.and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     (get("error"), get("cause"))
 }

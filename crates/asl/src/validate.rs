@@ -20,7 +20,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::error::ValidationError;
+use crate::error::{Diagnostic, ValidationError};
 
 /// STANDARD or EXPRESS: some rules differ (`.sync` and `.waitForTaskToken` are Standard-only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -355,13 +355,6 @@ fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
-#[derive(Debug)]
-struct Diagnostic {
-    code: &'static str,
-    message: String,
-    location: Option<String>,
-}
-
 /// The diagnostics of one phase, in the order AWS lists them.
 #[derive(Debug, Default)]
 pub(crate) struct Diagnostics {
@@ -371,7 +364,7 @@ pub(crate) struct Diagnostics {
 impl Diagnostics {
     fn push(&mut self, code: &'static str, message: impl Into<String>, location: Option<String>) {
         self.items.push(Diagnostic {
-            code,
+            code: code.to_owned(),
             message: message.into(),
             location,
         });
@@ -389,9 +382,9 @@ impl Diagnostics {
         if self.items.is_empty() {
             return Ok(());
         }
-        let joined = self
-            .items
-            .drain(..)
+        let items = std::mem::take(&mut self.items);
+        let joined = items
+            .iter()
             .map(|d| {
                 format!(
                     "{}: {} at {}",
@@ -402,7 +395,9 @@ impl Diagnostics {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        Err(ValidationError::definition(joined))
+        let mut e = ValidationError::definition(joined);
+        e.diagnostics = items;
+        Err(e)
     }
 }
 

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentry_asl::exec::drive::{Runtime, run_to_end_with_text};
 use agentry_asl::exec::parse_input;
@@ -16,9 +15,14 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 fn read_definition(file: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     if text.len() > 1024 * 1024 {
-        bail!("{}: definition is {} bytes, over the limit of 1 MiB", file.display(), text.len());
+        bail!(
+            "{}: definition is {} bytes, over the limit of 1 MiB",
+            file.display(),
+            text.len()
+        );
     }
     Ok(text)
 }
@@ -26,7 +30,9 @@ fn read_definition(file: &Path) -> anyhow::Result<String> {
 /// JSON text, or `@path` for a file's contents.
 fn read_json_arg(name: &str, arg: &str) -> anyhow::Result<String> {
     match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read {path}")),
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read {path}"))
+        }
         None => Ok(arg.to_string()),
     }
 }
@@ -41,9 +47,7 @@ fn machine_type(s: &str) -> anyhow::Result<MachineType> {
 
 /// Parses, validates and builds a definition as CreateStateMachine does.
 fn load(text: &str, ty: MachineType) -> Result<StateMachine, ValidationError> {
-    let def = agentry_asl::definition::parse_text(text)?;
-    agentry_asl::validate::validate(&def, ty)?;
-    StateMachine::from_value(&def)
+    agentry_asl::create_text(text, ty)
 }
 
 pub fn validate(file: &Path, ty: &str, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -52,68 +56,80 @@ pub fn validate(file: &Path, ty: &str, json_out: bool) -> anyhow::Result<ExitCod
     match (&result, json_out) {
         (Ok(_), true) => println!("{}", json!({"valid": true})),
         (Ok(_), false) => println!("valid"),
-        (Err(e), true) => println!("{}", json!({"valid": false, "error": e.code, "cause": e.message})),
+        (Err(e), true) => println!(
+            "{}",
+            json!({"valid": false, "error": e.code, "cause": e.message})
+        ),
         (Err(e), false) => println!("{}: {}", e.code, e.message),
     }
-    Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-/// The CLI's runtime: the real clock, Wait states really wait, no task resources yet.
+/// The CLI's runtime: the wall clock (Wait states really wait), with progress on stderr.
 struct Local {
-    rng: agentry_asl::FixedHost,
+    clock: agentry_api::WallClock,
     history: bool,
 }
 
 impl Local {
     fn new(history: bool) -> Self {
-        let now = now_ms();
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        Self { rng: agentry_asl::FixedHost::new(now, seed ^ u64::from(std::process::id())), history }
+        Self {
+            clock: agentry_api::WallClock::new(),
+            history,
+        }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Host for Local {
     fn now_ms(&self) -> i64 {
-        now_ms()
+        self.clock.now_ms()
     }
     fn random(&mut self) -> f64 {
-        self.rng.random()
+        self.clock.random()
     }
     fn uuid(&mut self) -> String {
-        self.rng.uuid()
+        self.clock.uuid()
     }
 }
 
 impl Runtime for Local {
     fn sleep_until(&mut self, at_ms: i64) {
-        let wait = at_ms - now_ms();
+        let wait = at_ms - self.now_ms();
         if wait > 0 {
-            eprintln!("agentry: waiting {:.1}s (until {})", wait as f64 / 1000.0, agentry_asl::time::format_rfc3339_ms(at_ms));
-            std::thread::sleep(Duration::from_millis(wait as u64));
+            eprintln!(
+                "agentry: waiting {:.1}s (until {})",
+                wait as f64 / 1000.0,
+                agentry_asl::time::format_rfc3339_ms(at_ms)
+            );
         }
+        self.clock.sleep_until(at_ms);
     }
 
     fn invoke(&mut self, req: &TaskRequest) -> Event {
-        Event::TaskFailed {
-            task: req.task,
-            error: Some("States.TaskFailed".into()),
-            cause: Some(format!(
-                "state \"{}\": resource \"{}\" is not available in this runtime (task resources come with the engine's integrations)",
-                req.state, req.resource
-            )),
-        }
+        self.clock.invoke(req)
     }
 
     fn on_event(&mut self, event: &HistoryEvent) {
         if self.history {
             let _ = writeln!(std::io::stderr(), "{}", event.to_aws_json());
         } else if event.kind.ends_with("StateEntered") {
-            let name = event.details.as_ref().and_then(|d| d.get("name")).and_then(Value::as_str).unwrap_or("");
-            eprintln!("agentry: {} \"{name}\"", event.kind.trim_end_matches("Entered").replace("State", " state"));
+            let name = event
+                .details
+                .as_ref()
+                .and_then(|d| d.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            eprintln!(
+                "agentry: {} \"{name}\"",
+                event
+                    .kind
+                    .trim_end_matches("Entered")
+                    .replace("State", " state")
+            );
         }
     }
 }
@@ -132,25 +148,38 @@ pub fn run(file: &Path, input: &str, json_out: bool, history: bool) -> anyhow::R
         Ok(v) => v,
         Err(e) => bail!("--input: {}", e.message),
     };
-    let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("machine");
+    let name = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("machine");
     let mut rt = Local::new(history);
     let exec_name = rt.uuid();
-    let info = ExecutionInfo::local(name, &exec_name, now_ms());
+    let info = ExecutionInfo::local(name, &exec_name, rt.now_ms());
     let ex = run_to_end_with_text(&def, info, input, Some(&input_text), &mut rt);
     let status = ex.status.as_str();
     if json_out {
-        println!("{}", json!({"status": status, "output": ex.output, "error": ex.error, "cause": ex.cause}));
+        println!(
+            "{}",
+            json!({"status": status, "output": ex.output, "error": ex.error, "cause": ex.cause})
+        );
     } else {
         match &ex.output {
             Some(out) => println!("{}", serde_json::to_string_pretty(out)?),
             None => println!(
                 "{status}: {}{}",
                 ex.error.as_deref().unwrap_or("(no error)"),
-                ex.cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+                ex.cause
+                    .as_deref()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
             ),
         }
     }
-    Ok(if ex.status == agentry_asl::Status::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ex.status == agentry_asl::Status::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub struct TestStateArgs {
@@ -174,12 +203,18 @@ pub fn test_state(a: TestStateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mock = match &a.mock {
-        Some(m) => Some(serde_json::from_str::<Value>(&read_json_arg("--mock", m)?).context("--mock: not JSON")?),
+        Some(m) => Some(
+            serde_json::from_str::<Value>(&read_json_arg("--mock", m)?)
+                .context("--mock: not JSON")?,
+        ),
         None => None,
     };
     let level = a.inspection_level.to_ascii_uppercase();
     if !matches!(level.as_str(), "INFO" | "DEBUG" | "TRACE") {
-        bail!("--inspection-level: expected INFO, DEBUG or TRACE, got \"{}\"", a.inspection_level);
+        bail!(
+            "--inspection-level: expected INFO, DEBUG or TRACE, got \"{}\"",
+            a.inspection_level
+        );
     }
     let req = agentry_asl::test_state::Request {
         definition,
@@ -187,8 +222,16 @@ pub fn test_state(a: TestStateArgs) -> anyhow::Result<ExitCode> {
         input: Some(read_json_arg("--input", &a.input)?),
         inspection_level: Some(level),
         mock,
-        variables: a.variables.as_deref().map(|v| read_json_arg("--variables", v)).transpose()?,
-        context: a.context.as_deref().map(|c| read_json_arg("--context", c)).transpose()?,
+        variables: a
+            .variables
+            .as_deref()
+            .map(|v| read_json_arg("--variables", v))
+            .transpose()?,
+        context: a
+            .context
+            .as_deref()
+            .map(|c| read_json_arg("--context", c))
+            .transpose()?,
         reveal_secrets: false,
         state_configuration: None,
         info: None,
@@ -218,7 +261,13 @@ pub fn test_state(a: TestStateArgs) -> anyhow::Result<ExitCode> {
                     println!("cause: {c}");
                 }
             }
-            Ok(if matches!(resp.status.as_str(), "SUCCEEDED" | "CAUGHT_ERROR") { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(
+                if matches!(resp.status.as_str(), "SUCCEEDED" | "CAUGHT_ERROR") {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                },
+            )
         }
         Err(e) => {
             if a.json {

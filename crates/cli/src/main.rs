@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "agentry", version, about = "Run agentic AI workflows as Amazon States Language state machines")]
+#[command(
+    name = "agentry",
+    version,
+    about = "Run agentic AI workflows as Amazon States Language state machines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,20 +86,36 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { addr } => serve::serve(&addr),
-        Command::Validate { file, machine_type, json } => local::validate(&file, &machine_type, json),
-        Command::Run { file, input, json, history } => local::run(&file, &input, json, history),
-        Command::TestState { file, state, input, mock, variables, context, inspection_level, json } => {
-            local::test_state(local::TestStateArgs {
-                file,
-                state,
-                input,
-                mock,
-                variables,
-                context,
-                inspection_level,
-                json,
-            })
-        }
+        Command::Validate {
+            file,
+            machine_type,
+            json,
+        } => local::validate(&file, &machine_type, json),
+        Command::Run {
+            file,
+            input,
+            json,
+            history,
+        } => local::run(&file, &input, json, history),
+        Command::TestState {
+            file,
+            state,
+            input,
+            mock,
+            variables,
+            context,
+            inspection_level,
+            json,
+        } => local::test_state(local::TestStateArgs {
+            file,
+            state,
+            input,
+            mock,
+            variables,
+            context,
+            inspection_level,
+            json,
+        }),
     };
     match result {
         Ok(code) => code,

@@ -5,12 +5,19 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 pub fn serve(addr: &str) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         eprintln!("agentry: listening on http://{local}");
-        agentry_api::run(listener, shutdown_signal()).await.context("server failed")?;
+        agentry_api::run(listener, shutdown_signal())
+            .await
+            .context("server failed")?;
         eprintln!("agentry: stopped");
         Ok(ExitCode::SUCCESS)
     })

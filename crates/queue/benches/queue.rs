@@ -2,8 +2,10 @@
 //!
 //! SQLite: concurrent clients each loop send -> receive -> delete on one queue
 //! (`synchronous=FULL`). The limit it is compared with is the raw group-commit rate: the same
-//! number of concurrent clients each inserting one small row, their inserts batched by one
-//! writer thread into one transaction and one fsync per batch, with the same pragmas. Every
+//! number of concurrent clients (tasks on the same runtime) each inserting one small row,
+//! their inserts batched by one writer thread into one transaction and one fsync per batch,
+//! with the same pragmas. Raw and queue rounds alternate and the median ratio is reported,
+//! because the development machine is shared and its fsync latency swings widely. Every
 //! queue operation is a durable write too, so queue operations per second over raw durable
 //! row writes per second says how much the queue's own work costs on top of the fsyncs both
 //! must pay. The single-client commit rate (one fsync per row) is printed for scale.
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use agentry_queue::sqlite::SqliteQueue;
 use agentry_queue::{Queue, QueueAttributes, QueueExt, ReceiveOptions, SendMessage};
+use tokio::sync::oneshot;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -95,10 +98,12 @@ fn raw_single_commits(path: &std::path::Path, secs: u64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `clients` threads each inserting one row at a time through one writer thread that commits
-/// whatever has queued up as one transaction: rows per second.
-fn raw_group_commits(path: &std::path::Path, clients: usize, secs: u64) -> f64 {
-    let (tx, rx) = mpsc::channel::<mpsc::SyncSender<()>>();
+/// `clients` tasks on the same runtime as the queue's clients, each inserting one row at a
+/// time through one writer thread that commits whatever has queued up as one transaction:
+/// rows per second. Same thread layout as the queue (runtime workers plus one writer), so
+/// both get the same share of a busy machine.
+async fn raw_group_commits(path: &std::path::Path, clients: usize, secs: u64) -> f64 {
+    let (tx, rx) = mpsc::channel::<oneshot::Sender<()>>();
     let path = path.to_owned();
     let writer = std::thread::spawn(move || {
         let c = raw_connection(&path);
@@ -123,28 +128,30 @@ fn raw_group_commits(path: &std::path::Path, clients: usize, secs: u64) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let rows = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let clients: Vec<_> = (0..clients)
+    let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (tx, stop, rows) = (tx.clone(), stop.clone(), rows.clone());
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let (done_tx, done) = mpsc::sync_channel(1);
+                    let (done_tx, done) = oneshot::channel();
                     tx.send(done_tx).unwrap();
-                    done.recv().unwrap();
+                    done.await.unwrap();
                     rows.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(secs));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let n = rows.load(Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
+    for t in tasks {
+        t.await.unwrap();
     }
     drop(tx);
-    writer.join().unwrap();
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
     n as f64 / elapsed.as_secs_f64()
 }
 
@@ -180,10 +187,7 @@ async fn sqlite_part(dir: &std::path::Path, clients: usize, secs: u64) {
     let q: Arc<dyn Queue> = Arc::new(SqliteQueue::open(dir.join("queue.db")).await.unwrap());
     let mut ratios = Vec::new();
     for round in 1..=ROUNDS {
-        let path = dir.join("raw-group.db");
-        let group = tokio::task::spawn_blocking(move || raw_group_commits(&path, clients, secs))
-            .await
-            .unwrap();
+        let group = raw_group_commits(&dir.join("raw-group.db"), clients, secs).await;
         let ops = queue_ops(q.clone(), "bench", clients, secs).await;
         let ratio = 100.0 * ops / group;
         println!(

@@ -18,7 +18,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Queue>> {
 /// Opens the backend `url` names, reading time from `clock`.
 pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Queue>> {
     let invalid = |reason: &str| Error::InvalidUrl {
-        url: url.to_owned(),
+        url: redact(url),
         reason: reason.to_owned(),
     };
     let (scheme, rest) = url
@@ -75,7 +75,7 @@ async fn open_redis(
             "prefix" if !v.is_empty() => prefix = (*v).to_owned(),
             _ => {
                 return Err(Error::InvalidUrl {
-                    url: url.to_owned(),
+                    url: redact(url),
                     reason: format!("unknown or empty query parameter \"{k}\""),
                 });
             }
@@ -96,6 +96,21 @@ async fn open_redis(
     _: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Queue>> {
     Err(Error::NotSupported("redis".into()))
+}
+
+/// The URL with any password replaced, fit for errors and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +138,20 @@ mod tests {
             e.to_string(),
             "queue backend \"sqs\" is not supported in this build"
         );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_errors() {
+        assert_eq!(
+            redact("redis://:hunter2@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://me:hunter2@host?prefix=a"),
+            "rediss://me:***@host?prefix=a"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("sqlite://data/q.db"), "sqlite://data/q.db");
     }
 
     #[cfg(not(feature = "redis"))]

@@ -99,7 +99,10 @@ impl Runtime for Virtual {
         Event::TaskFailed {
             task: req.task,
             error: Some(crate::error::names::TASK_FAILED.into()),
-            cause: Some(format!("no handler for resource \"{}\" in this runtime", req.resource)),
+            cause: Some(format!(
+                "no handler for resource \"{}\" in this runtime",
+                req.resource
+            )),
         }
     }
 }

@@ -26,7 +26,11 @@ pub(super) struct Finished {
 
 impl<'a> Io<'a> {
     pub fn scope<'b>(&'b self, input: &'b Value) -> Scope<'b> {
-        Scope { input, context: self.context, vars: self.vars }
+        Scope {
+            input,
+            context: self.context,
+            vars: self.vars,
+        }
     }
 
     /// `$states` for JSONata: input and context, plus `result` / `errorOutput` when known.
@@ -45,7 +49,11 @@ impl<'a> Io<'a> {
         if self.lang == QueryLanguage::Jsonata {
             return Ok(self.input.clone());
         }
-        path_field(self.common.input_path.as_ref(), &self.scope(self.input), self.input)
+        path_field(
+            self.common.input_path.as_ref(),
+            &self.scope(self.input),
+            self.input,
+        )
     }
 
     /// The input for the state's work: Parameters (JSONPath) or Arguments (JSONata).
@@ -56,7 +64,9 @@ impl<'a> Io<'a> {
                 None => Ok(effective.clone()),
             },
             QueryLanguage::Jsonata => match &self.common.arguments {
-                Some(a) => jsonata::eval_template(a, "Arguments", &self.states(&[]), self.vars, host),
+                Some(a) => {
+                    jsonata::eval_template(a, "Arguments", &self.states(&[]), self.vars, host)
+                }
                 None => Ok(effective.clone()),
             },
         }
@@ -69,7 +79,9 @@ impl<'a> Io<'a> {
             QueryLanguage::JsonPath => {
                 let effective = self.effective_input()?;
                 let result = match (result, &self.common.result_selector) {
-                    (Some(r), Some(sel)) => Some(jsonpath::eval_payload(sel, &self.scope(&r), host)?),
+                    (Some(r), Some(sel)) => {
+                        Some(jsonpath::eval_payload(sel, &self.scope(&r), host)?)
+                    }
                     (r, _) => r,
                 };
                 let assigned = match &self.common.assign {
@@ -80,17 +92,27 @@ impl<'a> Io<'a> {
                     None => None,
                 };
                 let merged = match result {
-                    Some(r) => jsonpath::apply_result_path(self.input, self.common.result_path.as_ref(), r)?,
+                    Some(r) => jsonpath::apply_result_path(
+                        self.input,
+                        self.common.result_path.as_ref(),
+                        r,
+                    )?,
                     None => effective,
                 };
-                let output = path_field(self.common.output_path.as_ref(), &self.scope(&merged), &merged)?;
+                let output = path_field(
+                    self.common.output_path.as_ref(),
+                    &self.scope(&merged),
+                    &merged,
+                )?;
                 Ok(Finished { output, assigned })
             }
             QueryLanguage::Jsonata => {
                 let extra: Vec<(&str, &Value)> = result.iter().map(|r| ("result", r)).collect();
                 let states = self.states(&extra);
                 let assigned = match &self.common.assign {
-                    Some(a) => Some(as_map(jsonata::eval_template(a, "Assign", &states, self.vars, host)?)),
+                    Some(a) => Some(as_map(jsonata::eval_template(
+                        a, "Assign", &states, self.vars, host,
+                    )?)),
                     None => None,
                 };
                 let output = match &self.common.output {
@@ -103,20 +125,35 @@ impl<'a> Io<'a> {
     }
 
     /// The output a Catch passes to its `Next` state.
-    pub fn caught(&self, catcher: &Catcher, error_output: Value, host: &mut dyn Host) -> Result<Finished, Failure> {
+    pub fn caught(
+        &self,
+        catcher: &Catcher,
+        error_output: Value,
+        host: &mut dyn Host,
+    ) -> Result<Finished, Failure> {
         match self.lang {
             QueryLanguage::JsonPath => {
                 let assigned = match &catcher.assign {
-                    Some(a) => Some(as_map(jsonpath::eval_payload(a, &self.scope(&error_output), host)?)),
+                    Some(a) => Some(as_map(jsonpath::eval_payload(
+                        a,
+                        &self.scope(&error_output),
+                        host,
+                    )?)),
                     None => None,
                 };
-                let output = jsonpath::apply_result_path(self.input, catcher.result_path.as_ref(), error_output)?;
+                let output = jsonpath::apply_result_path(
+                    self.input,
+                    catcher.result_path.as_ref(),
+                    error_output,
+                )?;
                 Ok(Finished { output, assigned })
             }
             QueryLanguage::Jsonata => {
                 let states = self.states(&[("errorOutput", &error_output)]);
                 let assigned = match &catcher.assign {
-                    Some(a) => Some(as_map(jsonata::eval_template(a, "Assign", &states, self.vars, host)?)),
+                    Some(a) => Some(as_map(jsonata::eval_template(
+                        a, "Assign", &states, self.vars, host,
+                    )?)),
                     None => None,
                 };
                 let output = match &catcher.output {

@@ -9,6 +9,7 @@
 //! States without outside effects (Pass, Choice, Succeed, Fail, zero Waits) run one after
 //! another within one step.
 
+mod branches;
 pub mod drive;
 mod io;
 mod states;
@@ -35,13 +36,19 @@ pub fn parse_input(text: &str) -> Result<Value, crate::error::ValidationError> {
     if text.len() > MAX_PAYLOAD_BYTES {
         return Err(crate::error::ValidationError::new(
             "ValidationException",
-            format!("execution input is {} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes", text.len()),
+            format!(
+                "execution input is {} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes",
+                text.len()
+            ),
         ));
     }
     serde_json::from_str(text).map_err(|e| {
         crate::error::ValidationError::new(
             "InvalidExecutionInput",
-            format!("Invalid State Machine Execution Input: '{}'", input_error(text, &e)),
+            format!(
+                "Invalid State Machine Execution Input: '{}'",
+                input_error(text, &e)
+            ),
         )
     })
 }
@@ -53,7 +60,10 @@ fn input_error(text: &str, e: &serde_json::Error) -> String {
         return "Invalid execution input.".into();
     };
     if first.is_alphabetic() {
-        let token: String = trimmed.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let token: String = trimmed
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if !matches!(token.as_str(), "true" | "false" | "null") {
             return format!(
                 "Unrecognized token '{token}': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
@@ -62,9 +72,15 @@ fn input_error(text: &str, e: &serde_json::Error) -> String {
     }
     if e.to_string().starts_with("key must be a string") {
         // serde_json points at the offending character (1-based line and column).
-        let at = text.lines().nth(e.line().saturating_sub(1)).and_then(|l| l.chars().nth(e.column().saturating_sub(1)));
+        let at = text
+            .lines()
+            .nth(e.line().saturating_sub(1))
+            .and_then(|l| l.chars().nth(e.column().saturating_sub(1)));
         if let Some(c) = at {
-            return format!("Unexpected character ('{c}' (code {})): was expecting double-quote to start field name", c as u32);
+            return format!(
+                "Unexpected character ('{c}' (code {})): was expecting double-quote to start field name",
+                c as u32
+            );
         }
     }
     e.to_string()
@@ -91,9 +107,13 @@ impl ExecutionInfo {
         let region = "local";
         let account = "000000000000";
         Self {
-            execution_arn: format!("arn:aws:states:{region}:{account}:execution:{state_machine}:{execution}"),
+            execution_arn: format!(
+                "arn:aws:states:{region}:{account}:execution:{state_machine}:{execution}"
+            ),
             name: execution.to_string(),
-            state_machine_arn: format!("arn:aws:states:{region}:{account}:stateMachine:{state_machine}"),
+            state_machine_arn: format!(
+                "arn:aws:states:{region}:{account}:stateMachine:{state_machine}"
+            ),
             state_machine_name: state_machine.to_string(),
             role_arn: format!("arn:aws:iam::{account}:role/agentry"),
             start_time_ms,
@@ -128,13 +148,27 @@ impl Status {
 /// What happened outside the interpreter.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
-    TaskSucceeded { task: u64, output: Value },
-    TaskFailed { task: u64, error: Option<String>, cause: Option<String> },
+    TaskSucceeded {
+        task: u64,
+        output: Value,
+    },
+    TaskFailed {
+        task: u64,
+        error: Option<String>,
+        cause: Option<String>,
+    },
     /// A task's heartbeat arrived: its heartbeat deadline moves forward.
-    TaskHeartbeat { task: u64 },
-    TimerFired { timer: u64 },
+    TaskHeartbeat {
+        task: u64,
+    },
+    TimerFired {
+        timer: u64,
+    },
     /// StopExecution.
-    Stop { error: Option<String>, cause: Option<String> },
+    Stop {
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 /// A task the runtime must invoke; its answer comes back as `TaskSucceeded`/`TaskFailed`.
@@ -158,9 +192,14 @@ pub struct TaskRequest {
 pub enum Effect {
     Invoke(Box<TaskRequest>),
     /// Deliver `Event::TimerFired { timer }` at `at_ms` (epoch milliseconds).
-    StartTimer { timer: u64, at_ms: i64 },
+    StartTimer {
+        timer: u64,
+        at_ms: i64,
+    },
     /// A task the execution no longer waits for (its branch ended, the execution stopped).
-    CancelTask { task: u64 },
+    CancelTask {
+        task: u64,
+    },
     /// The execution reached a terminal status; see [`Execution::status`].
     Finish,
 }
@@ -312,7 +351,11 @@ impl Execution {
 
     /// Starts the execution with `input` and runs it until it waits on something outside.
     pub fn start(&mut self, def: &StateMachine, input: Value, host: &mut dyn Host) -> Step {
-        let mut cx = Cx { def, host, step: Step::default() };
+        let mut cx = Cx {
+            def,
+            host,
+            step: Step::default(),
+        };
         self.input = input.clone();
         self.emit(
             &mut cx,
@@ -338,7 +381,10 @@ impl Execution {
             input,
             vars: self.initial_variables.clone(),
             status: TStatus::Ready,
-            retries: vec![self.initial_retry_count; def.state(&def.start_at).map_or(0, |s| s.common.retry.len())],
+            retries: vec![
+                self.initial_retry_count;
+                def.state(&def.start_at).map_or(0, |s| s.common.retry.len())
+            ],
             retry_count: self.initial_retry_count,
             retrying: false,
             entered_event: 0,
@@ -359,7 +405,11 @@ impl Execution {
 
     /// Applies one outside event and runs until the execution waits again.
     pub fn handle(&mut self, def: &StateMachine, event: Event, host: &mut dyn Host) -> Step {
-        let mut cx = Cx { def, host, step: Step::default() };
+        let mut cx = Cx {
+            def,
+            host,
+            step: Step::default(),
+        };
         if self.status != Status::Running {
             return cx.step;
         }
@@ -377,7 +427,15 @@ impl Execution {
                     if let Some(t) = timeout_timer {
                         self.timers.remove(&t);
                     }
-                    self.task_done(&mut cx, tid, Err(Failure { error, cause, located: false }));
+                    self.task_done(
+                        &mut cx,
+                        tid,
+                        Err(Failure {
+                            error,
+                            cause,
+                            located: false,
+                        }),
+                    );
                 }
             }
             Event::TaskHeartbeat { task } => self.heartbeat(&mut cx, task),
@@ -418,8 +476,14 @@ impl Execution {
         }
         let t = &self.threads[&tid];
         let mut state = Map::new();
-        state.insert("Name".into(), json!(self.context_state_name.as_ref().unwrap_or(&t.state)));
-        state.insert("EnteredTime".into(), json!(crate::time::format_rfc3339_ms(t.entered_ms)));
+        state.insert(
+            "Name".into(),
+            json!(self.context_state_name.as_ref().unwrap_or(&t.state)),
+        );
+        state.insert(
+            "EnteredTime".into(),
+            json!(crate::time::format_rfc3339_ms(t.entered_ms)),
+        );
         let in_task = self.threads.get(&tid).is_some_and(|t| t.in_task);
         if in_task {
             state.insert("RetryCount".into(), json!(t.retry_count));
@@ -526,9 +590,10 @@ impl Execution {
             let state = &m.states[&seg.state];
             m = match (&state.kind, seg.branch) {
                 (crate::definition::Kind::Parallel(p), Some(i)) => &p.branches[i],
-                (crate::definition::Kind::Map(map), None) => {
-                    map.item_processor.as_ref().expect("map thread without item processor")
-                }
+                (crate::definition::Kind::Map(map), None) => map
+                    .item_processor
+                    .as_ref()
+                    .expect("map thread without item processor"),
                 _ => unreachable!("thread path names a state that has no branches"),
             };
         }
@@ -537,7 +602,9 @@ impl Execution {
 
     /// A thread finished its branch with an output or a failure.
     fn thread_done(&mut self, cx: &mut Cx, tid: u64, result: Result<Value, Failure>) {
-        let Some(t) = self.threads.get_mut(&tid) else { return };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
         t.status = TStatus::Done;
         let parent = t.parent;
         match parent {
@@ -550,7 +617,11 @@ impl Execution {
     }
 
     fn finish_execution(&mut self, cx: &mut Cx, result: Result<Value, Failure>) {
-        let prev = self.threads.get(&0).map(|t| t.last_event).unwrap_or(self.next_event - 1);
+        let prev = self
+            .threads
+            .get(&0)
+            .map(|t| t.last_event)
+            .unwrap_or(self.next_event - 1);
         match result {
             Ok(output) => {
                 self.emit_after(
@@ -602,12 +673,21 @@ impl Execution {
 
     /// Removes a thread and everything below it (a branch that no longer matters).
     fn cancel_thread(&mut self, cx: &mut Cx, tid: u64) {
-        let children: Vec<u64> =
-            self.threads.iter().filter(|(_, t)| t.parent.map(|p| p.0) == Some(tid)).map(|(id, _)| *id).collect();
+        let children: Vec<u64> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.parent.map(|p| p.0) == Some(tid))
+            .map(|(id, _)| *id)
+            .collect();
         for c in children {
             self.cancel_thread(cx, c);
         }
-        let tasks: Vec<u64> = self.tasks.iter().filter(|(_, (t, _))| *t == tid).map(|(k, _)| *k).collect();
+        let tasks: Vec<u64> = self
+            .tasks
+            .iter()
+            .filter(|(_, (t, _))| *t == tid)
+            .map(|(k, _)| *k)
+            .collect();
         for task in tasks {
             self.tasks.remove(&task);
             cx.step.effects.push(Effect::CancelTask { task });
@@ -620,7 +700,12 @@ impl Execution {
         match wake {
             Wake::Execution => {
                 let prev = self.next_event - 1;
-                self.emit_after(cx, prev, "ExecutionTimedOut", Some(json!({"error": "States.Timeout"})));
+                self.emit_after(
+                    cx,
+                    prev,
+                    "ExecutionTimedOut",
+                    Some(json!({"error": "States.Timeout"})),
+                );
                 self.status = Status::TimedOut;
                 self.error = Some(crate::error::names::TIMEOUT.into());
                 self.cancel_all(cx);
@@ -634,21 +719,43 @@ impl Execution {
                 }
             }
             Wake::TaskTimeout { heartbeat } => {
-                let Some(t) = self.threads.get(&tid) else { return };
-                let TStatus::Task { task } = t.status else { return };
+                let Some(t) = self.threads.get(&tid) else {
+                    return;
+                };
+                let TStatus::Task { task } = t.status else {
+                    return;
+                };
                 self.tasks.remove(&task);
                 cx.step.effects.push(Effect::CancelTask { task });
-                let kind = if heartbeat { "States.HeartbeatTimeout" } else { "States.Timeout" };
+                let kind = if heartbeat {
+                    "States.HeartbeatTimeout"
+                } else {
+                    "States.Timeout"
+                };
                 self.emit(cx, tid, "TaskTimedOut", Some(json!({"error": kind})));
-                self.task_done(cx, tid, Err(Failure { error: Some(kind.into()), cause: None, located: false }));
+                self.task_done(
+                    cx,
+                    tid,
+                    Err(Failure {
+                        error: Some(kind.into()),
+                        cause: None,
+                        located: false,
+                    }),
+                );
             }
         }
     }
 
     fn heartbeat(&mut self, cx: &mut Cx, task: u64) {
-        let Some(&(tid, Some(old))) = self.tasks.get(&task) else { return };
-        let Some((_, Wake::TaskTimeout { heartbeat: true })) = self.timers.get(&old) else { return };
-        let Some(secs) = self.threads.get(&tid).and_then(|t| t.task_heartbeat) else { return };
+        let Some(&(tid, Some(old))) = self.tasks.get(&task) else {
+            return;
+        };
+        let Some((_, Wake::TaskTimeout { heartbeat: true })) = self.timers.get(&old) else {
+            return;
+        };
+        let Some(secs) = self.threads.get(&tid).and_then(|t| t.task_heartbeat) else {
+            return;
+        };
         self.timers.remove(&old);
         let at = cx.host.now_ms() + secs as i64 * 1000;
         let timer = self.new_timer(cx, tid, Wake::TaskTimeout { heartbeat: true }, at);
@@ -659,8 +766,14 @@ impl Execution {
 /// The error output object a Catch passes on: `{"Error": ..., "Cause": ...}`.
 fn error_output(f: &Failure) -> Value {
     let mut m = Map::new();
-    m.insert("Error".into(), f.error.clone().map(Value::String).unwrap_or(Value::Null));
-    m.insert("Cause".into(), f.cause.clone().map(Value::String).unwrap_or(Value::Null));
+    m.insert(
+        "Error".into(),
+        f.error.clone().map(Value::String).unwrap_or(Value::Null),
+    );
+    m.insert(
+        "Cause".into(),
+        f.cause.clone().map(Value::String).unwrap_or(Value::Null),
+    );
     if f.cause.is_none() {
         m.remove("Cause");
     }
@@ -677,8 +790,12 @@ fn error_matches(list: &[String], error: &str, in_task: bool) -> bool {
     list.iter().any(|e| {
         e == error
             || (e == ALL && error != RUNTIME && error != DATA_LIMIT_EXCEEDED)
-            || (in_task && e == TASK_FAILED && error != TIMEOUT && error != RUNTIME && error != DATA_LIMIT_EXCEEDED
-                && !error.starts_with("States.") )
+            || (in_task
+                && e == TASK_FAILED
+                && error != TIMEOUT
+                && error != RUNTIME
+                && error != DATA_LIMIT_EXCEEDED
+                && !error.starts_with("States."))
     })
 }
 

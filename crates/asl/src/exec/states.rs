@@ -6,18 +6,19 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value, json};
 
 use super::io::{Finished, Io};
-use super::{
-    Cx, Effect, Execution, Join, Seg, TStatus, TaskRequest, Thread, Wake, error_matches, error_output,
-};
+use super::{Cx, Effect, Execution, TStatus, TaskRequest, Wake, error_matches, error_output};
 use crate::choice;
 use crate::definition::{Kind, QueryLanguage, State};
 use crate::error::{Failure, names};
 use crate::{jsonata, jsonpath, time};
 
 /// How a state's work ended for now.
-enum Flow {
+pub(super) enum Flow {
     /// Leave the state with this output (to `Next`, or ending the thread when `None`).
-    Leave { finished: Finished, next: Option<String> },
+    Leave {
+        finished: Finished,
+        next: Option<String>,
+    },
     /// The thread waits on a task, timer or branches.
     Wait,
     /// A Succeed state (or End) ended the thread's branch with this output.
@@ -25,7 +26,7 @@ enum Flow {
 }
 
 impl Execution {
-    fn state_of<'d>(&self, cx: &Cx<'d>, tid: u64) -> Option<&'d State> {
+    pub(super) fn state_of<'d>(&self, cx: &Cx<'d>, tid: u64) -> Option<&'d State> {
         let t = &self.threads[&tid];
         Self::machine_of(cx.def, &t.machine).state(&t.state)
     }
@@ -33,7 +34,14 @@ impl Execution {
     pub(super) fn run_state(&mut self, cx: &mut Cx, tid: u64) {
         let Some(state) = self.state_of(cx, tid) else {
             let name = self.threads[&tid].state.clone();
-            self.thread_done(cx, tid, Err(Failure::new(names::RUNTIME, format!("state \"{name}\" does not exist"))));
+            self.thread_done(
+                cx,
+                tid,
+                Err(Failure::new(
+                    names::RUNTIME,
+                    format!("state \"{name}\" does not exist"),
+                )),
+            );
             return;
         };
         let t = self.threads.get_mut(&tid).expect("ready thread exists");
@@ -46,7 +54,12 @@ impl Execution {
             && let Some(name) = self.threads.get(&ptid).map(|p| p.state.clone())
         {
             let prev = self.threads[&ptid].last_event;
-            let id = self.emit_after(cx, prev, "MapIterationStarted", Some(json!({"index": slot, "name": name})));
+            let id = self.emit_after(
+                cx,
+                prev,
+                "MapIterationStarted",
+                Some(json!({"index": slot, "name": name})),
+            );
             self.threads.get_mut(&tid).unwrap().last_event = id;
         }
         let t = self.threads.get_mut(&tid).expect("ready thread exists");
@@ -61,16 +74,22 @@ impl Execution {
                 (Some(text), true) => text.clone(),
                 _ => t.input.to_string(),
             };
-            let details = json!({"input": input_text, "inputDetails": {"truncated": false}, "name": t.state});
+            let details =
+                json!({"input": input_text, "inputDetails": {"truncated": false}, "name": t.state});
             t.entered_ms = cx.host.now_ms();
-            let id = self.emit(cx, tid, &format!("{}StateEntered", state.kind.type_name()), Some(details));
+            let id = self.emit(
+                cx,
+                tid,
+                &format!("{}StateEntered", state.kind.type_name()),
+                Some(details),
+            );
             self.threads.get_mut(&tid).unwrap().entered_event = id;
         }
         let flow = self.work(cx, tid, state);
         self.after(cx, tid, state, flow);
     }
 
-    fn io<'s>(&'s self, tid: u64, state: &'s State, context: &'s Value) -> Io<'s> {
+    pub(super) fn io<'s>(&'s self, tid: u64, state: &'s State, context: &'s Value) -> Io<'s> {
         let t = &self.threads[&tid];
         Io {
             lang: state.language(t.language),
@@ -97,7 +116,10 @@ impl Execution {
                     }
                     QueryLanguage::Jsonata => None,
                 };
-                Ok(Flow::Leave { finished: io.finish(result, cx.host)?, next })
+                Ok(Flow::Leave {
+                    finished: io.finish(result, cx.host)?,
+                    next,
+                })
             }
             Kind::Succeed => {
                 let io = self.io(tid, state, &context);
@@ -112,7 +134,13 @@ impl Execution {
                         QueryLanguage::JsonPath => choice::evaluate(rule, &io.scope(&eff))?,
                         QueryLanguage::Jsonata => {
                             let cond = rule.get("Condition").cloned().unwrap_or(Value::Null);
-                            match jsonata::eval_template(&cond, "Condition", &io.states(&[]), io.vars, cx.host)? {
+                            match jsonata::eval_template(
+                                &cond,
+                                "Condition",
+                                &io.states(&[]),
+                                io.vars,
+                                cx.host,
+                            )? {
                                 Value::Bool(b) => b,
                                 other => {
                                     return Err(Failure::query_evaluation(format!(
@@ -130,13 +158,22 @@ impl Execution {
                             output_path: state.common.output_path.clone(),
                             ..Default::default()
                         };
-                        let rio = Io { common: &rule_common, ..io };
+                        let rio = Io {
+                            common: &rule_common,
+                            ..io
+                        };
                         let next = rule.get("Next").and_then(Value::as_str).map(str::to_string);
-                        return Ok(Flow::Leave { finished: rio.finish(None, cx.host)?, next });
+                        return Ok(Flow::Leave {
+                            finished: rio.finish(None, cx.host)?,
+                            next,
+                        });
                     }
                 }
                 match &c.default {
-                    Some(d) => Ok(Flow::Leave { finished: io.finish(None, cx.host)?, next: Some(d.clone()) }),
+                    Some(d) => Ok(Flow::Leave {
+                        finished: io.finish(None, cx.host)?,
+                        next: Some(d.clone()),
+                    }),
                     None => Err(Failure::new(names::NO_CHOICE_MATCHED, "No Matches!")),
                 }
             }
@@ -150,7 +187,10 @@ impl Execution {
                     return Err(Failure::runtime("Wait state delay is too long."));
                 }
                 if due <= now {
-                    return Ok(Flow::Leave { finished: io.finish(None, cx.host)?, next });
+                    return Ok(Flow::Leave {
+                        finished: io.finish(None, cx.host)?,
+                        next,
+                    });
                 }
                 let timer = self.new_timer(cx, tid, Wake::Wait, due);
                 self.threads.get_mut(&tid).unwrap().status = TStatus::Timer { timer };
@@ -163,7 +203,8 @@ impl Execution {
                 let branch_input = io.parameters(&eff, cx.host)?;
                 let n = p.branches.len();
                 self.emit(cx, tid, "ParallelStateStarted", None);
-                let pending: VecDeque<(usize, Value)> = (0..n).map(|i| (i, branch_input.clone())).collect();
+                let pending: VecDeque<(usize, Value)> =
+                    (0..n).map(|i| (i, branch_input.clone())).collect();
                 self.join(cx, tid, state, false, pending, 0, None, None, eff);
                 Ok(Flow::Wait)
             }
@@ -180,7 +221,11 @@ impl Execution {
         context: &Value,
     ) -> Result<Failure, Failure> {
         let io = self.io(tid, state, context);
-        let field = |v: &Option<Value>, path: &Option<String>, name: &str, host: &mut dyn crate::Host| -> Result<Option<String>, Failure> {
+        let field = |v: &Option<Value>,
+                     path: &Option<String>,
+                     name: &str,
+                     host: &mut dyn crate::Host|
+         -> Result<Option<String>, Failure> {
             if let Some(p) = path {
                 return match jsonpath::eval_expression(p, name, &io.scope(io.input), host)? {
                     Value::String(s) => Ok(Some(s)),
@@ -190,7 +235,13 @@ impl Execution {
             match v {
                 None => Ok(None),
                 Some(v) if io.lang == QueryLanguage::Jsonata => {
-                    match jsonata::eval_template(v, name.trim_end_matches("Path"), &io.states(&[]), io.vars, host)? {
+                    match jsonata::eval_template(
+                        v,
+                        name.trim_end_matches("Path"),
+                        &io.states(&[]),
+                        io.vars,
+                        host,
+                    )? {
                         Value::String(s) => Ok(Some(s)),
                         Value::Null => Ok(None),
                         other => Ok(Some(other.to_string())),
@@ -202,16 +253,12 @@ impl Execution {
         };
         let error = field(&fail.error, &fail.error_path, "ErrorPath", cx.host)?;
         let cause = field(&fail.cause, &fail.cause_path, "CausePath", cx.host)?;
-        let mut d = Map::new();
-        if let Some(c) = &cause {
-            d.insert("cause".into(), json!(c));
-        }
-        if let Some(e) = &error {
-            d.insert("error".into(), json!(e));
-        }
-        let _ = d;
         // A Fail state's failure is never caught or retried inside the state.
-        Ok(Failure { error, cause, located: false })
+        Ok(Failure {
+            error,
+            cause,
+            located: false,
+        })
     }
 
     fn wait_due(
@@ -224,11 +271,17 @@ impl Execution {
     ) -> Result<i64, Failure> {
         let jsonata = io.lang == QueryLanguage::Jsonata;
         let eval = |v: &Value, field: &str, host: &mut dyn crate::Host| -> Result<Value, Failure> {
-            if jsonata { jsonata::eval_template(v, field, &io.states(&[]), io.vars, host) } else { Ok(v.clone()) }
+            if jsonata {
+                jsonata::eval_template(v, field, &io.states(&[]), io.vars, host)
+            } else {
+                Ok(v.clone())
+            }
         };
         if let Some(s) = &w.seconds {
             let v = eval(s, "Seconds", cx.host)?;
-            let secs = v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64));
+            let secs = v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64));
             return match secs {
                 Some(s) if s >= 0 => Ok(now + s * 1000),
                 _ => Err(Failure::query_evaluation(format!(
@@ -237,16 +290,19 @@ impl Execution {
             };
         }
         if let Some(p) = &w.seconds_path {
-            let v = jsonpath::read(p, &io.scope(eff))?
-                .ok_or_else(|| Failure::runtime(format!("The SecondsPath parameter does not reference an input value: {p}")))?;
+            let v = jsonpath::read(p, &io.scope(eff))?.ok_or_else(|| {
+                Failure::runtime(format!(
+                    "The SecondsPath parameter does not reference an input value: {p}"
+                ))
+            })?;
             let secs = match &v {
                 Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64(),
                 _ => None,
             };
             return match secs {
-                Some(s) if s < 0 => {
-                    Err(Failure::runtime(format!("The SecondsPath parameter references a negative value: {p} == {v}")))
-                }
+                Some(s) if s < 0 => Err(Failure::runtime(format!(
+                    "The SecondsPath parameter references a negative value: {p} == {v}"
+                ))),
                 Some(s) => Ok(now + s * 1000),
                 None => Err(Failure::runtime(format!(
                     "The SecondsPath parameter cannot be parsed as a long value: {p} == {v}"
@@ -255,7 +311,10 @@ impl Execution {
         }
         if let Some(ts) = &w.timestamp {
             let v = eval(ts, "Timestamp", cx.host)?;
-            let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return time::parse_rfc3339_ms(&text).ok_or_else(|| {
                 Failure::query_evaluation(format!(
                     "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {text}"
@@ -264,9 +323,14 @@ impl Execution {
         }
         if let Some(p) = &w.timestamp_path {
             let v = jsonpath::read(p, &io.scope(eff))?.ok_or_else(|| {
-                Failure::runtime(format!("The TimestampPath parameter does not reference an input value: {p}"))
+                Failure::runtime(format!(
+                    "The TimestampPath parameter does not reference an input value: {p}"
+                ))
             })?;
-            let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return time::parse_rfc3339_ms(&text).ok_or_else(|| {
                 Failure::runtime(format!(
                     "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {text}"
@@ -277,11 +341,15 @@ impl Execution {
     }
 
     pub(super) fn wait_done(&mut self, cx: &mut Cx, tid: u64) {
-        let Some(state) = self.state_of(cx, tid) else { return };
+        let Some(state) = self.state_of(cx, tid) else {
+            return;
+        };
         let context = self.context(tid);
         let next = state.common.next.clone();
         let io = self.io(tid, state, &context);
-        let flow = io.finish(None, cx.host).map(|finished| Flow::Leave { finished, next });
+        let flow = io
+            .finish(None, cx.host)
+            .map(|finished| Flow::Leave { finished, next });
         self.threads.get_mut(&tid).unwrap().status = TStatus::Ready;
         self.after(cx, tid, state, flow);
     }
@@ -295,7 +363,9 @@ impl Execution {
         context: &Value,
     ) -> Result<Flow, Failure> {
         let resource = task.resource.as_str().unwrap_or_default().to_string();
-        let token = resource.ends_with(".waitForTaskToken").then(|| cx.host.uuid());
+        let token = resource
+            .ends_with(".waitForTaskToken")
+            .then(|| cx.host.uuid());
         let mut context = context.clone();
         if let Some(tok) = &token {
             context["Task"] = json!({"Token": tok});
@@ -303,10 +373,17 @@ impl Execution {
         let io = self.io(tid, state, &context);
         let eff = io.effective_input()?;
         let input = io.parameters(&eff, cx.host)?;
-        let number = |v: &Option<Value>, path: &Option<String>, field: &str, host: &mut dyn crate::Host| -> Result<Option<u64>, Failure> {
+        let number = |v: &Option<Value>,
+                      path: &Option<String>,
+                      field: &str,
+                      host: &mut dyn crate::Host|
+         -> Result<Option<u64>, Failure> {
             if let Some(p) = path {
                 let v = jsonpath::read(p, &io.scope(&eff))?.ok_or_else(|| {
-                    Failure::runtime(format!("Invalid path '{p}' : No results for path: {}", choice::bracketed(p)))
+                    Failure::runtime(format!(
+                        "Invalid path '{p}' : No results for path: {}",
+                        choice::bracketed(p)
+                    ))
                 })?;
                 return v.as_u64().map(Some).ok_or_else(|| {
                     Failure::runtime(format!("The {field}Path field refers to value \"{v}\" which is not a valid integer: {p}"))
@@ -321,13 +398,25 @@ impl Execution {
                         v.clone()
                     };
                     v.as_u64().map(Some).ok_or_else(|| {
-                        Failure::query_evaluation(format!("The {field} field must be a positive integer, but was: {v}"))
+                        Failure::query_evaluation(format!(
+                            "The {field} field must be a positive integer, but was: {v}"
+                        ))
                     })
                 }
             }
         };
-        let timeout = number(&task.timeout_seconds, &task.timeout_seconds_path, "TimeoutSeconds", cx.host)?;
-        let heartbeat = number(&task.heartbeat_seconds, &task.heartbeat_seconds_path, "HeartbeatSeconds", cx.host)?;
+        let timeout = number(
+            &task.timeout_seconds,
+            &task.timeout_seconds_path,
+            "TimeoutSeconds",
+            cx.host,
+        )?;
+        let heartbeat = number(
+            &task.heartbeat_seconds,
+            &task.heartbeat_seconds_path,
+            "HeartbeatSeconds",
+            cx.host,
+        )?;
         let credentials = task.credentials.clone();
         let (attempt, entered) = {
             let t = &self.threads[&tid];
@@ -337,7 +426,9 @@ impl Execution {
         let mut sched = Map::new();
         sched.insert("resourceType".into(), json!(resource_type(&resource)));
         sched.insert("resource".into(), json!(resource_name(&resource)));
-        sched.insert("region".into(), json!("local"));
+        // The region the execution runs in, as its ARN names it.
+        let region = self.info.execution_arn.split(':').nth(3).unwrap_or_default();
+        sched.insert("region".into(), json!(region));
         sched.insert("parameters".into(), json!(input.to_string()));
         if let Some(t) = timeout {
             sched.insert("timeoutInSeconds".into(), json!(t));
@@ -359,7 +450,14 @@ impl Execution {
             (None, Some(h)) => Some((h, true)),
             (None, None) => None,
         };
-        let timer = deadline.map(|(secs, hb)| self.new_timer(cx, tid, Wake::TaskTimeout { heartbeat: hb }, now + secs as i64 * 1000));
+        let timer = deadline.map(|(secs, hb)| {
+            self.new_timer(
+                cx,
+                tid,
+                Wake::TaskTimeout { heartbeat: hb },
+                now + secs as i64 * 1000,
+            )
+        });
         self.tasks.insert(task_id, (tid, timer));
         let t = self.threads.get_mut(&tid).unwrap();
         t.status = TStatus::Task { task: task_id };
@@ -379,8 +477,12 @@ impl Execution {
     }
 
     pub(super) fn task_done(&mut self, cx: &mut Cx, tid: u64, result: Result<Value, Failure>) {
-        let Some(state) = self.state_of(cx, tid) else { return };
-        let Kind::Task(task) = &state.kind else { return };
+        let Some(state) = self.state_of(cx, tid) else {
+            return;
+        };
+        let Kind::Task(task) = &state.kind else {
+            return;
+        };
         let resource = task.resource.as_str().unwrap_or_default();
         self.threads.get_mut(&tid).unwrap().status = TStatus::Ready;
         let flow = match result {
@@ -399,7 +501,8 @@ impl Execution {
                 let context = self.context(tid);
                 let io = self.io(tid, state, &context);
                 let next = state.common.next.clone();
-                io.finish(Some(output), cx.host).map(|finished| Flow::Leave { finished, next })
+                io.finish(Some(output), cx.host)
+                    .map(|finished| Flow::Leave { finished, next })
             }
             Err(f) => {
                 let mut d = Map::new();
@@ -411,7 +514,10 @@ impl Execution {
                 if let Some(c) = &f.cause {
                     d.insert("cause".into(), json!(c));
                 }
-                if !matches!(f.error.as_deref(), Some("States.Timeout" | "States.HeartbeatTimeout")) {
+                if !matches!(
+                    f.error.as_deref(),
+                    Some("States.Timeout" | "States.HeartbeatTimeout")
+                ) {
                     self.emit(cx, tid, "TaskFailed", Some(Value::Object(d)));
                 }
                 Err(f)
@@ -421,7 +527,13 @@ impl Execution {
     }
 
     /// Leaves the state, waits, or handles its failure.
-    fn after(&mut self, cx: &mut Cx, tid: u64, state: &State, flow: Result<Flow, Failure>) {
+    pub(super) fn after(
+        &mut self,
+        cx: &mut Cx,
+        tid: u64,
+        state: &State,
+        flow: Result<Flow, Failure>,
+    ) {
         match flow {
             Ok(Flow::Wait) => {}
             Ok(Flow::Succeed(finished)) => {
@@ -429,11 +541,19 @@ impl Execution {
                 self.thread_done(cx, tid, Ok(finished.output));
             }
             Ok(Flow::Leave { finished, next }) => {
-                if let Err(f) = check_size(&finished.output, &self.threads[&tid].state) {
+                let text = finished.output.to_string();
+                if text.len() > super::MAX_PAYLOAD_BYTES {
+                    let name = &self.threads[&tid].state;
+                    let f = Failure::new(
+                        names::DATA_LIMIT_EXCEEDED,
+                        format!(
+                            "The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."
+                        ),
+                    );
                     self.failed(cx, tid, state, f);
                     return;
                 }
-                self.exit(cx, tid, state, &finished);
+                self.exit_with(cx, tid, state, &finished, text);
                 match next {
                     Some(n) if !state.common.end => self.transition(tid, n, finished.output),
                     _ => self.thread_done(cx, tid, Ok(finished.output)),
@@ -444,21 +564,44 @@ impl Execution {
     }
 
     fn exit(&mut self, cx: &mut Cx, tid: u64, state: &State, finished: &Finished) {
+        self.exit_with(cx, tid, state, finished, finished.output.to_string());
+    }
+
+    /// Records the state's exit, its output given as the JSON text already made of it.
+    fn exit_with(
+        &mut self,
+        cx: &mut Cx,
+        tid: u64,
+        state: &State,
+        finished: &Finished,
+        output_text: String,
+    ) {
         let t = self.threads.get_mut(&tid).unwrap();
         let mut d = Map::new();
         d.insert("name".into(), json!(t.state));
-        d.insert("output".into(), Value::String(finished.output.to_string()));
+        d.insert("output".into(), Value::String(output_text));
         d.insert("outputDetails".into(), json!({"truncated": false}));
-        if let Some(assigned) = &finished.assigned {
-            let text: Map<String, Value> =
-                assigned.iter().map(|(k, v)| (k.clone(), Value::String(v.to_string()))).collect();
+        // An empty Assign is not recorded, as on AWS.
+        if let Some(assigned) = finished.assigned.as_ref().filter(|a| !a.is_empty()) {
+            let text: Map<String, Value> = assigned
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
+                .collect();
             d.insert("assignedVariables".into(), Value::Object(text));
-            d.insert("assignedVariablesDetails".into(), json!({"truncated": false}));
+            d.insert(
+                "assignedVariablesDetails".into(),
+                json!({"truncated": false}),
+            );
             for (k, v) in assigned {
                 t.vars.insert(k.clone(), v.clone());
             }
         }
-        self.emit(cx, tid, &format!("{}StateExited", state.kind.type_name()), Some(Value::Object(d)));
+        self.emit(
+            cx,
+            tid,
+            &format!("{}StateExited", state.kind.type_name()),
+            Some(Value::Object(d)),
+        );
     }
 
     fn transition(&mut self, tid: u64, next: String, output: Value) {
@@ -471,13 +614,17 @@ impl Execution {
     }
 
     /// A state failed: Retry, else Catch, else the thread fails.
-    fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+    pub(super) fn failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+        // A Map or Parallel that fails on its own fields (a States.Runtime error before any
+        // branch ran) records no MapStateFailed / ParallelStateFailed, as on AWS.
+        let record = f.error.as_deref() != Some(names::RUNTIME);
         let f = self.locate(cx, tid, state, f);
-        if matches!(state.kind, Kind::Map(_) | Kind::Parallel(_)) {
-            let kind = if matches!(state.kind, Kind::Map(_)) { "MapStateFailed" } else { "ParallelStateFailed" };
-            self.emit(cx, tid, kind, None);
-        }
-        self.failed_after_branches(cx, tid, state, f);
+        self.settle(cx, tid, state, f, record);
+    }
+
+    /// A Map's iteration or a Parallel's branch failed the state.
+    pub(super) fn branch_failed(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
+        self.settle(cx, tid, state, f, true);
     }
 
     /// Prefixes a located failure with the state and entry event; JSONata evaluation failures
@@ -492,7 +639,11 @@ impl Execution {
             .split_once("specified for the field '")
             .and_then(|(_, rest)| rest.split_once('\''))
             .map(|(field, _)| field.to_string())
-            .or_else(|| cause.starts_with("The Timestamp field").then(|| "Timestamp".to_string()));
+            .or_else(|| {
+                cause
+                    .starts_with("The Timestamp field")
+                    .then(|| "Timestamp".to_string())
+            });
         f.cause = Some(format!(
             "An error occurred while executing the state '{}' (entered at the event id #{}). {cause}",
             t.state, t.entered_event
@@ -508,16 +659,20 @@ impl Execution {
             d.insert("state".into(), json!(t.state));
             // A Wait state's evaluation follows its entry; other states' evaluation is linked
             // to what preceded the entry.
-            let prev = if matches!(state.kind, Kind::Wait(_)) { t.entered_event } else { t.entered_prev };
+            let prev = if matches!(state.kind, Kind::Wait(_)) {
+                t.entered_event
+            } else {
+                t.entered_prev
+            };
             let id = self.emit_after(cx, prev, "EvaluationFailed", Some(Value::Object(d)));
             self.threads.get_mut(&tid).unwrap().last_event = id;
         }
         f
     }
 
-    /// Retry, else Catch, else the thread fails (the failure already located).
-    fn failed_after_branches(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure) {
-        let f = self.locate(cx, tid, state, f);
+    /// Retry, else Catch, else the thread fails (the failure already located). A Map or
+    /// Parallel state records its failure only once no Retrier takes it, as AWS does.
+    fn settle(&mut self, cx: &mut Cx, tid: u64, state: &State, f: Failure, record: bool) {
         let in_task = matches!(state.kind, Kind::Task(_));
         let error = f.error_name().to_string();
         for (i, r) in state.common.retry.iter().enumerate() {
@@ -546,6 +701,19 @@ impl Execution {
             self.threads.get_mut(&tid).unwrap().status = TStatus::Timer { timer };
             return;
         }
+        match &state.kind {
+            _ if !record => {}
+            Kind::Map(_) => {
+                if self.is_distributed(cx, tid) {
+                    self.emit(cx, tid, "MapRunFailed", None);
+                }
+                self.emit(cx, tid, "MapStateFailed", None);
+            }
+            Kind::Parallel(_) => {
+                self.emit(cx, tid, "ParallelStateFailed", None);
+            }
+            _ => {}
+        }
         for c in &state.common.catch {
             if !error_matches(&c.error_equals, &error, in_task) {
                 continue;
@@ -563,328 +731,6 @@ impl Execution {
         }
         self.thread_done(cx, tid, Err(f));
     }
-
-    fn start_map(
-        &mut self,
-        cx: &mut Cx,
-        tid: u64,
-        state: &State,
-        map: &crate::definition::Map,
-        context: &Value,
-    ) -> Result<Flow, Failure> {
-        let io = self.io(tid, state, context);
-        let eff = io.effective_input()?;
-        let jsonata = io.lang == QueryLanguage::Jsonata;
-        let items = if jsonata {
-            match &map.items {
-                Some(t) => jsonata::eval_typed(t, "Items", jsonata::JsonType::Array, &io.states(&[]), io.vars, cx.host)?,
-                None => {
-                    if !eff.is_array() {
-                        return Err(Failure::query_evaluation(format!("Map state input must be an array but was: {eff}")));
-                    }
-                    eff.clone()
-                }
-            }
-        } else {
-            match &map.items_path {
-                Some(p) => {
-                    let v = jsonpath::read(p, &io.scope(&eff))?;
-                    match v {
-                        Some(v @ Value::Array(_)) => v,
-                        _ => {
-                            let shown = p.strip_prefix('$').filter(|r| r.starts_with('$')).unwrap_or(p);
-                            return Err(Failure::new(names::RUNTIME, format!("Reference path \"{shown}\" must point to array.")));
-                        }
-                    }
-                }
-                None => match &eff {
-                    Value::Array(_) => eff.clone(),
-                    _ => return Err(Failure::new(names::RUNTIME, "Reference path \"$\" must point to array.")),
-                },
-            }
-        };
-        let items = items.as_array().cloned().unwrap_or_default();
-        let int_field = |v: &Option<Value>, path: &Option<String>, field: &str, host: &mut dyn crate::Host| -> Result<Option<f64>, Failure> {
-            if let Some(p) = path {
-                let v = jsonpath::read(p, &io.scope(&eff))?.unwrap_or(Value::Null);
-                // AWS also takes numbers written as strings here.
-                let n = match &v {
-                    Value::String(s) => s.trim().parse::<f64>().ok(),
-                    other => other.as_f64(),
-                };
-                let ok = if field == "ToleratedFailurePercentage" { n } else { n.filter(|f| f.fract() == 0.0) };
-                let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-                let kind = if field == "ToleratedFailurePercentage" { "float" } else { "integer" };
-                return ok.map(Some).ok_or_else(|| {
-                    Failure::runtime(format!("The {field}Path field refers to value \"{shown}\" which is not a valid {kind}: {p}"))
-                });
-            }
-            match v {
-                None => Ok(None),
-                Some(v) => {
-                    let v = if jsonata { jsonata::eval_template(v, field, &io.states(&[]), io.vars, host)? } else { v.clone() };
-                    v.as_f64().map(Some).ok_or_else(|| {
-                        Failure::query_evaluation(format!("The {field} field must be a number, but was: {v}"))
-                    })
-                }
-            }
-        };
-        let max = int_field(&map.max_concurrency, &map.max_concurrency_path, "MaxConcurrency", cx.host)?;
-        let count = int_field(&map.tolerated_failure_count, &map.tolerated_failure_count_path, "ToleratedFailureCount", cx.host)?;
-        let pct = int_field(
-            &map.tolerated_failure_percentage,
-            &map.tolerated_failure_percentage_path,
-            "ToleratedFailurePercentage",
-            cx.host,
-        )?;
-        if let Some(c) = count
-            && c < 0.0
-        {
-            return Err(Failure::runtime("ToleratedFailureCount cannot be negative."));
-        }
-        if let Some(p) = pct
-            && !(0.0..=100.0).contains(&p)
-        {
-            return Err(Failure::runtime("ToleratedFailurePercentage must be between 0 and 100."));
-        }
-        // Each item's input: ItemSelector (or Parameters) evaluated with the item in `$$.Map.Item`.
-        let mut pending = VecDeque::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            let input = match &map.item_selector {
-                None => item.clone(),
-                Some(sel) => {
-                    let mut ctx = context.clone();
-                    ctx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                    let iio = Io { context: &ctx, ..self.io(tid, state, &ctx) };
-                    if jsonata {
-                        jsonata::eval_template(sel, "ItemSelector", &iio.states(&[]), iio.vars, cx.host)?
-                    } else {
-                        jsonpath::eval_payload(sel, &iio.scope(&eff), cx.host)?
-                    }
-                }
-            };
-            pending.push_back((index, input));
-        }
-        let distributed = map
-            .item_processor
-            .as_ref()
-            .and_then(|p| p.processor_config.as_ref())
-            .and_then(|c| c.mode.as_deref())
-            == Some("DISTRIBUTED");
-        self.emit(cx, tid, "MapStateStarted", Some(json!({"length": items.len()})));
-        if distributed {
-            let run = format!("{}/{}:{}", self.info.execution_arn.replace(":execution:", ":mapRun:"), self.threads[&tid].state, cx.host.uuid());
-            self.emit(cx, tid, "MapRunStarted", Some(json!({"mapRunArn": run})));
-        }
-        let max = max.map(|m| m as usize).unwrap_or(0);
-        self.join(cx, tid, state, true, pending, max, count.map(|c| c as u64), pct, eff);
-        Ok(Flow::Wait)
-    }
-
-    /// Starts branches (Parallel) or iterations (Map) and waits for them.
-    #[allow(clippy::too_many_arguments)]
-    fn join(
-        &mut self,
-        cx: &mut Cx,
-        tid: u64,
-        state: &State,
-        map: bool,
-        pending: VecDeque<(usize, Value)>,
-        max_concurrency: usize,
-        tolerated_count: Option<u64>,
-        tolerated_percentage: Option<f64>,
-        raw_input: Value,
-    ) {
-        let n = pending.len();
-        let join = Join {
-            map,
-            results: vec![None; n],
-            pending,
-            running: Vec::new(),
-            max_concurrency,
-            failures: 0,
-            tolerated_count,
-            tolerated_percentage,
-            raw_input,
-            last_iteration_event: None,
-        };
-        self.threads.get_mut(&tid).unwrap().status = TStatus::Join(Box::new(join));
-        if n == 0 {
-            self.join_finished(cx, tid, state);
-            return;
-        }
-        self.spawn_children(cx, tid);
-    }
-
-    fn spawn_children(&mut self, cx: &mut Cx, tid: u64) {
-        loop {
-            let (slot, input, map) = {
-                let t = self.threads.get_mut(&tid).unwrap();
-                let TStatus::Join(j) = &mut t.status else { return };
-                if j.max_concurrency > 0 && j.running.len() >= j.max_concurrency {
-                    return;
-                }
-                let Some((slot, input)) = j.pending.pop_front() else { return };
-                (slot, input, j.map)
-            };
-            let child = self.new_id();
-            let distributed = self.is_distributed(cx, tid);
-            let parent = &self.threads[&tid];
-            let def_state = Self::machine_of(cx.def, &parent.machine).state(&parent.state).expect("parent state exists");
-            let mut machine = parent.machine.clone();
-            machine.push(Seg { state: parent.state.clone(), branch: if map { None } else { Some(slot) } });
-            let sub = Self::machine_of(cx.def, &machine);
-            let language = sub.query_language.unwrap_or(def_state.language(parent.language));
-            let name = parent.state.clone();
-            let _ = name;
-            let parent = &self.threads[&tid];
-            let thread = Thread {
-                parent: Some((tid, slot)),
-                machine,
-                language,
-                state: sub.start_at.clone(),
-                input: input.clone(),
-                vars: parent.vars.clone(),
-                status: TStatus::Ready,
-                retries: Vec::new(),
-                retry_count: 0,
-                retrying: false,
-                entered_event: 0,
-                entered_ms: 0,
-                last_event: parent.last_event,
-                map_item: if map { Some((slot, input)) } else { None },
-                task_heartbeat: None,
-                in_task: false,
-                iteration_pending: map,
-                entered_prev: 0,
-                silent: parent.silent || (map && distributed),
-            };
-            self.threads.insert(child, thread);
-            if let TStatus::Join(j) = &mut self.threads.get_mut(&tid).unwrap().status {
-                j.running.push(child);
-            }
-        }
-    }
-
-    pub(super) fn child_done(
-        &mut self,
-        cx: &mut Cx,
-        ptid: u64,
-        slot: usize,
-        child: u64,
-        child_last: u64,
-        result: Result<Value, Failure>,
-    ) {
-        let Some(state) = self.state_of(cx, ptid) else { return };
-        let name = self.threads[&ptid].state.clone();
-        let map = {
-            let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status else { return };
-            j.running.retain(|c| *c != child);
-            j.map
-        };
-        // Iteration events link to the iteration's last event; the Map's chain continues from
-        // there, as AWS records it. A Distributed Map's iterations live in their map run.
-        if !self.is_distributed(cx, ptid) {
-            self.threads.get_mut(&ptid).unwrap().last_event = child_last;
-        }
-        let mut failure = None;
-        match result {
-            Ok(v) => {
-                if map && !self.is_distributed(cx, ptid) {
-                    let id = self.emit_after(cx, child_last, "MapIterationSucceeded", Some(json!({"index": slot, "name": name})));
-                    if let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status {
-                        j.last_iteration_event = Some(id);
-                    }
-                }
-                if let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status {
-                    j.results[slot] = Some(v);
-                }
-            }
-            Err(f) => {
-                if map && !self.is_distributed(cx, ptid) {
-                    self.emit_after(cx, child_last, "MapIterationFailed", Some(json!({"index": slot, "name": name})));
-                }
-                let TStatus::Join(j) = &mut self.threads.get_mut(&ptid).unwrap().status else { return };
-                let tolerant = j.map && (j.tolerated_count.is_some() || j.tolerated_percentage.is_some());
-                if tolerant {
-                    j.failures += 1;
-                    j.results[slot] = Some(error_output(&f));
-                    let total = j.results.len().max(1) as f64;
-                    let over_count = j.tolerated_count.is_some_and(|c| j.failures as u64 > c);
-                    let over_pct = j.tolerated_percentage.is_some_and(|p| j.failures as f64 * 100.0 / total > p);
-                    let within = match (j.tolerated_count, j.tolerated_percentage) {
-                        (Some(_), Some(_)) => !(over_count && over_pct),
-                        _ => !(over_count || over_pct),
-                    };
-                    if !within {
-                        failure = Some(Failure::new(
-                            names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                            "The specified tolerated failure threshold was exceeded",
-                        ));
-                    }
-                } else {
-                    failure = Some(f);
-                }
-            }
-        }
-        if let Some(f) = failure {
-            let running = match &self.threads[&ptid].status {
-                TStatus::Join(j) => j.running.clone(),
-                _ => Vec::new(),
-            };
-            for c in running {
-                self.cancel_thread(cx, c);
-            }
-            let distributed = self.is_distributed(cx, ptid);
-            if distributed {
-                self.emit(cx, ptid, "MapRunFailed", None);
-            }
-            self.emit(cx, ptid, if map { "MapStateFailed" } else { "ParallelStateFailed" }, None);
-            self.threads.get_mut(&ptid).unwrap().status = TStatus::Ready;
-            self.failed_after_branches(cx, ptid, state, f);
-            return;
-        }
-        self.spawn_children(cx, ptid);
-        let done = matches!(&self.threads[&ptid].status, TStatus::Join(j) if j.running.is_empty() && j.pending.is_empty());
-        if done {
-            self.join_finished(cx, ptid, state);
-        }
-    }
-
-    fn is_distributed(&self, cx: &Cx, tid: u64) -> bool {
-        matches!(self.state_of(cx, tid).map(|s| &s.kind), Some(Kind::Map(m))
-            if m.item_processor.as_ref().and_then(|p| p.processor_config.as_ref()).and_then(|c| c.mode.as_deref()) == Some("DISTRIBUTED"))
-    }
-
-    fn join_finished(&mut self, cx: &mut Cx, tid: u64, state: &State) {
-        let t = self.threads.get_mut(&tid).unwrap();
-        let TStatus::Join(j) = std::mem::replace(&mut t.status, TStatus::Ready) else { return };
-        let results = Value::Array(j.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect());
-        // The closing events all link to the last iteration's end; so does the state's exit.
-        let anchor = j.last_iteration_event.unwrap_or(self.threads[&tid].last_event);
-        if j.map {
-            if self.is_distributed(cx, tid) {
-                self.emit_after(cx, anchor, "MapRunSucceeded", None);
-            }
-            self.emit_after(cx, anchor, "MapStateSucceeded", None);
-        }
-        self.threads.get_mut(&tid).unwrap().last_event = anchor;
-        let context = self.context(tid);
-        let io = self.io(tid, state, &context);
-        let next = state.common.next.clone();
-        let flow = io.finish(Some(results), cx.host).map(|finished| Flow::Leave { finished, next });
-        self.after(cx, tid, state, flow);
-    }
-}
-
-fn check_size(v: &Value, state: &str) -> Result<(), Failure> {
-    if v.to_string().len() > super::MAX_PAYLOAD_BYTES {
-        return Err(Failure::new(
-            names::DATA_LIMIT_EXCEEDED,
-            format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),
-        ));
-    }
-    Ok(())
 }
 
 /// `arn:aws:states:::lambda:invoke` → `lambda`; an activity ARN → `activity`.

@@ -33,7 +33,11 @@ impl<F: FnMut(&TaskRequest) -> Event> drive::Runtime for Scripted<F> {
 }
 
 /// Runs an execution to its end, answering tasks with `answer`; returns it and its history.
-fn drive(def: &StateMachine, input: Value, answer: impl FnMut(&TaskRequest) -> Event) -> (Execution, Vec<HistoryEvent>) {
+fn drive(
+    def: &StateMachine,
+    input: Value,
+    answer: impl FnMut(&TaskRequest) -> Event,
+) -> (Execution, Vec<HistoryEvent>) {
     let history = std::cell::RefCell::new(Vec::new());
     struct Recording<'h, R>(R, &'h std::cell::RefCell<Vec<HistoryEvent>>);
     impl<R: Host> Host for Recording<'_, R> {
@@ -58,8 +62,16 @@ fn drive(def: &StateMachine, input: Value, answer: impl FnMut(&TaskRequest) -> E
             self.1.borrow_mut().push(e.clone());
         }
     }
-    let mut rt = Recording(Scripted(FixedHost::new(1_700_000_000_000, 9), answer), &history);
-    let ex = drive::run_to_end(def, ExecutionInfo::local("m", "e", 1_700_000_000_000), input, &mut rt);
+    let mut rt = Recording(
+        Scripted(FixedHost::new(1_700_000_000_000, 9), answer),
+        &history,
+    );
+    let ex = drive::run_to_end(
+        def,
+        ExecutionInfo::local("m", "e", 1_700_000_000_000),
+        input,
+        &mut rt,
+    );
     (ex, history.into_inner())
 }
 
@@ -74,12 +86,24 @@ fn pass_chain_reaches_the_end_with_history() {
     let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["ExecutionStarted", "PassStateEntered", "PassStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
     );
     assert!(history.windows(2).all(|w| w[1].id == w[0].id + 1));
     // As on AWS: the first state's entry links to no earlier event, the rest form a chain.
     assert_eq!(history[1].previous_event_id, 0);
-    assert!(history.windows(2).skip(1).all(|w| w[1].previous_event_id == w[0].id));
+    assert!(
+        history
+            .windows(2)
+            .skip(1)
+            .all(|w| w[1].previous_event_id == w[0].id)
+    );
 }
 
 #[test]
@@ -92,13 +116,20 @@ fn task_retries_then_catches() {
     let mut attempts = Vec::new();
     let (ex, _) = drive(&def, json!({"a": 1}), |req| {
         attempts.push(req.idempotency_key.clone());
-        Event::TaskFailed { task: req.task, error: Some("Boom".into()), cause: Some("bad".into()) }
+        Event::TaskFailed {
+            task: req.task,
+            error: Some("Boom".into()),
+            cause: Some("bad".into()),
+        }
     });
     assert_eq!(attempts.len(), 3, "one try and two retries");
     let unique: std::collections::BTreeSet<_> = attempts.iter().collect();
     assert_eq!(unique.len(), 3, "each attempt has its own idempotency key");
     assert_eq!(ex.status, Status::Succeeded);
-    assert_eq!(ex.output, Some(json!({"a": 1, "err": {"Error": "Boom", "Cause": "bad"}})));
+    assert_eq!(
+        ex.output,
+        Some(json!({"a": 1, "err": {"Error": "Boom", "Cause": "bad"}}))
+    );
 }
 
 #[test]
@@ -143,12 +174,24 @@ fn execution_state_survives_serialisation_between_steps() {
     let mut host = FixedHost::new(0, 1);
     let mut ex = Execution::new(ExecutionInfo::local("m", "e", 0));
     let step = ex.start(&def, json!({"q": 1}), &mut host);
-    let Some(Effect::Invoke(req)) = step.effects.iter().find(|e| matches!(e, Effect::Invoke(_))).cloned() else {
+    let Some(Effect::Invoke(req)) = step
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::Invoke(_)))
+        .cloned()
+    else {
         panic!("no task")
     };
     let stored = serde_json::to_string(&ex).unwrap();
     let mut resumed: Execution = serde_json::from_str(&stored).unwrap();
-    resumed.handle(&def, Event::TaskSucceeded { task: req.task, output: json!({"r": 2}) }, &mut host);
+    resumed.handle(
+        &def,
+        Event::TaskSucceeded {
+            task: req.task,
+            output: json!({"r": 2}),
+        },
+        &mut host,
+    );
     assert_eq!(resumed.status, Status::Succeeded);
     assert_eq!(resumed.output, Some(json!({"r": 2})));
 }
@@ -156,7 +199,10 @@ fn execution_state_survives_serialisation_between_steps() {
 #[test]
 fn bad_input_is_described_as_aws_does() {
     let msg = |t: &str| parse_input(t).unwrap_err().message;
-    assert_eq!(msg(""), "Invalid State Machine Execution Input: 'Invalid execution input.'");
+    assert_eq!(
+        msg(""),
+        "Invalid State Machine Execution Input: 'Invalid execution input.'"
+    );
     assert_eq!(
         msg("not some json"),
         "Invalid State Machine Execution Input: 'Unrecognized token 'not': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')'"

@@ -30,8 +30,14 @@ impl Wildcards {
     pub fn of(case: &Value) -> Self {
         let mut subs = Vec::new();
         let mut whole = Vec::new();
-        for t in case["snapshot_transformers"].as_array().into_iter().flatten() {
-            let Some(r) = t["replacement"].as_str() else { continue };
+        for t in case["snapshot_transformers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(r) = t["replacement"].as_str() else {
+                continue;
+            };
             if r.is_empty() || TOKEN.find(r).is_some_and(|m| m.as_str() == r) {
                 continue;
             }
@@ -52,22 +58,36 @@ pub fn normalize(v: &Value) -> Value {
             m.iter()
                 .map(|(k, x)| {
                     let lk = k.to_ascii_lowercase();
-                    let is_ts_key = lk.contains("timestamp") || k == "creationTime" || k == "ingestionTime";
+                    let is_ts_key =
+                        lk.contains("timestamp") || k == "creationTime" || k == "ingestionTime";
                     let iso = x.as_str().is_some_and(|s| ISO8601.is_match(s));
-                    if is_ts_key && !iso { (k.clone(), Value::String("timestamp".into())) } else { (k.clone(), normalize(x)) }
+                    if is_ts_key && !iso {
+                        (k.clone(), Value::String("timestamp".into()))
+                    } else {
+                        (k.clone(), normalize(x))
+                    }
                 })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
         Value::String(s) => {
-            let s = s.replace("us-east-1", "<region>").replace("arn:aws:", "arn:<partition>:");
+            let s = s
+                .replace("us-east-1", "<region>")
+                .replace("arn:aws:", "arn:<partition>:");
             Value::String(ISO8601.replace_all(&s, "date").into_owned())
         }
         other => other.clone(),
     }
 }
 
-pub fn matches(exp: &Value, act: &Value, b: &mut HashMap<String, String>, path: &str, diffs: &mut Vec<String>, w: &Wildcards) -> bool {
+pub fn matches(
+    exp: &Value,
+    act: &Value,
+    b: &mut HashMap<String, String>,
+    path: &str,
+    diffs: &mut Vec<String>,
+    w: &Wildcards,
+) -> bool {
     if let Value::String(e) = exp
         && w.whole.iter().any(|x| x == e)
     {
@@ -124,7 +144,12 @@ pub fn matches(exp: &Value, act: &Value, b: &mut HashMap<String, String>, path: 
     }
 }
 
-pub fn str_match(exp: &str, act: &str, bindings: &mut HashMap<String, String>, w: &Wildcards) -> bool {
+pub fn str_match(
+    exp: &str,
+    act: &str,
+    bindings: &mut HashMap<String, String>,
+    w: &Wildcards,
+) -> bool {
     if exp == act {
         return true;
     }
@@ -134,7 +159,10 @@ pub fn str_match(exp: &str, act: &str, bindings: &mut HashMap<String, String>, w
             exp = exp.replace(lit.as_str(), &format!("<__literal_{i}__>"));
         }
     }
-    let toks: Vec<String> = TOKEN.find_iter(&exp).map(|m| m.as_str().to_string()).collect();
+    let toks: Vec<String> = TOKEN
+        .find_iter(&exp)
+        .map(|m| m.as_str().to_string())
+        .collect();
     if toks.is_empty() {
         return false;
     }
@@ -153,11 +181,18 @@ pub fn str_match(exp: &str, act: &str, bindings: &mut HashMap<String, String>, w
         }
     }
     rx.push('$');
-    let Ok(re) = Regex::new(&rx) else { return false };
-    let Some(caps) = re.captures(act) else { return false };
+    let Ok(re) = Regex::new(&rx) else {
+        return false;
+    };
+    let Some(caps) = re.captures(act) else {
+        return false;
+    };
     let mut local: HashMap<String, String> = HashMap::new();
     for (i, t) in groups.iter().enumerate() {
-        let text = caps.name(&format!("g{i}")).map(|m| m.as_str().to_string()).unwrap_or_default();
+        let text = caps
+            .name(&format!("g{i}"))
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
         if let Some(prev) = local.get(t)
             && *prev != text
         {
@@ -175,7 +210,11 @@ pub fn str_match(exp: &str, act: &str, bindings: &mut HashMap<String, String>, w
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 200 { format!("{}…", &s[..200]) } else { s }
+    if s.len() > 200 {
+        format!("{}…", &s[..200])
+    } else {
+        s
+    }
 }
 
 /// What an engine produced for one case.
@@ -207,7 +246,9 @@ pub fn compare(case: &Value, act: &Actual) -> Vec<String> {
         let Some(e) = exp.get(k) else { continue };
         match e {
             Value::Object(_) | Value::Array(_) => {
-                let a = a.as_deref().map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.into())));
+                let a = a
+                    .as_deref()
+                    .map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.into())));
                 let a = normalize(&a.unwrap_or(Value::Null));
                 matches(e, &a, &mut b, &format!("${k}"), &mut diffs, &w);
             }
@@ -238,8 +279,19 @@ pub fn compare_history(case: &Value, recorded: &Value, ours: &[Value]) -> Vec<St
     let mut b = HashMap::new();
     let exp = recorded.as_array().cloned().unwrap_or_default();
     if exp.len() != ours.len() {
-        let kinds = |v: &[Value]| v.iter().map(|e| e["type"].as_str().unwrap_or("?").to_string()).collect::<Vec<_>>().join(",");
-        diffs.push(format!("{} events != {}: [{}] vs [{}]", exp.len(), ours.len(), kinds(&exp), kinds(ours)));
+        let kinds = |v: &[Value]| {
+            v.iter()
+                .map(|e| e["type"].as_str().unwrap_or("?").to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        diffs.push(format!(
+            "{} events != {}: [{}] vs [{}]",
+            exp.len(),
+            ours.len(),
+            kinds(&exp),
+            kinds(ours)
+        ));
         return diffs;
     }
     for (i, (e, a)) in exp.iter().zip(ours).enumerate() {
@@ -252,9 +304,15 @@ pub fn compare_history(case: &Value, recorded: &Value, ours: &[Value]) -> Vec<St
 /// The corpus stored JSON text that starts with `{` parsed; do the same to ours.
 fn parse_objects(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), parse_objects(x))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), parse_objects(x)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(parse_objects).collect()),
-        Value::String(s) if s.starts_with('{') => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+        Value::String(s) if s.starts_with('{') => {
+            serde_json::from_str(s).unwrap_or_else(|_| v.clone())
+        }
         other => other.clone(),
     }
 }

@@ -19,27 +19,36 @@ use crate::compare::{Actual, compare};
 fn cases_dir() -> Option<PathBuf> {
     let dir = match std::env::var("AGENTRY_CONFORMANCE_DIR") {
         Ok(d) => PathBuf::from(d),
-        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/asl-conformance/cases"),
+        Err(_) => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/asl-conformance/cases")
+        }
     };
     dir.is_dir().then_some(dir)
 }
 
 fn machine_type(case: &Value) -> MachineType {
-    if case["state_machine_type"] == "EXPRESS" { MachineType::Express } else { MachineType::Standard }
+    if case["state_machine_type"] == "EXPRESS" {
+        MachineType::Express
+    } else {
+        MachineType::Standard
+    }
 }
 
 fn api_error(e: agentry_asl::ValidationError) -> Actual {
-    Actual { status: "API_ERROR".into(), error: Some(e.code), cause: Some(e.message), ..Default::default() }
+    Actual {
+        status: "API_ERROR".into(),
+        error: Some(e.code),
+        cause: Some(e.message),
+        ..Default::default()
+    }
 }
 
 /// Validates and parses a case's definition as CreateStateMachine would.
 fn create(case: &Value) -> Result<StateMachine, agentry_asl::ValidationError> {
-    let def = match case["definition_raw"].as_str() {
-        Some(raw) => agentry_asl::definition::parse_text(raw)?,
-        None => case["definition"].clone(),
-    };
-    agentry_asl::validate::validate(&def, machine_type(case))?;
-    StateMachine::from_value(&def)
+    match case["definition_raw"].as_str() {
+        Some(raw) => agentry_asl::create_text(raw, machine_type(case)),
+        None => agentry_asl::create(&case["definition"], machine_type(case)),
+    }
 }
 
 fn capture_time_ms(case: &Value) -> i64 {
@@ -48,9 +57,16 @@ fn capture_time_ms(case: &Value) -> i64 {
         .and_then(|s| {
             // "2026-11-25T15:08:43.961472+00:00": keep milliseconds.
             let (head, tail) = s.split_once('.').unwrap_or((s, "+00:00"));
-            let ms: String = tail.chars().take_while(char::is_ascii_digit).take(3).collect();
+            let ms: String = tail
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .take(3)
+                .collect();
             let off = &tail[tail.find(['+', '-', 'Z']).unwrap_or(tail.len())..];
-            agentry_asl::time::parse_rfc3339_ms(&format!("{head}.{ms:0<3}{}", if off.is_empty() { "Z" } else { off }))
+            agentry_asl::time::parse_rfc3339_ms(&format!(
+                "{head}.{ms:0<3}{}",
+                if off.is_empty() { "Z" } else { off }
+            ))
         })
         .unwrap_or(1_732_000_000_000)
 }
@@ -58,7 +74,10 @@ fn capture_time_ms(case: &Value) -> i64 {
 fn run_case(case: &Value) -> Actual {
     match case["api"].as_str().unwrap_or_default() {
         "CreateStateMachine" | "UpdateStateMachine" => match create(case) {
-            Ok(_) => Actual { status: "SUCCEEDED".into(), ..Default::default() },
+            Ok(_) => Actual {
+                status: "SUCCEEDED".into(),
+                ..Default::default()
+            },
             Err(e) => api_error(e),
         },
         "TestState" => test_state_case(case),
@@ -72,13 +91,19 @@ fn run_case(case: &Value) -> Actual {
                     Ok(v) => v,
                     Err(e) => return api_error(e),
                 },
-                None => case.get("input").cloned().filter(|v| !v.is_null()).unwrap_or(Value::Object(Default::default())),
+                None => case
+                    .get("input")
+                    .cloned()
+                    .filter(|v| !v.is_null())
+                    .unwrap_or(Value::Object(Default::default())),
             };
             let now = capture_time_ms(case);
             let info = ExecutionInfo {
-                execution_arn: "arn:aws:states:us-east-1:111111111111:execution:machine:exec".into(),
+                execution_arn: "arn:aws:states:us-east-1:111111111111:execution:machine:exec"
+                    .into(),
                 name: "exec".into(),
-                state_machine_arn: "arn:aws:states:us-east-1:111111111111:stateMachine:machine".into(),
+                state_machine_arn: "arn:aws:states:us-east-1:111111111111:stateMachine:machine"
+                    .into(),
                 state_machine_name: "machine".into(),
                 role_arn: "arn:aws:iam::111111111111:role/capture-sfn-role".into(),
                 start_time_ms: now,
@@ -87,7 +112,8 @@ fn run_case(case: &Value) -> Actual {
             };
             let info = if info.express {
                 ExecutionInfo {
-                    execution_arn: "arn:aws:states:us-east-1:111111111111:express:machine:exec:0b5c0c1e".into(),
+                    execution_arn:
+                        "arn:aws:states:us-east-1:111111111111:express:machine:exec:0b5c0c1e".into(),
                     ..info
                 }
             } else {
@@ -139,7 +165,11 @@ fn test_state_case(case: &Value) -> Actual {
     let req = test_state::Request {
         definition: case["definition"].clone(),
         state_name: p["stateName"].as_str().map(str::to_string),
-        input: case["input_raw"].as_str().map(str::to_string).or_else(|| case.get("input").filter(|v| !v.is_null()).map(Value::to_string)),
+        input: case["input_raw"].as_str().map(str::to_string).or_else(|| {
+            case.get("input")
+                .filter(|v| !v.is_null())
+                .map(Value::to_string)
+        }),
         inspection_level: p["inspectionLevel"].as_str().map(str::to_string),
         mock: p.get("mock").filter(|m| !m.is_null()).cloned(),
         variables: p["variables"].as_str().map(str::to_string),
@@ -161,7 +191,10 @@ fn test_state_case(case: &Value) -> Actual {
     match test_state::run(&req, &mut host) {
         Ok(r) => Actual {
             status: r.status,
-            output: r.output.as_deref().map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.into()))),
+            output: r
+                .output
+                .as_deref()
+                .map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.into()))),
             error: r.error,
             cause: r.cause,
             next_state: r.next_state,
@@ -181,8 +214,11 @@ fn conformance() {
         return;
     };
     let only = std::env::var("AGENTRY_CONFORMANCE_CASE").ok();
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
     files.sort();
     let mut areas: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failing = Vec::new();
@@ -212,14 +248,19 @@ fn conformance() {
                 history_failing.push(name.clone());
             }
         }
-        let area = areas.entry(case["area"].as_str().unwrap_or("?").to_string()).or_default();
+        let area = areas
+            .entry(case["area"].as_str().unwrap_or("?").to_string())
+            .or_default();
         area.1 += 1;
         if diffs.is_empty() {
             area.0 += 1;
             passed += 1;
         } else {
             if only.is_some() {
-                eprintln!("FAIL {name}\n  {}\n  actual: {actual:?}", diffs.join("\n  "));
+                eprintln!(
+                    "FAIL {name}\n  {}\n  actual: {actual:?}",
+                    diffs.join("\n  ")
+                );
             }
             failing.push(name);
         }
@@ -229,7 +270,9 @@ fn conformance() {
     for (area, (p, t)) in &areas {
         println!("  {area:<16} {p:>4}/{t}");
     }
-    println!("histories: {histories_ok}/{histories} match AWS's GetExecutionHistory event for event");
+    println!(
+        "histories: {histories_ok}/{histories} match AWS's GetExecutionHistory event for event"
+    );
     if std::env::var("AGENTRY_CONFORMANCE_HISTORY").is_ok() {
         for n in &history_failing {
             println!("  history differs: {n}");
@@ -253,9 +296,14 @@ fn conformance() {
         };
         for (key, got) in [("cases", passed), ("histories", histories_ok)] {
             let f = floor(key);
-            assert!(got >= f, "conformance dropped: {got} {key} match, the floor is {f}");
+            assert!(
+                got >= f,
+                "conformance dropped: {got} {key} match, the floor is {f}"
+            );
             if got > f {
-                println!("conformance rose above the floor: raise \"{key}\" in tests/conformance-floor to {got}");
+                println!(
+                    "conformance rose above the floor: raise \"{key}\" in tests/conformance-floor to {got}"
+                );
             }
         }
     }

@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 
 fn agentry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentry")).args(args).output().expect("agentry runs")
+    Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(args)
+        .output()
+        .expect("agentry runs")
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, v: &str) -> String {
@@ -15,7 +18,12 @@ fn write(dir: &tempfile::TempDir, name: &str, v: &str) -> String {
 }
 
 fn stdout_json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
 }
 
 const HELLO: &str = r#"{"StartAt": "Greet", "States": {
@@ -32,23 +40,38 @@ fn validate_accepts_and_rejects_with_aws_codes() {
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "valid");
 
-    let bad = write(&dir, "bad.json", r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}"#);
+    let bad = write(
+        &dir,
+        "bad.json",
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}"#,
+    );
     let o = agentry(&["validate", &bad, "--json"]);
     assert_eq!(o.status.code(), Some(1));
     let v = stdout_json(&o);
     assert_eq!(v["valid"], false);
     assert_eq!(v["error"], "InvalidDefinition");
     let cause = v["cause"].as_str().unwrap();
-    assert!(cause.contains("Nowhere") && cause.contains("/States/A/Next"), "{cause}");
+    assert!(
+        cause.contains("Nowhere") && cause.contains("/States/A/Next"),
+        "{cause}"
+    );
 }
 
 #[test]
 fn validate_explains_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     for (name, text, needle) in [
-        ("nojson.json", "this is not json", "INVALID_JSON_DESCRIPTION"),
+        (
+            "nojson.json",
+            "this is not json",
+            "INVALID_JSON_DESCRIPTION",
+        ),
         ("array.json", "[1, 2]", "InvalidDefinition"),
-        ("type.json", r#"{"StartAt": "A", "States": {"A": {"Type": "Teleport", "End": true}}}"#, "/States/A/Type"),
+        (
+            "type.json",
+            r#"{"StartAt": "A", "States": {"A": {"Type": "Teleport", "End": true}}}"#,
+            "/States/A/Type",
+        ),
     ] {
         let f = write(&dir, name, text);
         let o = agentry(&["validate", &f]);
@@ -68,7 +91,10 @@ fn run_prints_output_as_json_value() {
     let o = agentry(&["run", &f, "--input", r#"{"name": "agents"}"#, "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = stdout_json(&o);
-    assert_eq!(v, json!({"status": "SUCCEEDED", "output": {"greeting": "Hello, agents!"}, "error": null, "cause": null}));
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {"greeting": "Hello, agents!"}, "error": null, "cause": null})
+    );
 }
 
 #[test]
@@ -84,7 +110,12 @@ fn run_reports_failures_and_unknown_resources() {
     let v = stdout_json(&o);
     assert_eq!(v["status"], "FAILED");
     assert_eq!(v["error"], "States.TaskFailed");
-    assert!(v["cause"].as_str().unwrap().contains("arn:aws:states:::lambda:invoke"));
+    assert!(
+        v["cause"]
+            .as_str()
+            .unwrap()
+            .contains("arn:aws:states:::lambda:invoke")
+    );
 }
 
 #[test]
@@ -98,7 +129,11 @@ fn run_refuses_bad_input() {
     let input = write(&dir, "big.json", &big);
     let o = agentry(&["run", &f, "--input", &format!("@{input}")]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("over the limit"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("over the limit"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -110,14 +145,28 @@ fn test_state_runs_one_state_with_a_mock() {
         r#"{"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "ResultPath": "$.r",
             "Catch": [{"ErrorEquals": ["Boom"], "Next": "Handle"}], "Next": "After"}"#,
     );
-    let o = agentry(&["test-state", &f, "--input", r#"{"a": 1}"#, "--mock", r#"{"result": "{\"ok\": true}"}"#, "--json"]);
+    let o = agentry(&[
+        "test-state",
+        &f,
+        "--input",
+        r#"{"a": 1}"#,
+        "--mock",
+        r#"{"result": "{\"ok\": true}"}"#,
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = stdout_json(&o);
     assert_eq!(v["status"], "SUCCEEDED");
     assert_eq!(v["output"], json!({"a": 1, "r": {"ok": true}}));
     assert_eq!(v["nextState"], "After");
 
-    let o = agentry(&["test-state", &f, "--mock", r#"{"errorOutput": {"error": "Boom", "cause": "x"}}"#, "--json"]);
+    let o = agentry(&[
+        "test-state",
+        &f,
+        "--mock",
+        r#"{"errorOutput": {"error": "Boom", "cause": "x"}}"#,
+        "--json",
+    ]);
     let v = stdout_json(&o);
     assert_eq!(v["status"], "CAUGHT_ERROR");
     assert_eq!(v["nextState"], "Handle");
@@ -146,7 +195,10 @@ fn serve_answers_http_and_stops_on_sigterm() {
     assert!(resp.contains(r#""output":{"ok":1}"#), "{resp}");
     assert!(resp.contains(r#""status":"SUCCEEDED""#), "{resp}");
     // SIGTERM: graceful shutdown, exit code 0.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }

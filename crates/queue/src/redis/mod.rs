@@ -92,7 +92,7 @@ impl RedisQueue {
     /// Connects to the server at `url`, keeping this deployment's keys under `prefix`.
     pub async fn connect(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
-            url: url.to_owned(),
+            url: crate::resolver::redact(url),
             reason: e.to_string(),
         })?;
         let config = ConnectionManagerConfig::new()
@@ -101,7 +101,9 @@ impl RedisQueue {
             .set_response_timeout(Some(Duration::from_secs(10)));
         let conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
-            .map_err(|e| Error::Unavailable(format!("redis at {url}: {e}")))?;
+            .map_err(|e| {
+                Error::Unavailable(format!("redis at {}: {e}", crate::resolver::redact(url)))
+            })?;
         let waiters = Arc::new(Waiters::default());
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(listen(

@@ -81,8 +81,11 @@ impl Writer {
 }
 
 fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
+    // Kept across groups: the writer allocates nothing per group but the calls themselves.
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+        jobs.push(first);
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(j) => jobs.push(j),
@@ -92,15 +95,14 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
         if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %e, "sqlite queue: cannot begin transaction");
             let e = sql_error(e);
-            for job in jobs {
+            for job in jobs.drain(..) {
                 job(None).1(Some(e.clone()));
             }
             continue;
         }
         super::ops::check_data_version(conn);
-        let mut replies = Vec::with_capacity(jobs.len());
         let mut broken = None;
-        for job in jobs {
+        for job in jobs.drain(..) {
             if broken.is_some() {
                 replies.push(job(None).1);
                 continue;
@@ -128,7 +130,7 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
             let _ = conn.execute_batch("ROLLBACK");
             super::ops::forget_queues();
         }
-        for reply in replies {
+        for reply in replies.drain(..) {
             reply(outcome.clone());
         }
     }

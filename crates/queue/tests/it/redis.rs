@@ -2,6 +2,7 @@
 //! under its own key prefix, removed afterwards.
 
 /// The server to test against; `None` (after saying so) when unset, a failure under CI.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub fn redis_url() -> Option<String> {
     match std::env::var("AGENTRY_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
