@@ -28,7 +28,12 @@ use crate::{Engine, now_ms, obj};
 
 impl Engine {
     /// Hands out a committed step's work, then deletes its outbox items.
-    pub(crate) async fn dispatch(&self, arn: &str, entries: Vec<Dispatch>, outbox: Vec<Key>) -> Result<()> {
+    pub(crate) async fn dispatch(
+        &self,
+        arn: &str,
+        entries: Vec<Dispatch>,
+        outbox: Vec<Key>,
+    ) -> Result<()> {
         let store = &self.inner.store;
         let mut messages = Vec::new();
         let mut tasks = Vec::new();
@@ -37,7 +42,8 @@ impl Engine {
             match d {
                 Dispatch::OpenToken { token, task } => {
                     let attrs = obj(json!({"execution": arn, "task": task, "closed": false}));
-                    let w = Write::put(EXECUTIONS, tables::token(&token), attrs).when(Condition::Absent);
+                    let w = Write::put(EXECUTIONS, tables::token(&token), attrs)
+                        .when(Condition::Absent);
                     match store.transact(vec![w]).await {
                         // Opened already, or closed before this late re-delivery: either way done.
                         Ok(_) => {}
@@ -47,7 +53,9 @@ impl Engine {
                 }
                 Dispatch::CloseToken { token, task } => {
                     let attrs = obj(json!({"execution": arn, "task": task, "closed": true}));
-                    store.transact(vec![Write::put(EXECUTIONS, tables::token(&token), attrs)]).await?;
+                    store
+                        .transact(vec![Write::put(EXECUTIONS, tables::token(&token), attrs)])
+                        .await?;
                 }
                 Dispatch::Timer { timer, at_ms } => {
                     let attrs = obj(json!({"execution": arn, "timer": timer, "at_ms": at_ms}));
@@ -57,8 +65,11 @@ impl Engine {
                     timers.push(Write::delete(TIMERS, tables::timer(at_ms, arn, timer)));
                 }
                 Dispatch::Invoke(request) => {
-                    let body = serde_json::to_string(&TaskMessage { execution: arn.to_string(), request: *request })
-                        .map_err(|e| Error::Corrupt(e.to_string()))?;
+                    let body = serde_json::to_string(&TaskMessage {
+                        execution: arn.to_string(),
+                        request: *request,
+                    })
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
                     tasks.push(SendMessage::new(body));
                 }
                 Dispatch::Work(work) => messages.push(work_message(arn, work, Duration::ZERO)?),
@@ -79,9 +90,17 @@ impl Engine {
             self.inner.timer_wake.notify_one();
         }
         self.send_all(&self.inner.config.task_queue, tasks).await?;
-        self.send_all(&self.inner.config.work_queue, messages).await?;
+        self.send_all(&self.inner.config.work_queue, messages)
+            .await?;
         if !outbox.is_empty() {
-            store.transact(outbox.into_iter().map(|k| Write::delete(OUTBOX, k)).collect()).await?;
+            store
+                .transact(
+                    outbox
+                        .into_iter()
+                        .map(|k| Write::delete(OUTBOX, k))
+                        .collect(),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -98,14 +117,19 @@ impl Engine {
     /// Puts work for an execution on the work queue.
     pub(crate) async fn enqueue(&self, arn: &str, work: Work, delay: Duration) -> Result<()> {
         let m = work_message(arn, work, delay)?;
-        self.inner.queue.send(&self.inner.config.work_queue, m).await?;
+        self.inner
+            .queue
+            .send(&self.inner.config.work_queue, m)
+            .await?;
         Ok(())
     }
 
     /// Receives and applies work messages until the node stops.
     pub(crate) async fn work_loop(self) {
         let cfg = self.inner.config.clone();
-        let options = ReceiveOptions::max(10).wait(cfg.poll_wait).visibility(cfg.visibility_timeout);
+        let options = ReceiveOptions::max(10)
+            .wait(cfg.poll_wait)
+            .visibility(cfg.visibility_timeout);
         loop {
             let messages = match self.inner.queue.receive(&cfg.work_queue, options).await {
                 Ok(m) => m,
@@ -149,7 +173,9 @@ impl Engine {
     /// Receives task messages and runs their handlers until the node stops.
     pub(crate) async fn task_loop(self) {
         let cfg = self.inner.config.clone();
-        let options = ReceiveOptions::max(10).wait(cfg.poll_wait).visibility(cfg.visibility_timeout);
+        let options = ReceiveOptions::max(10)
+            .wait(cfg.poll_wait)
+            .visibility(cfg.visibility_timeout);
         let mut running = JoinSet::new();
         loop {
             while running.len() >= cfg.max_running_tasks {
@@ -173,9 +199,14 @@ impl Engine {
 
     async fn run_task(&self, m: agentry_queue::Message) {
         let cfg = &self.inner.config;
-        let Ok(TaskMessage { execution, request }) = serde_json::from_str::<TaskMessage>(&m.body) else {
+        let Ok(TaskMessage { execution, request }) = serde_json::from_str::<TaskMessage>(&m.body)
+        else {
             tracing::error!("dropping an unreadable task message");
-            let _ = self.inner.queue.delete(&cfg.task_queue, &m.receipt_handle).await;
+            let _ = self
+                .inner
+                .queue
+                .delete(&cfg.task_queue, &m.receipt_handle)
+                .await;
             return;
         };
         let task = request.task;
@@ -187,15 +218,26 @@ impl Engine {
         let event = match result {
             Ok(_) if waits_for_token => None,
             Ok(output) => Some(Event::TaskSucceeded { task, output }),
-            Err(TaskError { error, cause }) => Some(Event::TaskFailed { task, error: Some(error), cause: Some(cause) }),
+            Err(TaskError { error, cause }) => Some(Event::TaskFailed {
+                task,
+                error: Some(error),
+                cause: Some(cause),
+            }),
         };
         if let Some(event) = event
-            && let Err(e) = self.enqueue(&execution, Work::Event(event), Duration::ZERO).await
+            && let Err(e) = self
+                .enqueue(&execution, Work::Event(event), Duration::ZERO)
+                .await
         {
             tracing::warn!(execution = %execution, error = %e, "sending a task's result failed; the task runs again after its visibility timeout");
             return;
         }
-        if let Err(e) = self.inner.queue.delete(&cfg.task_queue, &m.receipt_handle).await {
+        if let Err(e) = self
+            .inner
+            .queue
+            .delete(&cfg.task_queue, &m.receipt_handle)
+            .await
+        {
             tracing::warn!(error = %e, "deleting a task message failed; the task may run again");
         }
     }
@@ -203,7 +245,11 @@ impl Engine {
     /// Extends a received message's invisibility every third of the visibility timeout until
     /// the returned task is aborted.
     fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> tokio::task::JoinHandle<()> {
-        let (q, name, handle) = (self.inner.queue.clone(), queue.to_string(), receipt_handle.to_string());
+        let (q, name, handle) = (
+            self.inner.queue.clone(),
+            queue.to_string(),
+            receipt_handle.to_string(),
+        );
         let timeout = self.inner.config.visibility_timeout;
         tokio::spawn(async move {
             loop {
@@ -226,7 +272,10 @@ impl Engine {
                     None
                 }
             };
-            let wait = next.map_or(poll, |at| Duration::from_millis((at - now_ms() - poll.as_millis() as i64).max(0) as u64).min(poll));
+            let wait = next.map_or(poll, |at| {
+                Duration::from_millis((at - now_ms() - poll.as_millis() as i64).max(0) as u64)
+                    .min(poll)
+            });
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.inner.timer_wake.notified() => {}
@@ -240,11 +289,21 @@ impl Engine {
         loop {
             let now = now_ms();
             let horizon = now + ahead.as_millis() as i64;
-            let q = Query::partition(TIMERS, "timers").range(SortRange::To(tables::timers_due_by(horizon))).limit(100);
+            let q = Query::partition(TIMERS, "timers")
+                .range(SortRange::To(tables::timers_due_by(horizon)))
+                .limit(100);
             let page = self.inner.store.query(&q).await?;
             if page.items.is_empty() {
-                let first = self.inner.store.query(&Query::partition(TIMERS, "timers").limit(1)).await?;
-                return Ok(first.items.first().and_then(|i| i.attributes.get("at_ms")).and_then(Value::as_i64));
+                let first = self
+                    .inner
+                    .store
+                    .query(&Query::partition(TIMERS, "timers").limit(1))
+                    .await?;
+                return Ok(first
+                    .items
+                    .first()
+                    .and_then(|i| i.attributes.get("at_ms"))
+                    .and_then(Value::as_i64));
             }
             let mut deletes = Vec::new();
             for item in page.items {
@@ -258,7 +317,8 @@ impl Engine {
                     continue;
                 };
                 let delay = Duration::from_millis((at - now).max(0) as u64);
-                self.enqueue(arn, Work::Event(Event::TimerFired { timer }), delay).await?;
+                self.enqueue(arn, Work::Event(Event::TimerFired { timer }), delay)
+                    .await?;
                 deletes.push(Write::delete(TIMERS, item.key));
             }
             self.inner.store.transact(deletes).await?;
@@ -267,7 +327,12 @@ impl Engine {
 
     /// Timers stored and not yet handed out, of every execution.
     pub async fn pending_timers(&self) -> Result<usize> {
-        Ok(self.inner.store.query_all(&Query::partition(TIMERS, "timers")).await?.len())
+        Ok(self
+            .inner
+            .store
+            .query_all(&Query::partition(TIMERS, "timers"))
+            .await?
+            .len())
     }
 
     /// Hands out outbox items older than the grace period until the node stops.
@@ -284,11 +349,18 @@ impl Engine {
     /// Hands out the work of committed steps whose node did not (it died, or failed to).
     pub async fn sweep_outbox(&self) -> Result<usize> {
         let before = now_ms() - self.inner.config.outbox_grace.as_millis() as i64;
-        let q = Query::partition(OUTBOX, "outbox").range(SortRange::To(format!("{:016}$", before.max(0)))).limit(100);
+        let q = Query::partition(OUTBOX, "outbox")
+            .range(SortRange::To(format!("{:016}$", before.max(0))))
+            .limit(100);
         let page = self.inner.store.query(&q).await?;
         let n = page.items.len();
         for item in page.items {
-            let arn = item.attributes.get("execution").and_then(Value::as_str).unwrap_or_default().to_string();
+            let arn = item
+                .attributes
+                .get("execution")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let entries: Vec<Dispatch> = item
                 .attributes
                 .get("entries")
@@ -304,8 +376,11 @@ impl Engine {
 }
 
 fn work_message(arn: &str, work: Work, delay: Duration) -> Result<SendMessage> {
-    let body = serde_json::to_string(&WorkMessage { execution: arn.to_string(), work })
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let body = serde_json::to_string(&WorkMessage {
+        execution: arn.to_string(),
+        work,
+    })
+    .map_err(|e| Error::Corrupt(e.to_string()))?;
     let mut m = SendMessage::new(body);
     if !delay.is_zero() {
         m = m.delay(delay.min(agentry_queue::MAX_DELAY));

@@ -48,7 +48,9 @@ pub struct ExecutionDescription {
 impl ExecutionDescription {
     /// The output parsed, for callers that want JSON.
     pub fn output_json(&self) -> Option<Value> {
-        self.output.as_deref().and_then(|o| serde_json::from_str(o).ok())
+        self.output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
     }
 }
 
@@ -83,7 +85,9 @@ fn describe(record: &Record) -> ExecutionDescription {
 fn answered(applied: Option<Record>, token: &str) -> Result<()> {
     match applied {
         Some(_) => Ok(()),
-        None => Err(Error::TaskTimedOut(format!("the task of token {token:?} is no longer waiting"))),
+        None => Err(Error::TaskTimedOut(format!(
+            "the task of token {token:?} is no longer waiting"
+        ))),
     }
 }
 
@@ -91,16 +95,22 @@ impl Engine {
     /// StartExecution. A name already used by a running execution with the same input answers
     /// with that execution; with other input, or when that execution has ended,
     /// `ExecutionAlreadyExists`. Without a name, a random one is given.
-    pub async fn start_execution(&self, machine_arn: &str, name: Option<&str>, input: &str) -> Result<Started> {
+    pub async fn start_execution(
+        &self,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: &str,
+    ) -> Result<Started> {
         let (machine, revision, version) = self.resolve_machine(machine_arn).await?;
         let name = match name {
             Some(n) => tables::check_name(n)?,
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let input_value = agentry_asl::exec::parse_input(input).map_err(|e| Error::InvalidExecutionInput {
-            code: e.code.to_string(),
-            message: e.message.to_string(),
-        })?;
+        let input_value =
+            agentry_asl::exec::parse_input(input).map_err(|e| Error::InvalidExecutionInput {
+                code: e.code.to_string(),
+                message: e.message.to_string(),
+            })?;
         let now = now_ms();
         let info = ExecutionInfo::local(&machine, &name, now);
         let arn = info.execution_arn.clone();
@@ -121,14 +131,24 @@ impl Engine {
         // start with more events than that holds is created first and started through the queue.
         let plan = match self.plan(record.clone(), &Work::Start).await? {
             Some(plan) if crate::step::fits_one_transaction(&plan) => plan,
-            _ => Plan { record, events: Vec::new(), outbox: vec![Dispatch::Work(Work::Start)] },
+            _ => Plan {
+                record,
+                events: Vec::new(),
+                outbox: vec![Dispatch::Work(Work::Start)],
+            },
         };
         match self.commit(None, plan).await? {
-            Some(_) => Ok(Started { execution_arn: arn, start_date: now }),
+            Some(_) => Ok(Started {
+                execution_arn: arn,
+                start_date: now,
+            }),
             None => {
                 let existing = self.load(&arn).await?;
                 if existing.input_text == input && existing.status() == Status::Running {
-                    Ok(Started { execution_arn: arn, start_date: existing.execution.info.start_time_ms })
+                    Ok(Started {
+                        execution_arn: arn,
+                        start_date: existing.execution.info.start_time_ms,
+                    })
                 } else {
                     Err(Error::ExecutionAlreadyExists(arn))
                 }
@@ -163,19 +183,33 @@ impl Engine {
         next_token: Option<String>,
     ) -> Result<Page<ExecutionDescription>> {
         let (name, _) = tables::parse_machine_arn(machine_arn)?;
-        self.describe_state_machine(&tables::state_machine_arn(&name)).await?;
+        self.describe_state_machine(&tables::state_machine_arn(&name))
+            .await?;
         let arn = tables::state_machine_arn(&name);
         let q = match status {
             Some(s) => Query::index(EXECUTIONS, tables::BY_MACHINE_STATUS, format!("{arn}#{s}")),
             None => Query::index(EXECUTIONS, tables::BY_MACHINE, arn),
         };
-        let q = q.descending().limit(max_results.unwrap_or(100).clamp(1, 1000)).after(next_token);
+        let q = q
+            .descending()
+            .limit(max_results.unwrap_or(100).clamp(1, 1000))
+            .after(next_token);
         let page = self.inner.store.query(&q).await.map_err(|e| match e {
-            agentry_storage::Error::InvalidInput { message, .. } => Error::InvalidPaginationToken(message),
+            agentry_storage::Error::InvalidInput { message, .. } => {
+                Error::InvalidPaginationToken(message)
+            }
             e => e.into(),
         })?;
-        let items = page.items.iter().map(Record::from_item).map(|r| r.map(|r| describe(&r))).collect::<Result<_>>()?;
-        Ok(Page { items, next_token: page.cursor })
+        let items = page
+            .items
+            .iter()
+            .map(Record::from_item)
+            .map(|r| r.map(|r| describe(&r)))
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            next_token: page.cursor,
+        })
     }
 
     /// GetExecutionHistory: events as AWS prints them, oldest first unless `reverse`.
@@ -197,11 +231,20 @@ impl Engine {
             q = q.descending();
         }
         let page = self.inner.store.query(&q).await.map_err(|e| match e {
-            agentry_storage::Error::InvalidInput { message, .. } => Error::InvalidPaginationToken(message),
+            agentry_storage::Error::InvalidInput { message, .. } => {
+                Error::InvalidPaginationToken(message)
+            }
             e => e.into(),
         })?;
-        let items = page.items.into_iter().filter_map(|mut i| i.attributes.remove("event")).collect();
-        Ok(Page { items, next_token: page.cursor })
+        let items = page
+            .items
+            .into_iter()
+            .filter_map(|mut i| i.attributes.remove("event"))
+            .collect();
+        Ok(Page {
+            items,
+            next_token: page.cursor,
+        })
     }
 
     /// Every history event, oldest first (for small histories and tests).
@@ -209,7 +252,9 @@ impl Engine {
         let mut out = Vec::new();
         let mut token = None;
         loop {
-            let page = self.get_execution_history(arn, Some(1000), false, token).await?;
+            let page = self
+                .get_execution_history(arn, Some(1000), false, token)
+                .await?;
             out.extend(page.items);
             match page.next_token {
                 Some(t) => token = Some(t),
@@ -219,9 +264,17 @@ impl Engine {
     }
 
     /// StopExecution: the execution ends ABORTED (if still running); returns the stop date.
-    pub async fn stop_execution(&self, arn: &str, error: Option<&str>, cause: Option<&str>) -> Result<i64> {
+    pub async fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<i64> {
         tables::parse_execution_arn(arn)?;
-        let event = Event::Stop { error: error.map(str::to_string), cause: cause.map(str::to_string) };
+        let event = Event::Stop {
+            error: error.map(str::to_string),
+            cause: cause.map(str::to_string),
+        };
         self.advance(arn, &Work::Event(event)).await?;
         let record = self.load(arn).await?;
         Ok(record.stop_ms.unwrap_or_else(now_ms))
@@ -237,28 +290,46 @@ impl Engine {
             .ok_or_else(|| Error::InvalidToken(format!("task token {token:?} is not known")))?;
         let a = &item.attributes;
         if a.get("closed").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::TaskTimedOut(format!("the task of token {token:?} is no longer waiting")));
+            return Err(Error::TaskTimedOut(format!(
+                "the task of token {token:?} is no longer waiting"
+            )));
         }
-        let arn = a.get("execution").and_then(Value::as_str).unwrap_or_default().to_string();
+        let arn = a
+            .get("execution")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let task = a.get("task").and_then(Value::as_u64).unwrap_or_default();
         Ok((arn, task))
     }
 
     /// SendTaskSuccess: the waiting task succeeds with `output` (JSON text).
     pub async fn send_task_success(&self, token: &str, output: &str) -> Result<()> {
-        let output: Value = serde_json::from_str(output).map_err(|e| Error::InvalidExecutionInput {
-            code: "InvalidOutput".into(),
-            message: format!("task output is not JSON: {e}"),
-        })?;
+        let output: Value =
+            serde_json::from_str(output).map_err(|e| Error::InvalidExecutionInput {
+                code: "InvalidOutput".into(),
+                message: format!("task output is not JSON: {e}"),
+            })?;
         let (arn, task) = self.token_task(token).await?;
-        let applied = self.advance(&arn, &Work::Event(Event::TaskSucceeded { task, output })).await?;
+        let applied = self
+            .advance(&arn, &Work::Event(Event::TaskSucceeded { task, output }))
+            .await?;
         answered(applied, token)
     }
 
     /// SendTaskFailure: the waiting task fails with `error` and `cause`.
-    pub async fn send_task_failure(&self, token: &str, error: Option<&str>, cause: Option<&str>) -> Result<()> {
+    pub async fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<()> {
         let (arn, task) = self.token_task(token).await?;
-        let event = Event::TaskFailed { task, error: error.map(str::to_string), cause: cause.map(str::to_string) };
+        let event = Event::TaskFailed {
+            task,
+            error: error.map(str::to_string),
+            cause: cause.map(str::to_string),
+        };
         let applied = self.advance(&arn, &Work::Event(event)).await?;
         answered(applied, token)
     }
@@ -267,13 +338,18 @@ impl Engine {
     pub async fn send_task_heartbeat(&self, token: &str) -> Result<()> {
         let (arn, task) = self.token_task(token).await?;
         // A task without HeartbeatSeconds takes heartbeats without a step to record.
-        self.advance(&arn, &Work::Event(Event::TaskHeartbeat { task })).await?;
+        self.advance(&arn, &Work::Event(Event::TaskHeartbeat { task }))
+            .await?;
         Ok(())
     }
 
     /// Waits until the execution has ended (on any node), or `timeout` passes; returns its
     /// description either way.
-    pub async fn wait_for_execution(&self, arn: &str, timeout: Duration) -> Result<ExecutionDescription> {
+    pub async fn wait_for_execution(
+        &self,
+        arn: &str,
+        timeout: Duration,
+    ) -> Result<ExecutionDescription> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.inner.changed.notified();

@@ -167,7 +167,10 @@ impl Engine {
         for spec in tables::specs() {
             store.create_table(&spec).await?;
         }
-        let attributes = QueueAttributes { visibility_timeout: config.visibility_timeout, ..Default::default() };
+        let attributes = QueueAttributes {
+            visibility_timeout: config.visibility_timeout,
+            ..Default::default()
+        };
         for name in [&config.work_queue, &config.task_queue] {
             queue.create_queue(name, &attributes).await?;
         }
@@ -202,7 +205,9 @@ impl Engine {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) fn obj(v: Value) -> serde_json::Map<String, Value> {

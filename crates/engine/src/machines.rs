@@ -50,7 +50,11 @@ fn validate(definition: &str) -> Result<StateMachine> {
 }
 
 fn str_attr(attrs: &serde_json::Map<String, Value>, k: &str) -> String {
-    attrs.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    attrs
+        .get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn u64_attr(attrs: &serde_json::Map<String, Value>, k: &str) -> u64 {
@@ -92,7 +96,9 @@ impl Engine {
     pub async fn update_state_machine(&self, arn: &str, definition: &str) -> Result<String> {
         let (name, version) = tables::parse_machine_arn(arn)?;
         if version.is_some() {
-            return Err(Error::InvalidArn(format!("{arn:?}: a version cannot be updated")));
+            return Err(Error::InvalidArn(format!(
+                "{arn:?}: a version cannot be updated"
+            )));
         }
         validate(definition)?;
         loop {
@@ -111,7 +117,8 @@ impl Engine {
             attrs.insert("definition".into(), json!(definition));
             let rev = obj(json!({"definition": definition, "created_ms": now_ms()}));
             let writes = vec![
-                Write::put(MACHINES, head.key.clone(), attrs).when(Condition::Version(head.version)),
+                Write::put(MACHINES, head.key.clone(), attrs)
+                    .when(Condition::Version(head.version)),
                 Write::put(MACHINES, tables::machine_revision(&name, revision), rev),
             ];
             match self.inner.store.transact(writes).await {
@@ -142,12 +149,20 @@ impl Engine {
             let versions = u64_attr(&attrs, "versions");
             let machine_arn = tables::state_machine_arn(&name);
             if versions > 0
-                && let Some(v) = self.inner.store.get(MACHINES, &tables::machine_version(&name, versions)).await?
+                && let Some(v) = self
+                    .inner
+                    .store
+                    .get(MACHINES, &tables::machine_version(&name, versions))
+                    .await?
                 && u64_attr(&v.attributes, "revision") == revision
             {
                 return Ok(PublishedVersion {
                     state_machine_version_arn: format!("{machine_arn}:{versions}"),
-                    creation_date: v.attributes.get("created_ms").and_then(Value::as_i64).unwrap_or_default(),
+                    creation_date: v
+                        .attributes
+                        .get("created_ms")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default(),
                 });
             }
             let version = versions + 1;
@@ -158,8 +173,10 @@ impl Engine {
                 "description": description,
             }));
             let writes = vec![
-                Write::put(MACHINES, head.key.clone(), attrs).when(Condition::Version(head.version)),
-                Write::put(MACHINES, tables::machine_version(&name, version), v).when(Condition::Absent),
+                Write::put(MACHINES, head.key.clone(), attrs)
+                    .when(Condition::Version(head.version)),
+                Write::put(MACHINES, tables::machine_version(&name, version), v)
+                    .when(Condition::Absent),
             ];
             match self.inner.store.transact(writes).await {
                 Ok(_) => {
@@ -178,35 +195,61 @@ impl Engine {
     pub async fn describe_state_machine(&self, arn: &str) -> Result<StateMachineDescription> {
         let (name, version) = tables::parse_machine_arn(arn)?;
         let missing = || Error::StateMachineDoesNotExist(arn.to_string());
-        let head = self.inner.store.get(MACHINES, &tables::machine_head(&name)).await?.ok_or_else(missing)?;
+        let head = self
+            .inner
+            .store
+            .get(MACHINES, &tables::machine_head(&name))
+            .await?
+            .ok_or_else(missing)?;
         let h = &head.attributes;
         let mut d = StateMachineDescription {
             state_machine_arn: tables::state_machine_arn(&name),
             name: name.clone(),
             definition: str_attr(h, "definition"),
             kind: str_attr(h, "type"),
-            creation_date: h.get("created_ms").and_then(Value::as_i64).unwrap_or_default(),
+            creation_date: h
+                .get("created_ms")
+                .and_then(Value::as_i64)
+                .unwrap_or_default(),
             revision_id: u64_attr(h, "revision").to_string(),
             version_description: None,
         };
         if let Some(v) = version {
-            let item = self.inner.store.get(MACHINES, &tables::machine_version(&name, v)).await?.ok_or_else(missing)?;
+            let item = self
+                .inner
+                .store
+                .get(MACHINES, &tables::machine_version(&name, v))
+                .await?
+                .ok_or_else(missing)?;
             let a = &item.attributes;
             d.state_machine_arn = format!("{}:{v}", d.state_machine_arn);
             d.definition = str_attr(a, "definition");
             d.revision_id = u64_attr(a, "revision").to_string();
-            d.creation_date = a.get("created_ms").and_then(Value::as_i64).unwrap_or_default();
-            d.version_description = a.get("description").and_then(Value::as_str).map(str::to_string);
+            d.creation_date = a
+                .get("created_ms")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            d.version_description = a
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         Ok(d)
     }
 
     /// ListStateMachines: every machine's latest revision, by name.
     pub async fn list_state_machines(&self) -> Result<Vec<StateMachineDescription>> {
-        let items = self.inner.store.query_all(&Query::partition(MACHINES, "machines")).await?;
+        let items = self
+            .inner
+            .store
+            .query_all(&Query::partition(MACHINES, "machines"))
+            .await?;
         let mut out = Vec::new();
         for item in items {
-            out.push(self.describe_state_machine(&tables::state_machine_arn(&item.key.sk)).await?);
+            out.push(
+                self.describe_state_machine(&tables::state_machine_arn(&item.key.sk))
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -215,14 +258,23 @@ impl Engine {
     pub(crate) async fn resolve_machine(&self, arn: &str) -> Result<(String, u64, Option<u64>)> {
         let d = self.describe_state_machine(arn).await?;
         let (name, version) = tables::parse_machine_arn(arn)?;
-        let revision = d.revision_id.parse().map_err(|_| Error::Corrupt(format!("machine {name}: revision id")))?;
+        let revision = d
+            .revision_id
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("machine {name}: revision id")))?;
         Ok((name, revision, version))
     }
 
     /// A revision's parsed definition, cached: revisions never change.
     pub(crate) async fn definition(&self, name: &str, revision: u64) -> Result<Arc<StateMachine>> {
         let key = (name.to_string(), revision);
-        if let Some(d) = self.inner.definitions.lock().expect("definitions lock").get(&key) {
+        if let Some(d) = self
+            .inner
+            .definitions
+            .lock()
+            .expect("definitions lock")
+            .get(&key)
+        {
             return Ok(d.clone());
         }
         let item = self
@@ -230,11 +282,19 @@ impl Engine {
             .store
             .get(MACHINES, &tables::machine_revision(name, revision))
             .await?
-            .ok_or_else(|| Error::StateMachineDoesNotExist(format!("{name} revision {revision}")))?;
+            .ok_or_else(|| {
+                Error::StateMachineDoesNotExist(format!("{name} revision {revision}"))
+            })?;
         let text = str_attr(&item.attributes, "definition");
-        let value = agentry_asl::definition::parse_text(&text).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let def = Arc::new(StateMachine::from_value(&value).map_err(|e| Error::Corrupt(e.to_string()))?);
-        self.inner.definitions.lock().expect("definitions lock").insert(key, def.clone());
+        let value = agentry_asl::definition::parse_text(&text)
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let def =
+            Arc::new(StateMachine::from_value(&value).map_err(|e| Error::Corrupt(e.to_string()))?);
+        self.inner
+            .definitions
+            .lock()
+            .expect("definitions lock")
+            .insert(key, def.clone());
         Ok(def)
     }
 }

@@ -40,7 +40,8 @@ impl Record {
             .attributes
             .get("record")
             .ok_or_else(|| Error::Corrupt(format!("execution {}: no record", item.key.pk)))?;
-        serde_json::from_value(v.clone()).map_err(|e| Error::Corrupt(format!("execution {}: {e}", item.key.pk)))
+        serde_json::from_value(v.clone())
+            .map_err(|e| Error::Corrupt(format!("execution {}: {e}", item.key.pk)))
     }
 
     pub fn arn(&self) -> &str {
@@ -54,7 +55,11 @@ impl Record {
     pub fn to_attributes(&self) -> Attributes {
         let machine_arn = tables::state_machine_arn(&self.machine_name);
         let status = self.status().as_str();
-        let listed = format!("{:016}#{}", self.execution.info.start_time_ms.max(0), self.execution.info.name);
+        let listed = format!(
+            "{:016}#{}",
+            self.execution.info.start_time_ms.max(0),
+            self.execution.info.name
+        );
         crate::obj(json!({
             "record": self,
             "machine_arn": machine_arn,
@@ -70,10 +75,22 @@ impl Record {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Dispatch {
     /// Store the token before the task that carries it is invoked.
-    OpenToken { token: String, task: u64 },
-    CloseToken { token: String, task: u64 },
-    Timer { timer: u64, at_ms: i64 },
-    DeleteTimer { timer: u64, at_ms: i64 },
+    OpenToken {
+        token: String,
+        task: u64,
+    },
+    CloseToken {
+        token: String,
+        task: u64,
+    },
+    Timer {
+        timer: u64,
+        at_ms: i64,
+    },
+    DeleteTimer {
+        timer: u64,
+        at_ms: i64,
+    },
     Invoke(Box<TaskRequest>),
     /// Advance the execution through the queue (a start too large for one transaction).
     Work(crate::step::Work),

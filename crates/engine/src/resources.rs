@@ -18,7 +18,10 @@ pub struct TaskError {
 
 impl TaskError {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self { error: error.into(), cause: cause.into() }
+        Self {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 }
 
@@ -43,7 +46,9 @@ pub struct ResourceTable {
 
 impl std::fmt::Debug for ResourceTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.entries.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.entries.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -60,7 +65,8 @@ impl ResourceTable {
     {
         let resource = resource.into();
         self.entries.retain(|(k, _)| *k != resource);
-        self.entries.push((resource, Arc::new(move |req| Box::pin(handler(req)))));
+        self.entries
+            .push((resource, Arc::new(move |req| Box::pin(handler(req)))));
         self
     }
 
@@ -91,7 +97,10 @@ impl ResourceTable {
             Some(h) => h(request).await,
             None => Err(TaskError::new(
                 agentry_asl::error::names::TASK_FAILED,
-                format!("resource \"{}\" is not supported by this engine", request.resource),
+                format!(
+                    "resource \"{}\" is not supported by this engine",
+                    request.resource
+                ),
             )),
         }
     }
@@ -119,12 +128,31 @@ mod tests {
     #[tokio::test]
     async fn longest_match_wins_and_unknown_resources_fail_naming_the_resource() {
         let table = ResourceTable::new()
-            .with("arn:aws:states:::lambda:*", |_| async { Ok(json!("family")) })
-            .with("arn:aws:states:::lambda:invoke", |_| async { Ok(json!("exact")) });
-        assert_eq!(table.invoke(request("arn:aws:states:::lambda:invoke")).await, Ok(json!("exact")));
-        assert_eq!(table.invoke(request("arn:aws:states:::lambda:other")).await, Ok(json!("family")));
-        let err = table.invoke(request("arn:aws:states:::sqs:sendMessage")).await.unwrap_err();
+            .with("arn:aws:states:::lambda:*", |_| async {
+                Ok(json!("family"))
+            })
+            .with("arn:aws:states:::lambda:invoke", |_| async {
+                Ok(json!("exact"))
+            });
+        assert_eq!(
+            table
+                .invoke(request("arn:aws:states:::lambda:invoke"))
+                .await,
+            Ok(json!("exact"))
+        );
+        assert_eq!(
+            table.invoke(request("arn:aws:states:::lambda:other")).await,
+            Ok(json!("family"))
+        );
+        let err = table
+            .invoke(request("arn:aws:states:::sqs:sendMessage"))
+            .await
+            .unwrap_err();
         assert_eq!(err.error, "States.TaskFailed");
-        assert!(err.cause.contains("arn:aws:states:::sqs:sendMessage"), "{}", err.cause);
+        assert!(
+            err.cause.contains("arn:aws:states:::sqs:sendMessage"),
+            "{}",
+            err.cause
+        );
     }
 }

@@ -75,7 +75,9 @@ impl Engine {
             // A start applied already, or an event before the start (cannot be, but harmless).
             return Ok(None);
         }
-        let def = self.definition(&record.machine_name, record.revision).await?;
+        let def = self
+            .definition(&record.machine_name, record.revision)
+            .await?;
         // The interpreter is CPU work (a step may run thousands of states): off the runtime.
         let w = work.clone();
         let (mut record, step) = tokio::task::spawn_blocking(move || -> Result<(Record, Step)> {
@@ -102,7 +104,8 @@ impl Engine {
         if let Work::Event(Event::TimerFired { timer }) = work {
             record.timers.remove(timer);
         }
-        if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) = work
+        if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) =
+            work
             && let Some(token) = record.tokens.remove(task)
         {
             outbox.push(Dispatch::CloseToken { token, task: *task });
@@ -112,7 +115,10 @@ impl Engine {
                 Effect::Invoke(req) => {
                     if let Some(token) = &req.task_token {
                         record.tokens.insert(req.task, token.clone());
-                        outbox.push(Dispatch::OpenToken { token: token.clone(), task: req.task });
+                        outbox.push(Dispatch::OpenToken {
+                            token: token.clone(),
+                            task: req.task,
+                        });
                     }
                     outbox.push(Dispatch::Invoke(req));
                 }
@@ -140,16 +146,30 @@ impl Engine {
         let events = step
             .events
             .iter()
-            .map(|e| Write::put(EXECUTIONS, tables::event(&arn, e.id), obj(json!({"event": e.to_aws_json()}))))
+            .map(|e| {
+                Write::put(
+                    EXECUTIONS,
+                    tables::event(&arn, e.id),
+                    obj(json!({"event": e.to_aws_json()})),
+                )
+            })
             .collect();
-        Ok(Some(Plan { record, events, outbox }))
+        Ok(Some(Plan {
+            record,
+            events,
+            outbox,
+        }))
     }
 
     /// Commits a step on top of `base` (the record as read), or creates the execution when
     /// `base` is `None`. `Ok(None)`: a rival's write came first; nothing of this step counts.
     /// On success the outbox is handed out before returning.
     pub(crate) async fn commit(&self, base: Option<&Item>, plan: Plan) -> Result<Option<Record>> {
-        let Plan { record, mut events, outbox } = plan;
+        let Plan {
+            record,
+            mut events,
+            outbox,
+        } = plan;
         let arn = record.arn().to_string();
         let key = tables::execution(&arn);
         let created = now_ms();
@@ -158,7 +178,9 @@ impl Engine {
         let mut version = base.map(|b| b.version);
         if events.len() > room {
             let Some(base) = base else {
-                return Err(Error::Corrupt("a start too large for one transaction must be queued".into()));
+                return Err(Error::Corrupt(
+                    "a start too large for one transaction must be queued".into(),
+                ));
             };
             // Claim a version of our own, then write the leading events under it.
             let claim = Write::put(EXECUTIONS, key.clone(), base.attributes.clone())
@@ -171,7 +193,11 @@ impl Engine {
             version = Some(claimed);
             let tail = events.split_off(events.len() - room);
             for chunk in events.chunks(MAX_WRITES - 1) {
-                let mut writes = vec![Write::check(EXECUTIONS, key.clone(), Condition::Version(claimed))];
+                let mut writes = vec![Write::check(
+                    EXECUTIONS,
+                    key.clone(),
+                    Condition::Version(claimed),
+                )];
                 writes.extend(chunk.iter().cloned());
                 match self.inner.store.transact(writes).await {
                     Ok(_) => {}
@@ -183,7 +209,11 @@ impl Engine {
         }
         let condition = version.map_or(Condition::Absent, Condition::Version);
         let mut writes = vec![Write::put(EXECUTIONS, key, record.to_attributes()).when(condition)];
-        writes.extend(outbox_items.iter().map(|(k, a)| Write::put(OUTBOX, k.clone(), a.clone())));
+        writes.extend(
+            outbox_items
+                .iter()
+                .map(|(k, a)| Write::put(OUTBOX, k.clone(), a.clone())),
+        );
         writes.extend(events);
         match self.inner.store.transact(writes).await {
             Ok(_) => {}
@@ -214,7 +244,10 @@ fn pack_outbox(
     let flush = |current: &mut Vec<serde_json::Value>, items: &mut Vec<_>| {
         if !current.is_empty() {
             let key = tables::outbox(created, arn, version, items.len());
-            items.push((key, obj(json!({"execution": arn, "entries": std::mem::take(current)}))));
+            items.push((
+                key,
+                obj(json!({"execution": arn, "entries": std::mem::take(current)})),
+            ));
         }
     };
     for d in outbox {
@@ -229,14 +262,17 @@ fn pack_outbox(
     }
     flush(&mut current, &mut items);
     if items.len() >= MAX_WRITES {
-        return Err(Error::Corrupt(format!("execution {arn}: one step hands out more work than one transaction holds")));
+        return Err(Error::Corrupt(format!(
+            "execution {arn}: one step hands out more work than one transaction holds"
+        )));
     }
     Ok(items)
 }
 
 /// Whether a step creating an execution fits one transaction.
 pub(crate) fn fits_one_transaction(plan: &Plan) -> bool {
-    pack_outbox(plan.record.arn(), 0, 0, &plan.outbox).is_ok_and(|items| plan.events.len() + 1 + items.len() <= MAX_WRITES)
+    pack_outbox(plan.record.arn(), 0, 0, &plan.outbox)
+        .is_ok_and(|items| plan.events.len() + 1 + items.len() <= MAX_WRITES)
 }
 
 /// Time and randomness for one step: the wall clock and a fresh seed.

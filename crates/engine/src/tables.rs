@@ -65,7 +65,10 @@ pub fn token(token: &str) -> Key {
 }
 
 pub fn timer(at_ms: i64, execution: &str, timer: u64) -> Key {
-    Key::new("timers", format!("{:016}#{execution}#{timer}", at_ms.max(0)))
+    Key::new(
+        "timers",
+        format!("{:016}#{execution}#{timer}", at_ms.max(0)),
+    )
 }
 
 /// The sort key prefix of timers due at or before `at_ms`: every key sorts below it.
@@ -74,7 +77,10 @@ pub fn timers_due_by(at_ms: i64) -> String {
 }
 
 pub fn outbox(created_ms: i64, execution: &str, version: u64, part: usize) -> Key {
-    Key::new("outbox", format!("{:016}#{execution}#{version}#{part}", created_ms.max(0)))
+    Key::new(
+        "outbox",
+        format!("{:016}#{execution}#{version}#{part}", created_ms.max(0)),
+    )
 }
 
 pub fn state_machine_arn(name: &str) -> String {
@@ -91,30 +97,43 @@ pub fn parse_machine_arn(arn: &str) -> Result<(String, Option<u64>)> {
     match parts.as_slice() {
         [_, _, "stateMachine", name] => Ok((check_name(name)?, None)),
         [_, _, "stateMachine", name, version] => {
-            let v = version
-                .parse::<u64>()
-                .map_err(|_| Error::InvalidArn(format!("{arn:?}: version \"{version}\" is not a number (aliases are not supported yet)")))?;
+            let v = version.parse::<u64>().map_err(|_| {
+                Error::InvalidArn(format!(
+                    "{arn:?}: version \"{version}\" is not a number (aliases are not supported yet)"
+                ))
+            })?;
             Ok((check_name(name)?, Some(v)))
         }
-        _ => Err(Error::InvalidArn(format!("{arn:?} is not a state machine arn"))),
+        _ => Err(Error::InvalidArn(format!(
+            "{arn:?} is not a state machine arn"
+        ))),
     }
 }
 
 /// An execution ARN: `(state machine name, execution name)`.
 pub fn parse_execution_arn(arn: &str) -> Result<(String, String)> {
-    let parts: Vec<&str> = arn.strip_prefix("arn:aws:states:").unwrap_or("").split(':').collect();
+    let parts: Vec<&str> = arn
+        .strip_prefix("arn:aws:states:")
+        .unwrap_or("")
+        .split(':')
+        .collect();
     match parts.as_slice() {
         [_, _, "execution", machine, name] => Ok(((*machine).to_string(), (*name).to_string())),
-        _ => Err(Error::InvalidArn(format!("{arn:?} is not an execution arn"))),
+        _ => Err(Error::InvalidArn(format!(
+            "{arn:?} is not an execution arn"
+        ))),
     }
 }
 
 /// AWS's name rules for state machines and executions: 1 to 80 characters, none of
 /// whitespace, brackets, wildcards, punctuation AWS reserves, or control characters.
 pub fn check_name(name: &str) -> Result<String> {
-    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
+    let bad =
+        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
     if name.is_empty() || name.chars().count() > 80 || name.chars().any(bad) {
-        return Err(Error::InvalidName(format!("{name:?}: names are 1 to 80 characters without whitespace, brackets, wildcards or special characters")));
+        return Err(Error::InvalidName(format!(
+            "{name:?}: names are 1 to 80 characters without whitespace, brackets, wildcards or special characters"
+        )));
     }
     Ok(name.to_string())
 }
@@ -127,11 +146,15 @@ mod tests {
     fn arns_round_trip_and_bad_ones_are_named() {
         let arn = state_machine_arn("flow");
         assert_eq!(parse_machine_arn(&arn).unwrap(), ("flow".into(), None));
-        assert_eq!(parse_machine_arn(&format!("{arn}:3")).unwrap(), ("flow".into(), Some(3)));
+        assert_eq!(
+            parse_machine_arn(&format!("{arn}:3")).unwrap(),
+            ("flow".into(), Some(3))
+        );
         assert!(parse_machine_arn("arn:aws:states:local:0:activity:x").is_err());
         assert!(check_name("has space").is_err());
         assert!(check_name(&"x".repeat(81)).is_err());
-        let (m, e) = parse_execution_arn("arn:aws:states:local:000000000000:execution:flow:run-1").unwrap();
+        let (m, e) =
+            parse_execution_arn("arn:aws:states:local:000000000000:execution:flow:run-1").unwrap();
         assert_eq!((m.as_str(), e.as_str()), ("flow", "run-1"));
     }
 

@@ -16,7 +16,11 @@ const EXECUTIONS: usize = 16;
 
 /// A small random number without a dependency: the clock's nanoseconds, mixed.
 fn random(below: u64) -> u64 {
-    let mut x = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let mut x = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        ^ 0x9e37_79b9_7f4a_7c15;
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
@@ -29,7 +33,10 @@ async fn crash_child_process() {
     let Ok(dir) = std::env::var("AGENTRY_ENGINE_CRASH_DIR") else {
         return;
     };
-    let calls = Calls { print: true, ..Calls::default() };
+    let calls = Calls {
+        print: true,
+        ..Calls::default()
+    };
     let engine = open(std::path::Path::new(&dir), "child", &calls).await;
     let _node = engine.run();
     println!("READY");
@@ -41,17 +48,28 @@ async fn kill_nine_mid_run_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let engine = open(dir.path(), "parent", &calls).await;
-    let m = engine.create_state_machine("busy", &busy_machine()).await.unwrap();
+    let m = engine
+        .create_state_machine("busy", &busy_machine())
+        .await
+        .unwrap();
     let mut arns = Vec::new();
     for i in 0..EXECUTIONS {
-        let s = engine.start_execution(&m, Some(&format!("crash-{i}")), &busy_input(i).to_string()).await.unwrap();
+        let s = engine
+            .start_execution(&m, Some(&format!("crash-{i}")), &busy_input(i).to_string())
+            .await
+            .unwrap();
         arns.push(s.execution_arn);
     }
     let exe = std::env::current_exe().unwrap();
     let mut child_keys: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
         let mut child = tokio::process::Command::new(&exe)
-            .args(["crash::crash_child_process", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash::crash_child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("AGENTRY_ENGINE_CRASH_DIR", dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -80,7 +98,10 @@ async fn kill_nine_mid_run_loses_nothing() {
         child.wait().await.unwrap();
         let keys = reader.await.unwrap();
         let done = futures_done(&engine, &arns).await;
-        eprintln!("round {round}: child killed after {} invocations with {done} of {EXECUTIONS} executions finished", keys.len());
+        eprintln!(
+            "round {round}: child killed after {} invocations with {done} of {EXECUTIONS} executions finished",
+            keys.len()
+        );
         child_keys.extend(keys);
     }
     let _node = engine.run();
@@ -90,7 +111,10 @@ async fn kill_nine_mid_run_loses_nothing() {
         assert_eq!(d.status, "SUCCEEDED", "{d:?}");
         assert_eq!(d.output_json(), Some(busy_output(i)));
         let events = engine.history(arn).await.unwrap();
-        let tasks = events.iter().filter(|e| e["type"] == "TaskScheduled").count();
+        let tasks = events
+            .iter()
+            .filter(|e| e["type"] == "TaskScheduled")
+            .count();
         assert_eq!(tasks, 6 * 2 + 3, "a transition was recorded twice or lost");
         scheduled += tasks;
     }
@@ -98,9 +122,21 @@ async fn kill_nine_mid_run_loses_nothing() {
     let mut keys = child_keys;
     keys.extend(calls.keys());
     let distinct: std::collections::HashSet<&String> = keys.iter().collect();
-    assert_eq!(distinct.len(), scheduled, "every scheduled task invoked at least once");
-    assert!(distinct.iter().all(|k| arns.iter().any(|a| k.starts_with(&format!("{a}:")))));
-    eprintln!("{scheduled} task attempts: {} invocations, {} duplicates after kill -9", keys.len(), keys.len() - distinct.len());
+    assert_eq!(
+        distinct.len(),
+        scheduled,
+        "every scheduled task invoked at least once"
+    );
+    assert!(
+        distinct
+            .iter()
+            .all(|k| arns.iter().any(|a| k.starts_with(&format!("{a}:"))))
+    );
+    eprintln!(
+        "{scheduled} task attempts: {} invocations, {} duplicates after kill -9",
+        keys.len(),
+        keys.len() - distinct.len()
+    );
 }
 
 async fn futures_done(engine: &agentry_engine::Engine, arns: &[String]) -> usize {

@@ -23,11 +23,21 @@ async fn pass_then_task_succeeds_with_the_task_output() {
     assert_eq!(
         types(&events),
         [
-            "ExecutionStarted", "PassStateEntered", "PassStateExited", "TaskStateEntered",
-            "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
         ]
     );
-    assert_eq!(events[4]["taskScheduledEventDetails"]["resource"], json!(ECHO));
+    assert_eq!(
+        events[4]["taskScheduledEventDetails"]["resource"],
+        json!(ECHO)
+    );
     assert_eq!(h.calls.keys().len(), 1);
 }
 
@@ -57,12 +67,17 @@ async fn choice_map_parallel_and_wait() {
             }}),
         )
         .await;
-    let d = h.run(&m, json!({"kind": "many", "items": [1, 2, 3, 4, 5]})).await;
+    let d = h
+        .run(&m, json!({"kind": "many", "items": [1, 2, 3, 4, 5]}))
+        .await;
     assert_eq!(d.status, "SUCCEEDED", "{d:?}");
     assert_eq!(d.output_json(), Some(json!(["left", {"n": 5}])));
     assert_eq!(h.calls.keys().len(), 6);
     let other = h.run(&m, json!({"kind": "few"})).await;
-    assert_eq!((other.status.as_str(), other.error.as_deref()), ("FAILED", Some("Wrong.Kind")));
+    assert_eq!(
+        (other.status.as_str(), other.error.as_deref()),
+        ("FAILED", Some("Wrong.Kind"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,12 +102,17 @@ async fn retries_with_backoff_then_catch() {
     assert_eq!(d.status, "SUCCEEDED", "{d:?}");
     assert_eq!(
         d.output_json(),
-        Some(json!({"flaky": {"attempts": 3}, "caught": {"Error": "Custom.Error", "Cause": "it broke"}}))
+        Some(
+            json!({"flaky": {"attempts": 3}, "caught": {"Error": "Custom.Error", "Cause": "it broke"}})
+        )
     );
     // Three attempts of the flaky task, two of the broken one, each with its own key.
     let keys = h.calls.keys();
     assert_eq!(keys.len(), 5, "{keys:?}");
-    assert_eq!(keys.iter().collect::<std::collections::HashSet<_>>().len(), 5);
+    assert_eq!(
+        keys.iter().collect::<std::collections::HashSet<_>>().len(),
+        5
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +127,11 @@ async fn unknown_resource_fails_naming_it() {
     let d = h.run(&m, json!({})).await;
     assert_eq!(d.status, "FAILED");
     assert_eq!(d.error.as_deref(), Some("States.TaskFailed"));
-    assert!(d.cause.unwrap().contains("arn:aws:states:::bedrock:invokeModel"));
+    assert!(
+        d.cause
+            .unwrap()
+            .contains("arn:aws:states:::bedrock:invokeModel")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +167,10 @@ async fn timeouts_of_tasks_and_executions() {
         )
         .await;
     let d = h.run(&task, json!({})).await;
-    assert_eq!((d.status.as_str(), d.error.as_deref()), ("FAILED", Some("States.Timeout")));
+    assert_eq!(
+        (d.status.as_str(), d.error.as_deref()),
+        ("FAILED", Some("States.Timeout"))
+    );
     let events = h.engine.history(&d.execution_arn).await.unwrap();
     assert!(types(&events).contains(&"TaskTimedOut".to_string()));
     let execution = h
@@ -172,7 +199,10 @@ async fn a_loop_that_never_waits_fails_at_the_history_limit() {
         )
         .await;
     let d = h.run(&m, json!({})).await;
-    assert_eq!((d.status.as_str(), d.error.as_deref()), ("FAILED", Some("States.Runtime")));
+    assert_eq!(
+        (d.status.as_str(), d.error.as_deref()),
+        ("FAILED", Some("States.Runtime"))
+    );
     let events = h.engine.history(&d.execution_arn).await.unwrap();
     assert_eq!(events.len(), 25_000);
 }

@@ -25,14 +25,20 @@ async fn a_timer_due_while_no_node_ran_fires_when_one_returns() {
             )
             .await
             .unwrap();
-        let s = engine.start_execution(&m, Some("nap"), r#"{"woke": true}"#).await.unwrap();
+        let s = engine
+            .start_execution(&m, Some("nap"), r#"{"woke": true}"#)
+            .await
+            .unwrap();
         node.stop().await;
         s.execution_arn
     };
     // Let the timer fall due with no node running (setup, not an assertion).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let engine = open(dir.path(), "b", &calls).await;
-    assert_eq!(engine.describe_execution(&arn).await.unwrap().status, "RUNNING");
+    assert_eq!(
+        engine.describe_execution(&arn).await.unwrap().status,
+        "RUNNING"
+    );
     let _node = engine.run();
     let d = finish(&engine, &arn).await;
     assert_eq!(d.output_json(), Some(json!({"woke": true})));
@@ -69,11 +75,19 @@ pub fn busy_output(i: usize) -> Value {
 /// Starts `n` executions alternately on the engines, waits for all, and checks outputs,
 /// histories and that every scheduled task's key was invoked.
 pub async fn share_work(engines: &[Engine], calls: &Calls, n: usize) {
-    let m = engines[0].create_state_machine("busy", &busy_machine()).await.unwrap();
+    let m = engines[0]
+        .create_state_machine("busy", &busy_machine())
+        .await
+        .unwrap();
     let mut arns = Vec::new();
     for i in 0..n {
         let e = &engines[i % engines.len()];
-        arns.push(e.start_execution(&m, Some(&format!("busy-{i}")), &busy_input(i).to_string()).await.unwrap().execution_arn);
+        arns.push(
+            e.start_execution(&m, Some(&format!("busy-{i}")), &busy_input(i).to_string())
+                .await
+                .unwrap()
+                .execution_arn,
+        );
     }
     let mut scheduled = HashSet::new();
     for (i, arn) in arns.iter().enumerate() {
@@ -81,7 +95,10 @@ pub async fn share_work(engines: &[Engine], calls: &Calls, n: usize) {
         assert_eq!(d.status, "SUCCEEDED", "{d:?}");
         assert_eq!(d.output_json(), Some(busy_output(i)));
         let events = engines[0].history(arn).await.unwrap();
-        let tasks = events.iter().filter(|e| e["type"] == "TaskScheduled").count();
+        let tasks = events
+            .iter()
+            .filter(|e| e["type"] == "TaskScheduled")
+            .count();
         assert_eq!(tasks, 6 * 2 + 3, "each task scheduled once per attempt");
         for e in &events {
             if e["type"] == "TaskStateEntered" {
@@ -91,7 +108,11 @@ pub async fn share_work(engines: &[Engine], calls: &Calls, n: usize) {
     }
     let keys = calls.keys();
     let distinct: HashSet<&String> = keys.iter().collect();
-    assert_eq!(distinct.len(), n * (6 * 2 + 3), "every task attempt invoked at least once");
+    assert_eq!(
+        distinct.len(),
+        n * (6 * 2 + 3),
+        "every task attempt invoked at least once"
+    );
     eprintln!(
         "{n} executions: {} invocations, {} duplicates, by node {:?}",
         keys.len(),
@@ -109,7 +130,10 @@ async fn two_nodes_on_the_same_files_share_the_work() {
     let (_na, _nb) = (a.run(), b.run());
     share_work(&[a, b], &calls, 12).await;
     let by_node = calls.by_node();
-    assert!(by_node.get("a").copied().unwrap_or(0) > 0 && by_node.get("b").copied().unwrap_or(0) > 0, "{by_node:?}");
+    assert!(
+        by_node.get("a").copied().unwrap_or(0) > 0 && by_node.get("b").copied().unwrap_or(0) > 0,
+        "{by_node:?}"
+    );
 }
 
 /// The URLs of the server-backed variant, or why it is skipped (a failure under `CI=true`).
@@ -125,15 +149,21 @@ fn server_urls() -> Option<(String, String)> {
             } else {
                 format!(
                     "{} not set",
-                    [(pg.is_none(), "AGENTRY_TEST_POSTGRES_URL"), (redis.is_none(), "AGENTRY_TEST_REDIS_URL")]
-                        .iter()
-                        .filter(|(missing, _)| *missing)
-                        .map(|(_, n)| *n)
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                    [
+                        (pg.is_none(), "AGENTRY_TEST_POSTGRES_URL"),
+                        (redis.is_none(), "AGENTRY_TEST_REDIS_URL")
+                    ]
+                    .iter()
+                    .filter(|(missing, _)| *missing)
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
                 )
             };
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the postgres + redis engine test cannot run: {why}");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but the postgres + redis engine test cannot run: {why}"
+            );
             eprintln!("skipped: postgres + redis engine test ({why})");
             None
         }
@@ -142,7 +172,9 @@ fn server_urls() -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_on_postgres_and_redis_share_the_work() {
-    let Some((pg, redis)) = server_urls() else { return };
+    let Some((pg, redis)) = server_urls() else {
+        return;
+    };
     // A schema and queue prefix of its own, so runs never see each other's data.
     let run = uuid_like();
     let sep = if pg.contains('?') { '&' } else { '?' };
@@ -157,5 +189,11 @@ async fn two_nodes_on_postgres_and_redis_share_the_work() {
 }
 
 fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use agentry_engine::Engine;
-use agentry_queue::{Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, SendMessage, Sent};
+use agentry_queue::{
+    Message, Queue, QueueAttributes, QueueInfo, QueueStats, ReceiveOptions, SendMessage, Sent,
+};
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -21,7 +23,11 @@ struct Flaky {
 
 #[async_trait]
 impl Queue for Flaky {
-    async fn create_queue(&self, name: &str, a: &QueueAttributes) -> agentry_queue::Result<QueueInfo> {
+    async fn create_queue(
+        &self,
+        name: &str,
+        a: &QueueAttributes,
+    ) -> agentry_queue::Result<QueueInfo> {
         self.inner.create_queue(name, a).await
     }
     async fn get_queue(&self, name: &str) -> agentry_queue::Result<QueueInfo> {
@@ -33,7 +39,11 @@ impl Queue for Flaky {
     async fn delete_queue(&self, name: &str) -> agentry_queue::Result<()> {
         self.inner.delete_queue(name).await
     }
-    async fn send_batch(&self, queue: &str, m: Vec<SendMessage>) -> agentry_queue::Result<Vec<agentry_queue::Result<Sent>>> {
+    async fn send_batch(
+        &self,
+        queue: &str,
+        m: Vec<SendMessage>,
+    ) -> agentry_queue::Result<Vec<agentry_queue::Result<Sent>>> {
         if self.down.load(Ordering::SeqCst) {
             return Err(agentry_queue::Error::Unavailable("test: queue down".into()));
         }
@@ -42,10 +52,19 @@ impl Queue for Flaky {
     async fn receive(&self, queue: &str, o: ReceiveOptions) -> agentry_queue::Result<Vec<Message>> {
         self.inner.receive(queue, o).await
     }
-    async fn delete_batch(&self, queue: &str, h: Vec<String>) -> agentry_queue::Result<Vec<agentry_queue::Result<()>>> {
+    async fn delete_batch(
+        &self,
+        queue: &str,
+        h: Vec<String>,
+    ) -> agentry_queue::Result<Vec<agentry_queue::Result<()>>> {
         self.inner.delete_batch(queue, h).await
     }
-    async fn change_visibility(&self, queue: &str, h: &str, t: Duration) -> agentry_queue::Result<()> {
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        h: &str,
+        t: Duration,
+    ) -> agentry_queue::Result<()> {
         self.inner.change_visibility(queue, h, t).await
     }
     async fn purge(&self, queue: &str) -> agentry_queue::Result<()> {
@@ -65,10 +84,18 @@ async fn work_the_queue_refused_is_handed_out_by_the_sweeper() {
     let (store, queue) = urls(dir.path());
     let calls = Calls::default();
     let down = Arc::new(AtomicBool::new(false));
-    let queue = Arc::new(Flaky { inner: agentry_queue::open(&queue).await.unwrap(), down: down.clone() });
-    let engine = Engine::open(agentry_storage::open(&store).await.unwrap(), queue, resources("a", &calls), config())
-        .await
-        .unwrap();
+    let queue = Arc::new(Flaky {
+        inner: agentry_queue::open(&queue).await.unwrap(),
+        down: down.clone(),
+    });
+    let engine = Engine::open(
+        agentry_storage::open(&store).await.unwrap(),
+        queue,
+        resources("a", &calls),
+        config(),
+    )
+    .await
+    .unwrap();
     let m = engine
         .create_state_machine(
             "outbox",
@@ -78,7 +105,10 @@ async fn work_the_queue_refused_is_handed_out_by_the_sweeper() {
         .unwrap();
     down.store(true, Ordering::SeqCst);
     // The start commits (the task is scheduled in the history) but its invocation is not sent.
-    let s = engine.start_execution(&m, None, r#"{"kept": 1}"#).await.unwrap();
+    let s = engine
+        .start_execution(&m, None, r#"{"kept": 1}"#)
+        .await
+        .unwrap();
     let events = engine.history(&s.execution_arn).await.unwrap();
     assert_eq!(types(&events).last().unwrap(), "TaskStarted");
     down.store(false, Ordering::SeqCst);

@@ -30,7 +30,12 @@ pub struct Calls {
 
 impl Calls {
     pub fn keys(&self) -> Vec<String> {
-        self.keys.lock().unwrap().iter().map(|(k, _)| k.clone()).collect()
+        self.keys
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     pub fn tokens(&self) -> Vec<(String, Value)> {
@@ -49,7 +54,10 @@ impl Calls {
 
 /// The attempt number at the end of an idempotency key (`execution:entered:attempt`).
 fn attempt(key: &str) -> u64 {
-    key.rsplit(':').next().and_then(|a| a.parse().ok()).unwrap_or(0)
+    key.rsplit(':')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
@@ -59,7 +67,11 @@ pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
             if calls.print {
                 println!("CALL {key}");
             }
-            calls.keys.lock().unwrap().push((key.to_string(), node.clone()))
+            calls
+                .keys
+                .lock()
+                .unwrap()
+                .push((key.to_string(), node.clone()))
         }
     };
     let mut t = ResourceTable::new();
@@ -74,7 +86,10 @@ pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
         r(&req.idempotency_key);
         async move {
             if attempt(&req.idempotency_key) < 2 {
-                Err(TaskError::new("Flaky.Error", format!("attempt {}", attempt(&req.idempotency_key))))
+                Err(TaskError::new(
+                    "Flaky.Error",
+                    format!("attempt {}", attempt(&req.idempotency_key)),
+                ))
             } else {
                 Ok(json!({"attempts": attempt(&req.idempotency_key) + 1}))
             }
@@ -105,7 +120,10 @@ pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
     let tokens = calls.tokens.clone();
     t.register(TOKEN, move |req| {
         r(&req.idempotency_key);
-        tokens.lock().unwrap().push((req.task_token.clone().unwrap_or_default(), req.input.clone()));
+        tokens.lock().unwrap().push((
+            req.task_token.clone().unwrap_or_default(),
+            req.input.clone(),
+        ));
         async move { Ok(json!(null)) }
     });
     t
@@ -132,7 +150,9 @@ pub fn urls(dir: &Path) -> (String, String) {
 pub async fn open_urls(store: &str, queue: &str, node: &str, calls: &Calls) -> Engine {
     let store = agentry_storage::open(store).await.unwrap();
     let queue = agentry_queue::open(queue).await.unwrap();
-    Engine::open(store, queue, resources(node, calls), config()).await.unwrap()
+    Engine::open(store, queue, resources(node, calls), config())
+        .await
+        .unwrap()
 }
 
 pub async fn open(dir: &Path, node: &str, calls: &Calls) -> Engine {
@@ -154,23 +174,38 @@ impl Harness {
         let calls = Calls::default();
         let engine = open(dir.path(), "a", &calls).await;
         let node = engine.run();
-        Self { engine, calls, _node: node, _dir: dir }
+        Self {
+            engine,
+            calls,
+            _node: node,
+            _dir: dir,
+        }
     }
 
     pub async fn machine(&self, name: &str, definition: Value) -> String {
-        self.engine.create_state_machine(name, &definition.to_string()).await.unwrap()
+        self.engine
+            .create_state_machine(name, &definition.to_string())
+            .await
+            .unwrap()
     }
 
     /// Starts an execution and waits (up to 30 s) for it to end.
     pub async fn run(&self, machine: &str, input: Value) -> ExecutionDescription {
-        let started = self.engine.start_execution(machine, None, &input.to_string()).await.unwrap();
+        let started = self
+            .engine
+            .start_execution(machine, None, &input.to_string())
+            .await
+            .unwrap();
         finish(&self.engine, &started.execution_arn).await
     }
 }
 
 /// Waits up to 30 s for an execution to end, and checks its history is well formed.
 pub async fn finish(engine: &Engine, arn: &str) -> ExecutionDescription {
-    let d = engine.wait_for_execution(arn, Duration::from_secs(30)).await.unwrap();
+    let d = engine
+        .wait_for_execution(arn, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_ne!(d.status, "RUNNING", "{arn} did not finish in time");
     check_history(&engine.history(arn).await.unwrap());
     d
@@ -179,7 +214,11 @@ pub async fn finish(engine: &Engine, arn: &str) -> ExecutionDescription {
 /// Ids run 1, 2, 3... each once; each event links to an earlier one; one terminal event, last.
 pub fn check_history(events: &[Value]) {
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e["id"], json!(i as u64 + 1), "history ids are not contiguous: {events:#?}");
+        assert_eq!(
+            e["id"],
+            json!(i as u64 + 1),
+            "history ids are not contiguous: {events:#?}"
+        );
         assert!(e["previousEventId"].as_u64().unwrap() < i as u64 + 1);
     }
     let terminal = events
@@ -194,10 +233,16 @@ pub fn check_history(events: &[Value]) {
     assert!(terminal <= 1, "more than one terminal event");
     if terminal == 1 {
         let last = events.last().unwrap()["type"].as_str().unwrap();
-        assert!(last.starts_with("Execution"), "terminal event is not last: {last}");
+        assert!(
+            last.starts_with("Execution"),
+            "terminal event is not last: {last}"
+        );
     }
 }
 
 pub fn types(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }
