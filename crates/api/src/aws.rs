@@ -4,17 +4,21 @@
 //! turn into their named exceptions.
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use agentry_asl::validate::MachineType;
+use agentry_engine::Engine;
+
+use crate::AppState;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// Answers one AWS JSON request.
-pub async fn dispatch(headers: HeaderMap, body: Bytes) -> Response {
+pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -44,14 +48,299 @@ pub async fn dispatch(headers: HeaderMap, body: Bytes) -> Response {
         }
     };
     match action {
-        "ValidateStateMachineDefinition" => validate(request),
-        "TestState" => test_state(request).await,
-        other => error(
+        "ValidateStateMachineDefinition" => return validate(request),
+        "TestState" => return test_state(request).await,
+        _ => {}
+    }
+    let Some(engine) = state.engine else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("operation {action} needs the durable engine, which this server does not run"),
+        );
+    };
+    let result = match action {
+        "CreateStateMachine" => create_state_machine(&engine, request).await,
+        "UpdateStateMachine" => update_state_machine(&engine, request).await,
+        "DescribeStateMachine" => describe_state_machine(&engine, request).await,
+        "ListStateMachines" => list_state_machines(&engine).await,
+        "PublishStateMachineVersion" => publish_version(&engine, request).await,
+        "StartExecution" => start_execution(&engine, request).await,
+        "DescribeExecution" => describe_execution(&engine, request).await,
+        "ListExecutions" => list_executions(&engine, request).await,
+        "GetExecutionHistory" => get_execution_history(&engine, request).await,
+        "StopExecution" => stop_execution(&engine, request).await,
+        "SendTaskSuccess" => send_task(&engine, request, TaskAnswer::Success).await,
+        "SendTaskFailure" => send_task(&engine, request, TaskAnswer::Failure).await,
+        "SendTaskHeartbeat" => send_task(&engine, request, TaskAnswer::Heartbeat).await,
+        other => Err(error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!("operation {other} is not supported by this server yet"),
-        ),
+        )),
+    };
+    result.unwrap_or_else(|resp| resp)
+}
+
+/// AWS's JSON protocol carries timestamps as epoch seconds.
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn engine_error(e: agentry_engine::Error) -> Response {
+    let status = if e.is_retryable() || e.aws_name() == "ServiceUnavailable" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let message = match &e {
+        agentry_engine::Error::InvalidDefinition { message, .. }
+        | agentry_engine::Error::InvalidExecutionInput { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    error(status, e.aws_name(), message)
+}
+
+fn field<'a>(request: &'a Value, name: &str) -> Result<&'a str, Response> {
+    request.get(name).and_then(Value::as_str).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
+        )
+    })
+}
+
+fn opt<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request.get(name).and_then(Value::as_str)
+}
+
+async fn create_state_machine(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let name = field(&request, "name")?;
+    let definition = field(&request, "definition")?;
+    if opt(&request, "type").is_some_and(|t| t != "STANDARD") {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "StateMachineTypeNotSupported",
+            "only STANDARD state machines are stored by this server; run EXPRESS workflows with /v1/run",
+        ));
     }
+    let arn = engine
+        .create_state_machine(name, definition)
+        .await
+        .map_err(engine_error)?;
+    let described = engine
+        .describe_state_machine(&arn)
+        .await
+        .map_err(engine_error)?;
+    let mut out = json!({"stateMachineArn": arn, "creationDate": seconds(described.creation_date)});
+    if request.get("publish").and_then(Value::as_bool) == Some(true) {
+        let v = engine
+            .publish_state_machine_version(&arn, opt(&request, "versionDescription"))
+            .await
+            .map_err(engine_error)?;
+        out["stateMachineVersionArn"] = json!(v.state_machine_version_arn);
+    }
+    Ok(ok(out))
+}
+
+async fn update_state_machine(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let definition = field(&request, "definition")?;
+    let revision = engine
+        .update_state_machine(arn, definition)
+        .await
+        .map_err(engine_error)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok(ok(json!({"updateDate": now, "revisionId": revision})))
+}
+
+fn machine_json(d: &agentry_engine::StateMachineDescription) -> Value {
+    json!({
+        "stateMachineArn": d.state_machine_arn,
+        "name": d.name,
+        "status": "ACTIVE",
+        "definition": d.definition,
+        "roleArn": "arn:aws:iam::000000000000:role/agentry",
+        "type": d.kind,
+        "creationDate": seconds(d.creation_date),
+        "revisionId": d.revision_id,
+    })
+}
+
+async fn describe_state_machine(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let d = engine
+        .describe_state_machine(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(machine_json(&d)))
+}
+
+async fn list_state_machines(engine: &Engine) -> Result<Response, Response> {
+    let machines = engine.list_state_machines().await.map_err(engine_error)?;
+    let items: Vec<Value> = machines
+        .iter()
+        .map(|d| json!({"stateMachineArn": d.state_machine_arn, "name": d.name, "type": d.kind, "creationDate": seconds(d.creation_date)}))
+        .collect();
+    Ok(ok(json!({"stateMachines": items})))
+}
+
+async fn publish_version(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let v = engine
+        .publish_state_machine_version(arn, opt(&request, "description"))
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(
+        json!({"stateMachineVersionArn": v.state_machine_version_arn, "creationDate": seconds(v.creation_date)}),
+    ))
+}
+
+async fn start_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let input = opt(&request, "input").unwrap_or("{}");
+    let started = engine
+        .start_execution(arn, opt(&request, "name"), input)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(
+        json!({"executionArn": started.execution_arn, "startDate": seconds(started.start_date)}),
+    ))
+}
+
+async fn describe_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "executionArn")?;
+    let d = engine.describe_execution(arn).await.map_err(engine_error)?;
+    let mut out = json!({
+        "executionArn": d.execution_arn,
+        "stateMachineArn": d.state_machine_arn,
+        "name": d.name,
+        "status": d.status,
+        "startDate": seconds(d.start_date),
+        "input": d.input,
+        "inputDetails": {"included": true},
+        "redriveCount": 0,
+    });
+    if let Some(v) = &d.state_machine_version_arn {
+        out["stateMachineVersionArn"] = json!(v);
+    }
+    if let Some(t) = d.stop_date {
+        out["stopDate"] = json!(seconds(t));
+    }
+    if let Some(o) = &d.output {
+        out["output"] = json!(o);
+        out["outputDetails"] = json!({"included": true});
+    }
+    if let Some(e) = &d.error {
+        out["error"] = json!(e);
+    }
+    if let Some(c) = &d.cause {
+        out["cause"] = json!(c);
+    }
+    Ok(ok(out))
+}
+
+async fn list_executions(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let max = request
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .map(|m| m as u32);
+    let token = opt(&request, "nextToken").map(str::to_string);
+    let page = engine
+        .list_executions(arn, opt(&request, "statusFilter"), max, token)
+        .await
+        .map_err(engine_error)?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|d| {
+            let mut v = json!({"executionArn": d.execution_arn, "stateMachineArn": d.state_machine_arn,
+                "name": d.name, "status": d.status, "startDate": seconds(d.start_date)});
+            if let Some(t) = d.stop_date {
+                v["stopDate"] = json!(seconds(t));
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({"executions": items});
+    if let Some(t) = page.next_token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(ok(out))
+}
+
+async fn get_execution_history(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "executionArn")?;
+    let max = request
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .map(|m| m as u32);
+    let reverse = request
+        .get("reverseOrder")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let token = opt(&request, "nextToken").map(str::to_string);
+    let page = engine
+        .get_execution_history(arn, max, reverse, token)
+        .await
+        .map_err(engine_error)?;
+    let events: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|mut e| {
+            if let Some(ms) = e.get("timestamp").and_then(Value::as_i64) {
+                e["timestamp"] = json!(seconds(ms));
+            }
+            e
+        })
+        .collect();
+    let mut out = json!({"events": events});
+    if let Some(t) = page.next_token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(ok(out))
+}
+
+async fn stop_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "executionArn")?;
+    let stopped = engine
+        .stop_execution(arn, opt(&request, "error"), opt(&request, "cause"))
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({"stopDate": seconds(stopped)})))
+}
+
+enum TaskAnswer {
+    Success,
+    Failure,
+    Heartbeat,
+}
+
+async fn send_task(
+    engine: &Engine,
+    request: Value,
+    answer: TaskAnswer,
+) -> Result<Response, Response> {
+    let token = field(&request, "taskToken")?;
+    let result = match answer {
+        TaskAnswer::Success => {
+            engine
+                .send_task_success(token, field(&request, "output")?)
+                .await
+        }
+        TaskAnswer::Failure => {
+            engine
+                .send_task_failure(token, opt(&request, "error"), opt(&request, "cause"))
+                .await
+        }
+        TaskAnswer::Heartbeat => engine.send_task_heartbeat(token).await,
+    };
+    result.map_err(engine_error)?;
+    Ok(ok(json!({})))
 }
 
 fn ok(body: Value) -> Response {

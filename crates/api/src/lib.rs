@@ -28,7 +28,13 @@ use tokio::net::TcpListener;
 /// The longest a synchronous run may take, as for AWS's synchronous Express executions.
 pub const SYNC_RUN_LIMIT: Duration = Duration::from_secs(300);
 
-pub fn router() -> Router {
+/// What the handlers share: the durable engine, when the gateway runs one.
+#[derive(Clone, Default)]
+pub struct AppState {
+    pub engine: Option<agentry_engine::Engine>,
+}
+
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
@@ -39,14 +45,16 @@ pub fn router() -> Router {
         .route("/v1/test-state", post(test_state))
         .route("/v1/run", post(run_sync))
         .route("/", post(aws::dispatch))
+        .with_state(state)
 }
 
 /// Serves until `shutdown` completes; requests in flight finish first.
 pub async fn run(
     listener: TcpListener,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router())
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -26,11 +26,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start agentry: the HTTP API on 127.0.0.1:8080.
+    /// Start agentry: the HTTP API on 127.0.0.1:8080, durable executions under ./data.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "AGENTRY_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
+        /// Where the embedded store and queue keep their files.
+        #[arg(long, env = "AGENTRY_DATA", default_value = "data")]
+        data: PathBuf,
     },
     /// Check a state machine definition as AWS Step Functions would.
     Validate {
@@ -85,7 +88,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { addr } => serve::serve(&addr),
+        Command::Serve { addr, data } => serve::serve(&addr, &data),
         Command::Validate {
             file,
             machine_type,

@@ -1,6 +1,6 @@
 //! The gateway's routes, called through the router as a client would.
 
-use agentry_api::router;
+use agentry_api::{AppState, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -16,7 +16,7 @@ async fn post_raw(path: &str, body: String) -> (StatusCode, Value) {
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap();
-    let resp = router().oneshot(req).await.unwrap();
+    let resp = router(AppState::default()).oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (
@@ -27,7 +27,7 @@ async fn post_raw(path: &str, body: String) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn health() {
-    let resp = router()
+    let resp = router(AppState::default())
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -119,7 +119,7 @@ async fn bodies_are_json_whatever_the_content_type() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(json!({"definition": def}).to_string()))
         .unwrap();
-    let resp = router().oneshot(req).await.unwrap();
+    let resp = router(AppState::default()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let v: Value = serde_json::from_slice(&bytes).unwrap();
@@ -132,7 +132,7 @@ async fn aws(action: &str, body: Value) -> (StatusCode, Value) {
         .header("x-amz-target", format!("AWSStepFunctions.{action}"))
         .body(Body::from(body.to_string()))
         .unwrap();
-    let resp = router().oneshot(req).await.unwrap();
+    let resp = router(AppState::default()).oneshot(req).await.unwrap();
     let status = resp.status();
     assert_eq!(resp.headers()["content-type"], "application/x-amz-json-1.0");
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();

@@ -654,8 +654,14 @@ impl Execution {
     fn history_full(&mut self, cx: &mut Cx) {
         let prev = self.next_event - 1;
         let error = crate::error::names::RUNTIME.to_string();
-        let cause = format!("the execution history reached the limit of {MAX_HISTORY_EVENTS} events");
-        self.emit_after(cx, prev, "ExecutionFailed", Some(json!({"error": error, "cause": cause})));
+        let cause =
+            format!("the execution history reached the limit of {MAX_HISTORY_EVENTS} events");
+        self.emit_after(
+            cx,
+            prev,
+            "ExecutionFailed",
+            Some(json!({"error": error, "cause": cause})),
+        );
         self.status = Status::Failed;
         self.error = Some(error);
         self.cause = Some(cause);

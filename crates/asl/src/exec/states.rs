@@ -427,7 +427,12 @@ impl Execution {
         sched.insert("resourceType".into(), json!(resource_type(&resource)));
         sched.insert("resource".into(), json!(resource_name(&resource)));
         // The region the execution runs in, as its ARN names it.
-        let region = self.info.execution_arn.split(':').nth(3).unwrap_or_default();
+        let region = self
+            .info
+            .execution_arn
+            .split(':')
+            .nth(3)
+            .unwrap_or_default();
         sched.insert("region".into(), json!(region));
         sched.insert("parameters".into(), json!(input.to_string()));
         if let Some(t) = timeout {

@@ -226,9 +226,16 @@ fn a_loop_that_never_waits_fails_at_the_history_limit() {
     }}))
     .unwrap();
     let mut ex = Execution::new(ExecutionInfo::local("loop", "x", 0));
-    let step = ex.start(&def, serde_json::json!({}), &mut crate::FixedHost::new(0, 1));
+    let step = ex.start(
+        &def,
+        serde_json::json!({}),
+        &mut crate::FixedHost::new(0, 1),
+    );
     assert_eq!(ex.status, Status::Failed);
     let last = step.events.last().unwrap();
-    assert_eq!((last.kind.as_str(), last.id), ("ExecutionFailed", MAX_HISTORY_EVENTS));
+    assert_eq!(
+        (last.kind.as_str(), last.id),
+        ("ExecutionFailed", MAX_HISTORY_EVENTS)
+    );
     assert_eq!(ex.error.as_deref(), Some("States.Runtime"));
 }

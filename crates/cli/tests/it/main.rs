@@ -173,32 +173,176 @@ fn test_state_runs_one_state_with_a_mock() {
     assert_eq!(v["error"], "Boom");
 }
 
+/// A running `agentry serve` on a free port with its data in `data`.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("listening on"), "{line}");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        Server { child, addr }
+    }
+
+    /// One HTTP request; answers (status line, body).
+    fn request(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        (
+            head.lines().next().unwrap_or("").to_string(),
+            body.to_string(),
+        )
+    }
+
+    /// A Step Functions API call in AWS's JSON protocol.
+    fn aws(&self, action: &str, body: Value) -> Value {
+        let target = format!("AWSStepFunctions.{action}");
+        let (status, body) = self.request(
+            "/",
+            &[
+                ("X-Amz-Target", &target),
+                ("Content-Type", "application/x-amz-json-1.0"),
+            ],
+            &body.to_string(),
+        );
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert!(status.contains("200"), "{action}: {status} {v}");
+        v
+    }
+
+    fn kill(self) {}
+}
+
+impl Drop for Server {
+    // A failing test must not leave a server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn serve_answers_http_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-    assert!(line.contains("listening on"), "{line}");
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
     let body = r#"{"definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"ok": 1}, "End": true}}}}"#;
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    write!(s, "POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let (status, resp) = server.request("/v1/run", &[("Content-Type", "application/json")], body);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert!(resp.contains(r#""output":{"ok":1}"#), "{resp}");
     assert!(resp.contains(r#""status":"SUCCEEDED""#), "{resp}");
     // SIGTERM: graceful shutdown, exit code 0.
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = server.child.wait().unwrap();
+    std::mem::forget(server);
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn executions_survive_a_killed_server() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let definition = json!({"StartAt": "Wait", "States": {
+        "Wait": {"Type": "Wait", "Seconds": 2, "Next": "Done"},
+        "Done": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('Hello, {}!', $.name)"}, "End": true}}});
+    let machine = server.aws("CreateStateMachine", json!({"name": "hello", "definition": definition.to_string(), "roleArn": "arn:aws:iam::1:role/r"}));
+    let arn = machine["stateMachineArn"].as_str().unwrap().to_string();
+    let started = server.aws(
+        "StartExecution",
+        json!({"stateMachineArn": arn, "name": "first", "input": "{\"name\": \"durable\"}"}),
+    );
+    let exec = started["executionArn"].as_str().unwrap().to_string();
+    assert_eq!(
+        server.aws("DescribeExecution", json!({"executionArn": exec}))["status"],
+        "RUNNING"
+    );
+    // As on AWS: the same name and input while it runs answer with the same execution.
+    let again = server.aws(
+        "StartExecution",
+        json!({"stateMachineArn": arn, "name": "first", "input": "{\"name\": \"durable\"}"}),
+    );
+    assert_eq!(again["executionArn"], exec.as_str());
+    // The process dies while the execution waits; a new one on the same data finishes it.
+    server.kill();
+    let server = Server::start(data.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let described = loop {
+        let d = server.aws("DescribeExecution", json!({"executionArn": exec}));
+        if d["status"] != "RUNNING" || std::time::Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(described["status"], "SUCCEEDED", "{described}");
+    assert_eq!(
+        serde_json::from_str::<Value>(described["output"].as_str().unwrap()).unwrap(),
+        json!({"greeting": "Hello, durable!"})
+    );
+    let history = server.aws("GetExecutionHistory", json!({"executionArn": exec}));
+    let kinds: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ExecutionStarted",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    // Once it has ended, the name is taken: ExecutionAlreadyExists.
+    let target = "AWSStepFunctions.StartExecution";
+    let (status, body) = server.request(
+        "/",
+        &[
+            ("X-Amz-Target", target),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
+        &json!({"stateMachineArn": arn, "name": "first", "input": "{}"}).to_string(),
+    );
+    assert!(status.contains("400"), "{status}");
+    assert!(body.contains("ExecutionAlreadyExists"), "{body}");
+    server.kill();
 }
