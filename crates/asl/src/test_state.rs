@@ -420,8 +420,23 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
     // AWS's TestState context object calls the state under test "StateName".
     ex.context_state_name = Some("StateName".into());
     ex.initial_variables = variables;
+    let mut seen = Map::new();
+    seen.insert("input".into(), Value::String(input.to_string()));
+    ex.inspection = Some(std::cell::RefCell::new(seen));
+    let mut response = drive(&mut ex, &def, input, mock.as_ref(), host);
+    response.inspection_data = ex.inspection.take().map(|c| Value::Object(c.into_inner()));
+    Ok(response)
+}
 
-    let mut step = ex.start(&def, input, host);
+/// Runs the one-state machine until the state under test is done.
+fn drive(
+    ex: &mut Execution,
+    def: &StateMachine,
+    input: Value,
+    mock: Option<&Mock>,
+    host: &mut dyn Host,
+) -> Response {
+    let mut step = ex.start(def, input, host);
     let mut history = Vec::new();
     let mut pending: VecDeque<Event> = VecDeque::new();
     loop {
@@ -429,7 +444,7 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
         let mut timers = Vec::new();
         for e in step.effects.drain(..) {
             match e {
-                Effect::Invoke(task) => pending.push_back(match &mock {
+                Effect::Invoke(task) => pending.push_back(match mock {
                     Some(Mock::Result(v)) => Event::TaskSucceeded {
                         task: task.task,
                         output: v.clone(),
@@ -486,56 +501,56 @@ pub fn run(req: &Request, host: &mut dyn Host) -> Result<Response, ValidationErr
                 .map(str::to_string);
             let (error, cause) = failed.map(failure_of).unwrap_or_default();
             let caught = failed.is_some();
-            return Ok(Response {
+            return Response {
                 status: if caught { "CAUGHT_ERROR" } else { "SUCCEEDED" }.into(),
                 output,
                 error,
                 cause,
                 next_state: next,
                 inspection_data: None,
-            });
+            };
         }
         match ex.status {
             Status::Running => {}
             Status::Succeeded => {
-                return Ok(Response {
+                return Response {
                     status: "SUCCEEDED".into(),
                     output: ex.output.as_ref().map(Value::to_string),
                     ..Default::default()
-                });
+                };
             }
             _ => {
-                return Ok(Response {
+                return Response {
                     status: "FAILED".into(),
                     error: ex.error.clone(),
                     cause: ex.cause.clone(),
                     ..Default::default()
-                });
+                };
             }
         }
         if let Some(ev) = pending.pop_front() {
-            step = ex.handle(&def, ev, host);
+            step = ex.handle(def, ev, host);
             continue;
         }
         if let Some(f) = failed {
             // The state failed and a Retrier will try it again.
             let (error, cause) = failure_of(f);
-            return Ok(Response {
+            return Response {
                 status: "RETRIABLE".into(),
                 error,
                 cause,
                 ..Default::default()
-            });
+            };
         }
         let Some(timer) = timers.first().copied() else {
-            return Ok(Response {
+            return Response {
                 status: "FAILED".into(),
                 error: Some("States.Runtime".into()),
                 cause: Some("the state waits on nothing".into()),
                 ..Default::default()
-            });
+            };
         };
-        step = ex.handle(&def, Event::TimerFired { timer }, host);
+        step = ex.handle(def, Event::TimerFired { timer }, host);
     }
 }
 

@@ -2,6 +2,8 @@
 //! Parameters → (work) → ResultSelector → ResultPath → OutputPath, or JSONata's Arguments →
 //! (work) → Output, with `Assign` in both.
 
+use std::cell::RefCell;
+
 use serde_json::{Map, Value, json};
 
 use crate::definition::{Catcher, Common, QueryLanguage};
@@ -16,6 +18,8 @@ pub(super) struct Io<'a> {
     pub input: &'a Value,
     pub context: &'a Value,
     pub vars: &'a Map<String, Value>,
+    /// Where TestState's inspection data is collected, when asked for.
+    pub inspect: Option<&'a RefCell<Map<String, Value>>>,
 }
 
 /// A state's output, and the variables it assigned (applied after the state, all at once).
@@ -25,6 +29,15 @@ pub(super) struct Finished {
 }
 
 impl<'a> Io<'a> {
+    /// Notes a stage's value for inspection (as JSON text, the first value of each stage).
+    fn note(&self, stage: &str, value: &Value) {
+        if let Some(cell) = self.inspect {
+            cell.borrow_mut()
+                .entry(stage.to_string())
+                .or_insert_with(|| Value::String(value.to_string()));
+        }
+    }
+
     pub fn scope<'b>(&'b self, input: &'b Value) -> Scope<'b> {
         Scope {
             input,
@@ -49,15 +62,27 @@ impl<'a> Io<'a> {
         if self.lang == QueryLanguage::Jsonata {
             return Ok(self.input.clone());
         }
-        path_field(
+        let effective = path_field(
             self.common.input_path.as_ref(),
             &self.scope(self.input),
             self.input,
-        )
+        )?;
+        self.note("afterInputPath", &effective);
+        Ok(effective)
     }
 
     /// The input for the state's work: Parameters (JSONPath) or Arguments (JSONata).
     pub fn parameters(&self, effective: &Value, host: &mut dyn Host) -> Result<Value, Failure> {
+        let stage = match self.lang {
+            QueryLanguage::JsonPath => "afterParameters",
+            QueryLanguage::Jsonata => "afterArguments",
+        };
+        let value = self.parameters_unnoted(effective, host)?;
+        self.note(stage, &value);
+        Ok(value)
+    }
+
+    fn parameters_unnoted(&self, effective: &Value, host: &mut dyn Host) -> Result<Value, Failure> {
         match self.lang {
             QueryLanguage::JsonPath => match &self.common.parameters {
                 Some(p) => jsonpath::eval_payload(p, &self.scope(effective), host),
@@ -78,12 +103,18 @@ impl<'a> Io<'a> {
         match self.lang {
             QueryLanguage::JsonPath => {
                 let effective = self.effective_input()?;
+                if let Some(r) = &result {
+                    self.note("result", r);
+                }
                 let result = match (result, &self.common.result_selector) {
                     (Some(r), Some(sel)) => {
                         Some(jsonpath::eval_payload(sel, &self.scope(&r), host)?)
                     }
                     (r, _) => r,
                 };
+                if let Some(r) = &result {
+                    self.note("afterResultSelector", r);
+                }
                 let assigned = match &self.common.assign {
                     Some(a) => {
                         let base = result.as_ref().unwrap_or(&effective);
@@ -99,6 +130,7 @@ impl<'a> Io<'a> {
                     )?,
                     None => effective,
                 };
+                self.note("afterResultPath", &merged);
                 let output = path_field(
                     self.common.output_path.as_ref(),
                     &self.scope(&merged),
@@ -107,6 +139,9 @@ impl<'a> Io<'a> {
                 Ok(Finished { output, assigned })
             }
             QueryLanguage::Jsonata => {
+                if let Some(r) = &result {
+                    self.note("result", r);
+                }
                 let extra: Vec<(&str, &Value)> = result.iter().map(|r| ("result", r)).collect();
                 let states = self.states(&extra);
                 let assigned = match &self.common.assign {

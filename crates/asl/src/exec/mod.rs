@@ -304,6 +304,10 @@ pub struct Execution {
     /// The name the context object gives the current state, when not its own (TestState).
     #[serde(default)]
     pub context_state_name: Option<String>,
+    /// TestState's inspection data of the top-level thread's states (`afterInputPath`,
+    /// `afterParameters`, `result`, ...), collected when set to `Some`.
+    #[serde(default)]
+    pub inspection: Option<std::cell::RefCell<Map<String, Value>>>,
     /// The input exactly as given, for the history (AWS records the text, not a re-encoding).
     #[serde(default)]
     pub input_text: Option<String>,
@@ -339,6 +343,7 @@ impl Execution {
             context_override: None,
             initial_variables: Map::new(),
             context_state_name: None,
+            inspection: None,
             input_text: None,
             initial_retry_count: 0,
             next_event: 1,

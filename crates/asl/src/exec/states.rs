@@ -97,6 +97,11 @@ impl Execution {
             input: &t.input,
             context,
             vars: &t.vars,
+            inspect: if tid == 0 {
+                self.inspection.as_ref()
+            } else {
+                None
+            },
         }
     }
 

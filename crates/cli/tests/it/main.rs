@@ -159,6 +159,12 @@ fn test_state_runs_one_state_with_a_mock() {
     assert_eq!(v["status"], "SUCCEEDED");
     assert_eq!(v["output"], json!({"a": 1, "r": {"ok": true}}));
     assert_eq!(v["nextState"], "After");
+    // Inspection data as AWS returns it: each stage's value as JSON text.
+    let stage =
+        |k: &str| serde_json::from_str::<Value>(v["inspectionData"][k].as_str().unwrap()).unwrap();
+    assert_eq!(stage("input"), json!({"a": 1}));
+    assert_eq!(stage("result"), json!({"ok": true}));
+    assert_eq!(stage("afterResultPath"), json!({"a": 1, "r": {"ok": true}}));
 
     let o = agentry(&[
         "test-state",
