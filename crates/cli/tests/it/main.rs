@@ -352,3 +352,117 @@ fn executions_survive_a_killed_server() {
     assert!(body.contains("ExecutionAlreadyExists"), "{body}");
     server.kill();
 }
+
+/// The Python with boto3 and the AWS CLI that `.ci/run` installs; `None` means skip (a failure
+/// under `CI=true`).
+fn real_clients() -> Option<(String, String)> {
+    match (
+        std::env::var("AGENTRY_TEST_PYTHON"),
+        std::env::var("AGENTRY_TEST_AWS_CLI"),
+    ) {
+        (Ok(py), Ok(aws)) => Some((py, aws)),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "AGENTRY_TEST_PYTHON / AGENTRY_TEST_AWS_CLI not set (.ci/run installs boto3 and the AWS CLI)"
+            );
+            eprintln!("skipped: AGENTRY_TEST_PYTHON / AGENTRY_TEST_AWS_CLI not set");
+            None
+        }
+    }
+}
+
+#[test]
+fn boto3_and_the_aws_cli_work_unchanged() {
+    let Some((python, aws)) = real_clients() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let endpoint = format!("http://{}", server.addr);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/clients/boto3_flow.py"
+    );
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(&endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 flow failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["machines"], json!(["greeter"]));
+    assert_eq!(v["status"], "SUCCEEDED");
+    assert_eq!(v["output"], json!({"greeting": "Hello, boto3!"}));
+    assert_eq!(
+        v["history"],
+        json!([
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "SucceedStateEntered",
+            "SucceedStateExited",
+            "ExecutionSucceeded"
+        ])
+    );
+    assert_eq!(v["listed"], json!(["first"]));
+    assert_eq!(
+        v["errors"],
+        json!({"missing execution": "ExecutionDoesNotExist", "bad definition": "InvalidDefinition",
+               "name reused": "ExecutionAlreadyExists", "bad input": "InvalidExecutionInput"})
+    );
+    assert_eq!(
+        v["test_state"],
+        json!({"status": "SUCCEEDED", "output": {"a": 1, "r": {"x": 1}}, "nextState": "N"})
+    );
+
+    // The AWS CLI, as a user types it.
+    let cli = |args: &[&str]| {
+        let out = Command::new(&aws)
+            .args([
+                "stepfunctions",
+                "--endpoint-url",
+                &endpoint,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = cli(&["list-state-machines"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["stateMachines"][0]["name"], "greeter");
+    let bad = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}"#;
+    let (code, stdout, stderr) = cli(&["validate-state-machine-definition", "--definition", bad]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let checked: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(checked["result"], "FAIL");
+    assert_eq!(
+        checked["diagnostics"][0]["code"],
+        "MISSING_TRANSITION_TARGET"
+    );
+    let (code, _, stderr) = cli(&[
+        "describe-execution",
+        "--execution-arn",
+        "arn:aws:states:local:000000000000:execution:greeter:nope",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("ExecutionDoesNotExist"), "{stderr}");
+}
