@@ -66,6 +66,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         "ListStateMachines" => list_state_machines(&engine).await,
         "PublishStateMachineVersion" => publish_version(&engine, request).await,
         "StartExecution" => start_execution(&engine, request).await,
+        "StartSyncExecution" => start_sync_execution(&engine, request).await,
         "DescribeExecution" => describe_execution(&engine, request).await,
         "ListExecutions" => list_executions(&engine, request).await,
         "GetExecutionHistory" => get_execution_history(&engine, request).await,
@@ -118,15 +119,9 @@ fn opt<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
 async fn create_state_machine(engine: &Engine, request: Value) -> Result<Response, Response> {
     let name = field(&request, "name")?;
     let definition = field(&request, "definition")?;
-    if opt(&request, "type").is_some_and(|t| t != "STANDARD") {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "StateMachineTypeNotSupported",
-            "only STANDARD state machines are stored by this server; run EXPRESS workflows with /v1/run",
-        ));
-    }
+    let ty = machine_type(opt(&request, "type"))?;
     let arn = engine
-        .create_state_machine(name, definition)
+        .create_state_machine_of_type(name, definition, ty)
         .await
         .map_err(engine_error)?;
     let described = engine
@@ -209,6 +204,59 @@ async fn start_execution(engine: &Engine, request: Value) -> Result<Response, Re
     Ok(ok(
         json!({"executionArn": started.execution_arn, "startDate": seconds(started.start_date)}),
     ))
+}
+
+/// StartSyncExecution: an EXPRESS machine's execution, run in memory to its end.
+async fn start_sync_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let machine = engine
+        .describe_state_machine(arn)
+        .await
+        .map_err(engine_error)?;
+    if machine.kind != "EXPRESS" {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "StateMachineTypeNotSupported",
+            "This operation is not supported by this type of state machine",
+        ));
+    }
+    let input_text = opt(&request, "input").unwrap_or("{}").to_string();
+    let input = agentry_asl::exec::parse_input(&input_text)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &e.code, e.message))?;
+    let def = agentry_asl::create_text(&machine.definition, MachineType::Express)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &e.code, e.message))?;
+    let ex = crate::run_express(
+        def,
+        &machine.name,
+        input,
+        opt(&request, "name").map(str::to_string),
+    )
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e))?;
+    let start = ex.info.start_time_ms;
+    let stop = agentry_asl::Host::now_ms(&crate::WallClock::new());
+    let mut out = json!({
+        "executionArn": ex.info.execution_arn,
+        "stateMachineArn": machine.state_machine_arn,
+        "name": ex.info.name,
+        "startDate": seconds(start),
+        "stopDate": seconds(stop),
+        "status": ex.status.as_str(),
+        "input": input_text,
+        "inputDetails": {"included": true},
+        "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": (stop - start).max(100)},
+    });
+    if let Some(o) = &ex.output {
+        out["output"] = json!(o.to_string());
+        out["outputDetails"] = json!({"included": true});
+    }
+    if let Some(e) = &ex.error {
+        out["error"] = json!(e);
+    }
+    if let Some(c) = &ex.cause {
+        out["cause"] = json!(c);
+    }
+    Ok(ok(out))
 }
 
 async fn describe_execution(engine: &Engine, request: Value) -> Result<Response, Response> {

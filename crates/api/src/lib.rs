@@ -190,7 +190,7 @@ async fn run_sync(bytes: Bytes) -> Response {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut def = match load(&req.definition, MachineType::Express) {
+    let def = match load(&req.definition, MachineType::Express) {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.code, e.message),
     };
@@ -211,35 +211,42 @@ async fn run_sync(bytes: Bytes) -> Response {
             v
         }
     };
-    let name = req.name.unwrap_or_else(|| "run".into());
-    // A synchronous run ends TIMED_OUT at the limit, whatever the definition allows.
-    let limit = SYNC_RUN_LIMIT.as_secs();
-    def.timeout_seconds = Some(def.timeout_seconds.map_or(limit, |t| t.min(limit)));
-    // Wait states sleep: run on a blocking thread, never on the async runtime.
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut rt = WallClock::new();
-        let exec_name = rt.uuid();
-        let mut info = ExecutionInfo::local(&name, &exec_name, rt.now_ms());
-        info.express = true;
-        info.execution_arn = info.execution_arn.replace(":execution:", ":express:");
-        let ex = run_to_end(&def, info, input, &mut rt);
-        json!({
+    let machine = req.name.unwrap_or_else(|| "run".into());
+    match run_express(def, &machine, input, None).await {
+        Ok(ex) => Json(json!({
             "executionArn": ex.info.execution_arn,
             "status": ex.status.as_str(),
             "output": ex.output,
             "error": ex.error,
             "cause": ex.cause,
-        })
-    })
-    .await;
-    match joined {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            format!("execution thread failed: {e}"),
-        ),
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e),
     }
+}
+
+/// Runs an Express execution to its end in memory, on a blocking thread (Wait states sleep),
+/// ending TIMED_OUT at [`SYNC_RUN_LIMIT`] whatever the definition allows. `name` defaults to
+/// a fresh id.
+pub(crate) async fn run_express(
+    mut def: StateMachine,
+    machine: &str,
+    input: Value,
+    name: Option<String>,
+) -> Result<agentry_asl::Execution, String> {
+    let limit = SYNC_RUN_LIMIT.as_secs();
+    def.timeout_seconds = Some(def.timeout_seconds.map_or(limit, |t| t.min(limit)));
+    let machine = machine.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut rt = WallClock::new();
+        let exec_name = name.unwrap_or_else(|| rt.uuid());
+        let mut info = ExecutionInfo::local(&machine, &exec_name, rt.now_ms());
+        info.express = true;
+        info.execution_arn = info.execution_arn.replace(":execution:", ":express:");
+        run_to_end(&def, info, input, &mut rt)
+    })
+    .await
+    .map_err(|e| format!("execution thread failed: {e}"))
 }
 
 /// The real clock for local runs: Wait states sleep, and tasks fail naming their resource

@@ -40,11 +40,15 @@ pub struct PublishedVersion {
 }
 
 fn validate(definition: &str) -> Result<StateMachine> {
+    validate_as(definition, MachineType::Standard)
+}
+
+fn validate_as(definition: &str, machine_type: MachineType) -> Result<StateMachine> {
     let invalid = |e: agentry_asl::ValidationError| Error::InvalidDefinition {
         code: e.code.to_string(),
         message: e.message.to_string(),
     };
-    validate_text(definition, MachineType::Standard).map_err(invalid)?;
+    validate_text(definition, machine_type).map_err(invalid)?;
     let value = agentry_asl::definition::parse_text(definition).map_err(invalid)?;
     StateMachine::from_value(&value).map_err(invalid)
 }
@@ -65,12 +69,29 @@ impl Engine {
     /// CreateStateMachine (type STANDARD). Creating again with the same definition answers with
     /// the existing machine, as AWS does; with another, `StateMachineAlreadyExists`.
     pub async fn create_state_machine(&self, name: &str, definition: &str) -> Result<String> {
+        self.create_state_machine_of_type(name, definition, MachineType::Standard)
+            .await
+    }
+
+    /// CreateStateMachine of either type. EXPRESS machines are stored and described like
+    /// STANDARD ones and validated by Express rules; their executions are the caller's to run
+    /// (StartSyncExecution runs them in memory).
+    pub async fn create_state_machine_of_type(
+        &self,
+        name: &str,
+        definition: &str,
+        machine_type: MachineType,
+    ) -> Result<String> {
         let name = tables::check_name(name)?;
-        validate(definition)?;
+        validate_as(definition, machine_type)?;
+        let kind = match machine_type {
+            MachineType::Standard => "STANDARD",
+            MachineType::Express => "EXPRESS",
+        };
         let arn = tables::state_machine_arn(&name);
         let now = now_ms();
         let head = obj(json!({
-            "name": name, "arn": arn, "type": "STANDARD", "definition": definition,
+            "name": name, "arn": arn, "type": kind, "definition": definition,
             "revision": 1, "versions": 0, "created_ms": now,
         }));
         let rev = obj(json!({"definition": definition, "created_ms": now}));

@@ -26,7 +26,6 @@ definition = {
     },
 }
 arn = sfn.create_state_machine(name="greeter", definition=json.dumps(definition), roleArn="arn:aws:iam::000000000000:role/agentry")["stateMachineArn"]
-out["machines"] = [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
 ex = sfn.start_execution(stateMachineArn=arn, name="first", input=json.dumps({"name": "boto3"}))["executionArn"]
 for _ in range(200):
     d = sfn.describe_execution(executionArn=ex)
@@ -37,7 +36,15 @@ out["status"] = d["status"]
 out["output"] = json.loads(d["output"])
 out["history"] = [e["type"] for e in sfn.get_execution_history(executionArn=ex)["events"]]
 out["listed"] = [e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
+express = sfn.create_state_machine(name="quick", type="EXPRESS", definition=json.dumps(definition), roleArn="arn:aws:iam::000000000000:role/agentry")["stateMachineArn"]
+sync = sfn.start_sync_execution(stateMachineArn=express, input=json.dumps({"name": "sync"}))
+out["machines"] = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
+out["sync"] = {"status": sync["status"], "output": json.loads(sync["output"]), "express": ":express:" in sync["executionArn"]}
 errors = {}
+try:
+    sfn.start_sync_execution(stateMachineArn=arn, input="{}")
+except sfn.exceptions.StateMachineTypeNotSupported:
+    errors["sync on standard"] = "StateMachineTypeNotSupported"
 try:
     sfn.describe_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":missing")
 except sfn.exceptions.ExecutionDoesNotExist:
