@@ -2,6 +2,9 @@
 //! Redis when their URLs are given).
 
 mod api;
+#[path = "../../../asl/tests/it/compare.rs"]
+mod compare;
+mod conformance;
 mod crash;
 mod flows;
 mod nodes;
