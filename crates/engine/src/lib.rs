@@ -136,6 +136,12 @@ pub(crate) struct Inner {
     pub timer_wake: Notify,
     /// One lock per execution being advanced on this node.
     pub locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Task results waiting for their execution's lock: whoever gets the lock next applies
+    /// all of them as one step, and tells each waiter whether its result committed.
+    pub results: Mutex<HashMap<String, Vec<(step::Work, tokio::sync::oneshot::Sender<bool>)>>>,
+    /// Deletes that may wait a moment, batched by the running node's cleanup loop; `None`
+    /// while no node runs (they are then made at once).
+    pub cleanup: Mutex<Option<tokio::sync::mpsc::UnboundedSender<dispatch::Cleanup>>>,
 }
 
 impl Inner {
@@ -168,6 +174,9 @@ pub struct Engine {
 /// The running loops of a node; dropping it (or [`Node::stop`]) stops them.
 pub struct Node {
     tasks: Vec<JoinHandle<()>>,
+    /// Makes the deletes still waiting, then ends: stopped last, and never aborted by `stop`.
+    cleanup: Option<JoinHandle<()>>,
+    inner: Arc<Inner>,
 }
 
 impl Node {
@@ -178,12 +187,19 @@ impl Node {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.inner.cleanup.lock().expect("cleanup").take();
+        if let Some(t) = self.cleanup.take() {
+            let _ = t.await;
+        }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(t) = &self.cleanup {
             t.abort();
         }
     }
@@ -217,11 +233,14 @@ impl Engine {
                 changed: Notify::new(),
                 timer_wake: Notify::new(),
                 locks: Mutex::new(HashMap::new()),
+                results: Mutex::new(HashMap::new()),
+                cleanup: Mutex::new(None),
             }),
         })
     }
 
-    /// Starts this node's loops: work, tasks, timers and the outbox sweeper.
+    /// Starts this node's loops: work, tasks, timers, the outbox sweeper and the cleanup of
+    /// handled messages and handed-out outbox items.
     pub fn run(&self) -> Node {
         let mut tasks = Vec::new();
         for _ in 0..self.inner.config.workers.max(1) {
@@ -230,7 +249,13 @@ impl Engine {
         tasks.push(tokio::spawn(self.clone().task_loop()));
         tasks.push(tokio::spawn(self.clone().timer_loop()));
         tasks.push(tokio::spawn(self.clone().outbox_loop()));
-        Node { tasks }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.inner.cleanup.lock().expect("cleanup") = Some(tx);
+        Node {
+            tasks,
+            cleanup: Some(tokio::spawn(self.clone().cleanup_loop(rx))),
+            inner: self.inner.clone(),
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {

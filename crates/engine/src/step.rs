@@ -63,7 +63,7 @@ impl Engine {
         result
     }
 
-    async fn advance_locked(&self, arn: &str, work: &[Work]) -> Result<Option<Record>> {
+    pub(crate) async fn advance_locked(&self, arn: &str, work: &[Work]) -> Result<Option<Record>> {
         for attempt in 0..MAX_ATTEMPTS {
             let item = self
                 .inner
