@@ -6,11 +6,14 @@
 //! - the work loop receives work messages (start, task result, timer due) and advances the
 //!   execution they name; a message is deleted only after its step committed.
 //! - the task loop receives task messages and runs the resource's handler, keeping the message
-//!   invisible while it runs; the answer goes back on the work queue.
+//!   invisible while it runs; the answer is applied as a step right there (through the work
+//!   queue when that fails).
 //! - the timer loop hands out due timers (and timers due within the next poll) as work
 //!   messages delayed to their due time; timers are items, so a timer longer than the queue's
 //!   15-minute delay, or one due while no node ran, fires all the same.
 //! - the outbox sweeper hands out work a node committed but died before handing out.
+//! - the cleanup loop deletes, many at a time, handed-out outbox items and task messages
+//!   whose result is committed.
 
 use std::time::Duration;
 
@@ -136,7 +139,9 @@ impl Engine {
         }
         let mut first = Ok(());
         while let Some(r) = set.join_next().await {
-            let r = r.map_err(|e| Error::Corrupt(format!("delete panicked: {e}"))).and_then(|r| r);
+            let r = r
+                .map_err(|e| Error::Corrupt(format!("delete panicked: {e}")))
+                .and_then(|r| r);
             if first.is_ok() {
                 first = r;
             }
@@ -302,7 +307,9 @@ impl Engine {
         // when that fails does it travel through the work queue (as work from another node's
         // task would). Either way the task message is deleted only once the result is durable.
         if let Some(event) = event
-            && !self.apply_result(&execution, Work::Event(event.clone())).await
+            && !self
+                .apply_result(&execution, Work::Event(event.clone()))
+                .await
             && let Err(e) = self
                 .enqueue(&execution, Work::Event(event), Duration::ZERO)
                 .await

@@ -180,7 +180,11 @@ impl Engine {
         };
         let lock = self.inner.execution_lock(arn);
         let turn = lock.lock().await;
-        let item = self.inner.store.get(EXECUTIONS, &tables::execution(arn)).await;
+        let item = self
+            .inner
+            .store
+            .get(EXECUTIONS, &tables::execution(arn))
+            .await;
         // Anything but the record as created (the queued start taken by another node, say)
         // goes the usual way.
         let committed = match item {

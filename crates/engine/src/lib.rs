@@ -8,7 +8,12 @@
 //! the queue work it hands out (the outbox); only then are tasks and follow-up work sent to the
 //! queues. Transitions are therefore exactly-once; task invocations at-least-once, each with
 //! the request's idempotency key. Any node receiving a message may take the step; of two nodes
-//! taking the same step, the version check lets one commit and the other re-reads.
+//! taking the same step, the version check lets one commit and the other re-reads. A task's
+//! result is applied as a step by the node that ran the task (the results of one execution's
+//! tasks that end together share a step), and goes through the work queue only when that
+//! fails; the task message is deleted only once the result is committed. Deletes that only
+//! spare repeating harmless work (handed-out outbox items, handled task messages) are batched
+//! by each node's cleanup loop; a node killed before making them costs a repeated hand-out.
 //!
 //! Recovery bound, with a node killed at any instant: a step it was taking comes back after the
 //! work queue's visibility timeout ([`EngineConfig::visibility_timeout`], default 30 s); a task
@@ -33,7 +38,7 @@
 //! - `record`: the stored execution record and the outbox entries
 //! - `machines`: state machines, revisions and published versions
 //! - `step`: one durable step: plan, commit (split when large), hand out
-//! - `dispatch`: handing out work; the work, task, timer and outbox loops
+//! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
 
 pub mod error;
@@ -124,6 +129,9 @@ mod millis {
     }
 }
 
+/// A task's result waiting to be applied, and where to say whether it was.
+pub(crate) type WaitingResult = (step::Work, tokio::sync::oneshot::Sender<bool>);
+
 pub(crate) struct Inner {
     pub store: Arc<dyn ItemStore>,
     pub queue: Arc<dyn Queue>,
@@ -138,7 +146,7 @@ pub(crate) struct Inner {
     pub locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Task results waiting for their execution's lock: whoever gets the lock next applies
     /// all of them as one step, and tells each waiter whether its result committed.
-    pub results: Mutex<HashMap<String, Vec<(step::Work, tokio::sync::oneshot::Sender<bool>)>>>,
+    pub results: Mutex<HashMap<String, Vec<WaitingResult>>>,
     /// Deletes that may wait a moment, batched by the running node's cleanup loop; `None`
     /// while no node runs (they are then made at once).
     pub cleanup: Mutex<Option<tokio::sync::mpsc::UnboundedSender<dispatch::Cleanup>>>,
