@@ -4,9 +4,11 @@
 //! 100-item Map.
 //!
 //! `cargo bench -p agentry-engine`; `AGENTRY_BENCH_EXECUTIONS` sets the concurrent executions
-//! (default 200), each running 10 Task states one after another. With `AGENTRY_BENCH_MOTO=1`
-//! the two latencies are also measured on moto's Step Functions interpreter (in-process through
-//! boto3, which spares moto the HTTP hop; `AGENTRY_BENCH_PYTHON` names a Python with `moto`).
+//! (default 200), each running 10 Task states one after another. The two latencies are also
+//! measured on moto's Step Functions interpreter in server mode: the server at
+//! `AGENTRY_BENCH_MOTO_URL`, or one the bench starts when the Python named by
+//! `AGENTRY_BENCH_PYTHON` (default `python3`) has `moto[server]` and boto3. Without a server it
+//! falls back to moto in-process (sparing moto the HTTP hop), and says so.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -168,7 +170,8 @@ async fn main() {
         )
         .await
         .unwrap();
-    let with_moto = std::env::var("AGENTRY_BENCH_MOTO").is_ok_and(|v| v == "1");
+    let moto = Moto::find();
+    println!("moto: {}", moto.describe());
     for (name, machine, input) in [
         ("20-state Pass chain", &chain, json!({})),
         (
@@ -181,16 +184,16 @@ async fn main() {
             .await
             .as_secs_f64()
             * 1000.0;
-        print!("start to completion, {name:<21}: agentry {ours:>7.1} ms");
-        if with_moto {
+        print!("start to completion, {name:<21}: agentry {ours:>7.2} ms");
+        if let Some(mode) = &moto.mode {
             let def = engine
                 .describe_state_machine(machine)
                 .await
                 .unwrap()
                 .definition;
-            match moto_ms(&def, &input) {
+            match mode.ms(&def, &input) {
                 Some(m) => print!("   moto {m:>7.1} ms   agentry {:.0}x faster", m / ours),
-                None => print!("   moto unavailable"),
+                None => print!("   moto failed"),
             }
         }
         println!();
@@ -209,43 +212,171 @@ async fn main() {
     println!("start to completion, 100-item Map of Tasks (all at once): agentry {fan_ms:.1} ms");
 }
 
-/// Mean milliseconds from StartExecution to observed completion on moto's interpreter.
-fn moto_ms(def: &str, input: &serde_json::Value) -> Option<f64> {
-    let script = format!(
-        r#"
-import json, time, boto3
+/// How moto's Step Functions interpreter is reached: a moto server (the peer the comparison
+/// is meant against), or, when no server can be had, moto in-process through boto3.
+enum MotoMode {
+    Server { url: String, python: String },
+    InProcess { python: String },
+}
+
+struct Moto {
+    mode: Option<MotoMode>,
+    /// A moto server this bench started: stopped when the bench ends.
+    child: Option<std::process::Child>,
+    why_not: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn python_has(python: &str, module: &str) -> bool {
+    std::process::Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Moto {
+    /// `AGENTRY_BENCH_MOTO_URL` names a running moto server; otherwise, when the Python named
+    /// by `AGENTRY_BENCH_PYTHON` (default `python3`) has moto's server, one is started on a
+    /// free port; otherwise moto runs in-process in that Python, if it has moto at all.
+    fn find() -> Self {
+        let python = std::env::var("AGENTRY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        let found = |mode, child| Moto {
+            mode: Some(mode),
+            child,
+            why_not: String::new(),
+        };
+        if !python_has(&python, "boto3") {
+            return Moto {
+                mode: None,
+                child: None,
+                why_not: format!("{python} has no boto3 (set AGENTRY_BENCH_PYTHON)"),
+            };
+        }
+        if let Ok(url) = std::env::var("AGENTRY_BENCH_MOTO_URL") {
+            return found(MotoMode::Server { url, python }, None);
+        }
+        if python_has(&python, "moto.server") {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_or(5055, |a| a.port());
+            if let Ok(mut child) = std::process::Command::new(&python)
+                .args(["-m", "moto.server", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+            {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < deadline {
+                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                        let url = format!("http://127.0.0.1:{port}");
+                        return found(MotoMode::Server { url, python }, Some(child));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if python_has(&python, "moto") {
+            return found(MotoMode::InProcess { python }, None);
+        }
+        Moto {
+            mode: None,
+            child: None,
+            why_not: format!(
+                "{python} has no moto (set AGENTRY_BENCH_PYTHON or AGENTRY_BENCH_MOTO_URL)"
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.mode {
+            Some(MotoMode::Server { url, .. }) if self.child.is_some() => {
+                format!("server mode, started by this bench at {url}")
+            }
+            Some(MotoMode::Server { url, .. }) => format!("server mode at {url}"),
+            Some(MotoMode::InProcess { .. }) => {
+                "IN-PROCESS fallback through boto3 (no moto server available)".into()
+            }
+            None => format!("not measured: {}", self.why_not),
+        }
+    }
+}
+
+impl MotoMode {
+    /// Mean milliseconds from StartExecution to observed completion on moto's interpreter,
+    /// polling DescribeExecution every millisecond.
+    fn ms(&self, def: &str, input: &serde_json::Value) -> Option<f64> {
+        let (python, setup) = match self {
+            MotoMode::Server { url, python } => (
+                python,
+                format!(
+                    r#"
+import urllib.request
+req = urllib.request.Request("{url}/moto-api/config", data=json.dumps({{"stepfunctions": {{"execute_state_machine": True}}}}).encode(), method="POST", headers={{"Content-Type": "application/json"}})
+urllib.request.urlopen(req).read()
+sfn = boto3.client("stepfunctions", region_name="us-east-1", endpoint_url="{url}", aws_access_key_id="testing", aws_secret_access_key="testing")
+"#
+                ),
+            ),
+            MotoMode::InProcess { python } => (
+                python,
+                r#"
 from moto import mock_aws
+mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+mock.start()
+sfn = boto3.client("stepfunctions", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+"#
+                .to_string(),
+            ),
+        };
+        let script = format!(
+            r#"
+import json, time, uuid, boto3
 defn = '''{def}'''
 inp = '''{input}'''
-with mock_aws(config={{"stepfunctions": {{"execute_state_machine": True}}}}):
-    sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    arn = sfn.create_state_machine(name="bench", definition=defn, roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
-    runs, total = 0, 0.0
-    while runs < 20:
-        t0 = time.time()
-        ex = sfn.start_execution(stateMachineArn=arn, name=f"e{{runs}}", input=inp)["executionArn"]
-        while sfn.describe_execution(executionArn=ex)["status"] == "RUNNING":
-            time.sleep(0.001)
-        total += time.time() - t0
-        runs += 1
-    print(total / runs * 1000)
+{setup}
+arn = sfn.create_state_machine(name="bench-" + uuid.uuid4().hex[:8], definition=defn, roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+runs, total = 0, 0.0
+while runs < 20:
+    t0 = time.time()
+    ex = sfn.start_execution(stateMachineArn=arn, name=f"e{{runs}}", input=inp)["executionArn"]
+    while True:
+        d = sfn.describe_execution(executionArn=ex)
+        if d["status"] != "RUNNING":
+            break
+        time.sleep(0.001)
+    assert d["status"] == "SUCCEEDED", d
+    total += time.time() - t0
+    runs += 1
+print(total / runs * 1000)
 "#
-    );
-    let py = std::env::var("AGENTRY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(py)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "moto run failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
         );
-        return None;
+        let out = std::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "moto run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }

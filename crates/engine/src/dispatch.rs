@@ -6,11 +6,14 @@
 //! - the work loop receives work messages (start, task result, timer due) and advances the
 //!   execution they name; a message is deleted only after its step committed.
 //! - the task loop receives task messages and runs the resource's handler, keeping the message
-//!   invisible while it runs; the answer goes back on the work queue.
+//!   invisible while it runs; the answer is applied as a step right there (through the work
+//!   queue when that fails).
 //! - the timer loop hands out due timers (and timers due within the next poll) as work
 //!   messages delayed to their due time; timers are items, so a timer longer than the queue's
 //!   15-minute delay, or one due while no node ran, fires all the same.
 //! - the outbox sweeper hands out work a node committed but died before handing out.
+//! - the cleanup loop deletes, many at a time, handed-out outbox items and task messages
+//!   whose result is committed.
 
 use std::time::Duration;
 
@@ -84,16 +87,77 @@ impl Engine {
         self.send_all(&self.inner.config.work_queue, messages)
             .await?;
         if !outbox.is_empty() {
-            store
-                .transact(
-                    outbox
-                        .into_iter()
-                        .map(|k| Write::delete(OUTBOX, k))
-                        .collect(),
-                )
+            self.clean_up(outbox.into_iter().map(Cleanup::Outbox).collect())
                 .await?;
         }
         Ok(())
+    }
+
+    /// Makes deletes whose only urgency is to spare repeating harmless work (an outbox item
+    /// sent again by the sweeper, a task message received again): the running node's cleanup
+    /// loop batches them with those of other steps; without one they are made at once.
+    pub(crate) async fn clean_up(&self, deletes: Vec<Cleanup>) -> Result<()> {
+        let deletes = match self.inner.cleanup.lock().expect("cleanup").as_ref() {
+            Some(tx) => {
+                let mut left = Vec::new();
+                for d in deletes {
+                    if let Err(e) = tx.send(d) {
+                        left.push(e.0);
+                    }
+                }
+                left
+            }
+            None => deletes,
+        };
+        self.delete_now(deletes).await
+    }
+
+    async fn delete_now(&self, deletes: Vec<Cleanup>) -> Result<()> {
+        let (mut outbox, mut tasks) = (Vec::new(), Vec::new());
+        for d in deletes {
+            match d {
+                Cleanup::Outbox(k) => outbox.push(Write::delete(OUTBOX, k)),
+                Cleanup::Task(h) => tasks.push(h),
+            }
+        }
+        // All chunks at once: the store and the queue commit concurrent calls together.
+        let mut set = JoinSet::new();
+        for chunk in outbox.chunks(100) {
+            let (store, chunk) = (self.inner.store.clone(), chunk.to_vec());
+            set.spawn(async move { store.transact(chunk).await.map(drop).map_err(Error::from) });
+        }
+        for chunk in tasks.chunks(agentry_queue::MAX_BATCH) {
+            let (queue, chunk) = (self.inner.queue.clone(), chunk.to_vec());
+            let name = self.inner.config.task_queue.clone();
+            set.spawn(async move {
+                queue
+                    .delete_batch(&name, chunk)
+                    .await
+                    .map(drop)
+                    .map_err(Error::from)
+            });
+        }
+        let mut first = Ok(());
+        while let Some(r) = set.join_next().await {
+            let r = r
+                .map_err(|e| Error::Corrupt(format!("delete panicked: {e}")))
+                .and_then(|r| r);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Makes the deletes handed to [`Engine::clean_up`], as many at a time as have come,
+    /// until every sender is gone.
+    pub(crate) async fn cleanup_loop(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Cleanup>) {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 1000).await > 0 {
+            if let Err(e) = self.delete_now(std::mem::take(&mut batch)).await {
+                tracing::warn!(error = %e, "deleting handled work failed; it is handed out again, harmlessly");
+            }
+        }
     }
 
     async fn send_all(&self, queue: &str, messages: Vec<SendMessage>) -> Result<()> {
@@ -226,10 +290,10 @@ impl Engine {
         };
         let task = request.task;
         let waits_for_token = request.task_token.is_some();
-        // Keep the message invisible while the handler runs, so no other node runs it too.
+        // Keep the message invisible while the handler runs and its result is applied, so no
+        // other node runs it too.
         let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
         let result = self.inner.resources.invoke(request).await;
-        drop(keep_alive);
         let event = match result {
             Ok(_) if waits_for_token => None,
             Ok(output) => Some(Event::TaskSucceeded { task, output }),
@@ -239,7 +303,13 @@ impl Engine {
                 cause: Some(cause),
             }),
         };
+        // The result is applied here, a step committed before the task message goes; only
+        // when that fails does it travel through the work queue (as work from another node's
+        // task would). Either way the task message is deleted only once the result is durable.
         if let Some(event) = event
+            && !self
+                .apply_result(&execution, Work::Event(event.clone()))
+                .await
             && let Err(e) = self
                 .enqueue(&execution, Work::Event(event), Duration::ZERO)
                 .await
@@ -247,14 +317,51 @@ impl Engine {
             tracing::warn!(execution = %execution, error = %e, "sending a task's result failed; the task runs again after its visibility timeout");
             return;
         }
-        if let Err(e) = self
-            .inner
-            .queue
-            .delete(&cfg.task_queue, &m.receipt_handle)
-            .await
-        {
+        drop(keep_alive);
+        if let Err(e) = self.clean_up(vec![Cleanup::Task(m.receipt_handle)]).await {
             tracing::warn!(error = %e, "deleting a task message failed; the task may run again");
         }
+    }
+
+    /// Applies a task's result as a step of its execution, together with the results of the
+    /// execution's other tasks that arrive meanwhile (a Map's tasks end together). Whether the
+    /// result is committed (or its execution is gone); `false` leaves it to the caller.
+    async fn apply_result(&self, arn: &str, work: Work) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .results
+            .lock()
+            .expect("results")
+            .entry(arn.to_string())
+            .or_default()
+            .push((work, tx));
+        let lock = self.inner.execution_lock(arn);
+        let turn = lock.lock().await;
+        // Results that came while the lock was held are applied together; ours may have been
+        // taken by the holder before us, which then answers on `rx`.
+        let waiting = self
+            .inner
+            .results
+            .lock()
+            .expect("results")
+            .remove(arn)
+            .unwrap_or_default();
+        if !waiting.is_empty() {
+            let (work, answers): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+            let done = match self.advance_locked(arn, &work).await {
+                Ok(_) | Err(Error::ExecutionDoesNotExist(_)) => true,
+                Err(e) => {
+                    tracing::warn!(execution = %arn, error = %e, "applying task results failed; they go through the work queue");
+                    false
+                }
+            };
+            for answer in answers {
+                let _ = answer.send(done);
+            }
+        }
+        drop(turn);
+        self.inner.release_lock(arn, lock);
+        rx.await.unwrap_or(false)
     }
 
     /// Extends a received message's invisibility every third of the visibility timeout until
@@ -420,6 +527,14 @@ pub(crate) fn store_write(arn: &str, d: &Dispatch, open: Condition) -> Option<Wr
         }
         Dispatch::Invoke(_) | Dispatch::Work(_) => return None,
     })
+}
+
+/// A delete the cleanup loop makes.
+pub(crate) enum Cleanup {
+    /// An outbox item whose work was handed out.
+    Outbox(Key),
+    /// A task message (receipt handle) whose result is committed.
+    Task(String),
 }
 
 /// A background task that ends with its owner, even when the owner is itself aborted (a node

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::record::{Dispatch, Record, value_text};
+use crate::record::{Dispatch, Record, Stored, value_text};
 use crate::step::{Plan, Work};
 use crate::tables::{self, EXECUTIONS};
 use crate::{Engine, now_ms};
@@ -128,13 +128,16 @@ impl Engine {
         let _ = input_value;
         // Usually the start and its first states commit with the record in one transaction; a
         // start with more events than that holds is created first and started through the queue.
-        let plan = match self.plan(record.clone(), &[Work::Start]).await? {
-            Some(plan) if crate::step::fits_one_transaction(&plan) => plan,
-            _ => Plan {
-                record,
-                events: Vec::new(),
-                outbox: vec![Dispatch::Work(Work::Start)],
-            },
+        let (plan, deferred) = match self.plan(record.clone(), &[Work::Start]).await? {
+            Some(plan) if crate::step::fits_one_transaction(&plan) => (plan, None),
+            started => (
+                Plan {
+                    record,
+                    events: Vec::new(),
+                    outbox: vec![Dispatch::Work(Work::Start)],
+                },
+                started,
+            ),
         };
         let deferred_start = plan.events.is_empty()
             && plan
@@ -146,7 +149,7 @@ impl Engine {
                 if deferred_start {
                     // Start it here rather than wait for the queue; the queued start, which
                     // covers a crash right now, then finds nothing to do.
-                    self.advance(&arn, &Work::Start).await?;
+                    self.start_created(&arn, deferred).await?;
                 }
                 Ok(Started {
                     execution_arn: arn,
@@ -165,6 +168,37 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Applies the start of an execution just created unstarted, committing `planned` (the
+    /// start as planned before the execution was created) when the record is still the one
+    /// created, rather than running the interpreter again.
+    async fn start_created(&self, arn: &str, planned: Option<Plan>) -> Result<()> {
+        let Some(planned) = planned else {
+            self.advance(arn, &Work::Start).await?;
+            return Ok(());
+        };
+        let lock = self.inner.execution_lock(arn);
+        let turn = lock.lock().await;
+        let item = self
+            .inner
+            .store
+            .get(EXECUTIONS, &tables::execution(arn))
+            .await;
+        // Anything but the record as created (the queued start taken by another node, say)
+        // goes the usual way.
+        let committed = match item {
+            Ok(Some(item)) if matches!(Record::stored(&item), Ok(Stored::Inline(r)) if !r.started) => {
+                self.commit(Some(&item), planned).await?.is_some()
+            }
+            _ => false,
+        };
+        drop(turn);
+        self.inner.release_lock(arn, lock);
+        if !committed {
+            self.advance(arn, &Work::Start).await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn load(&self, arn: &str) -> Result<Record> {

@@ -8,7 +8,12 @@
 //! the queue work it hands out (the outbox); only then are tasks and follow-up work sent to the
 //! queues. Transitions are therefore exactly-once; task invocations at-least-once, each with
 //! the request's idempotency key. Any node receiving a message may take the step; of two nodes
-//! taking the same step, the version check lets one commit and the other re-reads.
+//! taking the same step, the version check lets one commit and the other re-reads. A task's
+//! result is applied as a step by the node that ran the task (the results of one execution's
+//! tasks that end together share a step), and goes through the work queue only when that
+//! fails; the task message is deleted only once the result is committed. Deletes that only
+//! spare repeating harmless work (handed-out outbox items, handled task messages) are batched
+//! by each node's cleanup loop; a node killed before making them costs a repeated hand-out.
 //!
 //! Recovery bound, with a node killed at any instant: a step it was taking comes back after the
 //! work queue's visibility timeout ([`EngineConfig::visibility_timeout`], default 30 s); a task
@@ -33,7 +38,7 @@
 //! - `record`: the stored execution record and the outbox entries
 //! - `machines`: state machines, revisions and published versions
 //! - `step`: one durable step: plan, commit (split when large), hand out
-//! - `dispatch`: handing out work; the work, task, timer and outbox loops
+//! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
 
 pub mod error;
@@ -124,6 +129,9 @@ mod millis {
     }
 }
 
+/// A task's result waiting to be applied, and where to say whether it was.
+pub(crate) type WaitingResult = (step::Work, tokio::sync::oneshot::Sender<bool>);
+
 pub(crate) struct Inner {
     pub store: Arc<dyn ItemStore>,
     pub queue: Arc<dyn Queue>,
@@ -136,6 +144,16 @@ pub(crate) struct Inner {
     pub timer_wake: Notify,
     /// One lock per execution being advanced on this node.
     pub locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Task results waiting for their execution's lock: whoever gets the lock next applies
+    /// all of them as one step, and tells each waiter whether its result committed.
+    pub results: Mutex<HashMap<String, Vec<WaitingResult>>>,
+    /// Deletes that may wait a moment, batched by the running node's cleanup loop; `None`
+    /// while no node runs (they are then made at once).
+    pub cleanup: Mutex<Option<tokio::sync::mpsc::UnboundedSender<dispatch::Cleanup>>>,
+    /// The record item of each running execution as this node last committed it, so that its
+    /// next step here skips reading it back. Only ever a guess: a step commits with a version
+    /// check, and concludes that work has nothing to do only from a record read afresh.
+    pub records: Mutex<HashMap<String, agentry_storage::Item>>,
 }
 
 impl Inner {
@@ -168,6 +186,9 @@ pub struct Engine {
 /// The running loops of a node; dropping it (or [`Node::stop`]) stops them.
 pub struct Node {
     tasks: Vec<JoinHandle<()>>,
+    /// Makes the deletes still waiting, then ends: stopped last, and never aborted by `stop`.
+    cleanup: Option<JoinHandle<()>>,
+    inner: Arc<Inner>,
 }
 
 impl Node {
@@ -178,12 +199,19 @@ impl Node {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.inner.cleanup.lock().expect("cleanup").take();
+        if let Some(t) = self.cleanup.take() {
+            let _ = t.await;
+        }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(t) = &self.cleanup {
             t.abort();
         }
     }
@@ -217,11 +245,15 @@ impl Engine {
                 changed: Notify::new(),
                 timer_wake: Notify::new(),
                 locks: Mutex::new(HashMap::new()),
+                results: Mutex::new(HashMap::new()),
+                cleanup: Mutex::new(None),
+                records: Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    /// Starts this node's loops: work, tasks, timers and the outbox sweeper.
+    /// Starts this node's loops: work, tasks, timers, the outbox sweeper and the cleanup of
+    /// handled messages and handed-out outbox items.
     pub fn run(&self) -> Node {
         let mut tasks = Vec::new();
         for _ in 0..self.inner.config.workers.max(1) {
@@ -230,7 +262,13 @@ impl Engine {
         tasks.push(tokio::spawn(self.clone().task_loop()));
         tasks.push(tokio::spawn(self.clone().timer_loop()));
         tasks.push(tokio::spawn(self.clone().outbox_loop()));
-        Node { tasks }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.inner.cleanup.lock().expect("cleanup") = Some(tx);
+        Node {
+            tasks,
+            cleanup: Some(tokio::spawn(self.clone().cleanup_loop(rx))),
+            inner: self.inner.clone(),
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {

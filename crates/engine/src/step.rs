@@ -33,6 +33,8 @@ pub enum Work {
 const MAX_WRITES: usize = 100;
 /// Outbox items are packed up to this many bytes of JSON (items may hold 400 KB).
 const OUTBOX_ITEM_BYTES: usize = 300 * 1024;
+/// Running executions whose record a node keeps after committing a step.
+const MAX_CACHED_RECORDS: usize = 10_000;
 /// Attempts at one step against concurrent writers before the work is left for later.
 const MAX_ATTEMPTS: u32 = 50;
 
@@ -63,22 +65,34 @@ impl Engine {
         result
     }
 
-    async fn advance_locked(&self, arn: &str, work: &[Work]) -> Result<Option<Record>> {
+    pub(crate) async fn advance_locked(&self, arn: &str, work: &[Work]) -> Result<Option<Record>> {
+        let mut cached = self.inner.records.lock().expect("records").remove(arn);
         for attempt in 0..MAX_ATTEMPTS {
-            let item = self
-                .inner
-                .store
-                .get(EXECUTIONS, &tables::execution(arn))
-                .await?
-                .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
+            let fresh = cached.is_none();
+            let item = match cached.take() {
+                Some(item) => item,
+                None => self
+                    .inner
+                    .store
+                    .get(EXECUTIONS, &tables::execution(arn))
+                    .await?
+                    .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?,
+            };
             let Some(record) = self.record_of(&item).await? else {
                 continue;
             };
             let Some(plan) = self.plan(record, work).await? else {
-                return Ok(None);
+                if fresh {
+                    return Ok(None);
+                }
+                // Another node may have moved the execution on since: read it.
+                continue;
             };
             if let Some(record) = self.commit(Some(&item), plan).await? {
                 return Ok(Some(record));
+            }
+            if !fresh {
+                continue;
             }
             // Lost the race: another node advanced the execution. Back off a little, more
             // each time, so that concurrent task results of one execution take turns.
@@ -241,6 +255,8 @@ impl Engine {
             events = tail;
         }
         let condition = version.map_or(Condition::Absent, Condition::Version);
+        let keep = (record.status() == agentry_asl::Status::Running && parts.is_empty())
+            .then(|| (key.clone(), attributes.clone()));
         let mut writes = vec![Write::put(EXECUTIONS, key, attributes).when(condition)];
         writes.extend(parts.into_iter().map(|(k, a)| Write::put(EXECUTIONS, k, a)));
         writes.extend(old_parts.into_iter().map(|k| Write::delete(EXECUTIONS, k)));
@@ -251,10 +267,31 @@ impl Engine {
         );
         writes.extend(direct);
         writes.extend(events);
-        match self.inner.store.transact(writes).await {
-            Ok(_) => {}
+        let written = match self.inner.store.transact(writes).await {
+            Ok(v) => v.first().copied().flatten(),
             Err(e) if e.is_condition_failed() => return Ok(None),
             Err(e) => return Err(e.into()),
+        };
+        {
+            let mut records = self.inner.records.lock().expect("records");
+            match (keep, written) {
+                (Some((key, attributes)), Some(version)) => {
+                    if records.len() >= MAX_CACHED_RECORDS {
+                        records.clear();
+                    }
+                    records.insert(
+                        arn.clone(),
+                        Item {
+                            key,
+                            attributes,
+                            version,
+                        },
+                    );
+                }
+                _ => {
+                    records.remove(&arn);
+                }
+            }
         }
         if wakes_timers {
             self.inner.timer_wake.notify_one();
