@@ -128,6 +128,9 @@ pub struct Catcher {
 pub struct State {
     pub common: Common,
     pub kind: Kind,
+    /// Whether any field can read the context object (`$$` in JSONPath, `$states` in
+    /// JSONata); states that cannot are run without building it.
+    pub reads_context: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -347,7 +350,13 @@ impl State {
                 )));
             }
         };
-        Ok(State { common, kind })
+        let text = v.to_string();
+        let reads_context = text.contains("$$") || text.contains("$states");
+        Ok(State {
+            common,
+            kind,
+            reads_context,
+        })
     }
 
     /// The state's query language: its own, else the machine's.

@@ -449,7 +449,7 @@ impl Execution {
             self.emit_after(cx, anchor, "ParallelStateSucceeded", None);
         }
         self.threads.get_mut(&tid).unwrap().last_event = anchor;
-        let context = self.context(tid);
+        let context = self.context_for(tid, state);
         let io = self.io(tid, state, &context);
         let next = state.common.next.clone();
         let flow = io

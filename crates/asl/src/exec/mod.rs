@@ -474,6 +474,16 @@ impl Execution {
         cx.step
     }
 
+    /// The context object for a state that can read it; `null` for one that cannot, which
+    /// spares building it (it copies the execution's input) on every transition.
+    fn context_for(&self, tid: u64, state: &crate::definition::State) -> Value {
+        if state.reads_context || self.context_override.is_some() {
+            self.context(tid)
+        } else {
+            Value::Null
+        }
+    }
+
     /// The context object `$$` for a thread.
     fn context(&self, tid: u64) -> Value {
         if let Some(c) = &self.context_override {

@@ -106,7 +106,7 @@ impl Execution {
     }
 
     fn work(&mut self, cx: &mut Cx, tid: u64, state: &State) -> Result<Flow, Failure> {
-        let context = self.context(tid);
+        let context = self.context_for(tid, state);
         let next = state.common.next.clone();
         match &state.kind {
             Kind::Pass(pass) => {
@@ -349,7 +349,7 @@ impl Execution {
         let Some(state) = self.state_of(cx, tid) else {
             return;
         };
-        let context = self.context(tid);
+        let context = self.context_for(tid, state);
         let next = state.common.next.clone();
         let io = self.io(tid, state, &context);
         let flow = io
@@ -508,7 +508,7 @@ impl Execution {
                         "outputDetails": {"truncated": false},
                     })),
                 );
-                let context = self.context(tid);
+                let context = self.context_for(tid, state);
                 let io = self.io(tid, state, &context);
                 let next = state.common.next.clone();
                 io.finish(Some(output), cx.host)
@@ -728,7 +728,7 @@ impl Execution {
             if !error_matches(&c.error_equals, &error, in_task) {
                 continue;
             }
-            let context = self.context(tid);
+            let context = self.context_for(tid, state);
             let io = self.io(tid, state, &context);
             match io.caught(c, error_output(&f), cx.host) {
                 Ok(finished) => {
