@@ -420,17 +420,16 @@ fn parse<T: for<'de> Deserialize<'de>>(request: Value) -> Result<T, Response> {
 }
 
 fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
-    match t.unwrap_or("STANDARD") {
-        "STANDARD" => Ok(MachineType::Standard),
-        "EXPRESS" => Ok(MachineType::Express),
-        other => Err(error(
+    let t = t.unwrap_or("STANDARD");
+    MachineType::parse(t).ok_or_else(|| {
+        error(
             StatusCode::BAD_REQUEST,
             "ValidationException",
             format!(
-                "1 validation error detected: Value '{other}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"
+                "1 validation error detected: Value '{t}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"
             ),
-        )),
-    }
+        )
+    })
 }
 
 #[derive(Deserialize)]

@@ -84,15 +84,14 @@ fn definition_value(v: &Value) -> Result<Value, ValidationError> {
 }
 
 fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
-    match t.unwrap_or("STANDARD") {
-        "STANDARD" => Ok(MachineType::Standard),
-        "EXPRESS" => Ok(MachineType::Express),
-        other => Err(error(
+    let t = t.unwrap_or("STANDARD");
+    MachineType::parse(t).ok_or_else(|| {
+        error(
             StatusCode::BAD_REQUEST,
             "ValidationException",
-            format!("field \"type\": expected STANDARD or EXPRESS, got \"{other}\""),
-        )),
-    }
+            format!("field \"type\": expected STANDARD or EXPRESS, got \"{t}\""),
+        )
+    })
 }
 
 fn load(definition: &Value, ty: MachineType) -> Result<StateMachine, ValidationError> {

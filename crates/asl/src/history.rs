@@ -51,16 +51,6 @@ pub fn details_key(kind: &str) -> Option<String> {
     ))
 }
 
-/// `input`/`output` details with AWS's `inputDetails`/`outputDetails` companion.
-pub fn io_details(key: &str, value: &Value) -> (String, Value, String, Value) {
-    (
-        key.to_string(),
-        value.clone(),
-        format!("{key}Details"),
-        json!({"truncated": false}),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

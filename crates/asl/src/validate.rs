@@ -30,6 +30,17 @@ pub enum MachineType {
     Express,
 }
 
+impl MachineType {
+    /// `STANDARD` or `EXPRESS`, as AWS's API spells the type.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "STANDARD" => Some(Self::Standard),
+            "EXPRESS" => Some(Self::Express),
+            _ => None,
+        }
+    }
+}
+
 /// The query language a state evaluates its fields with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum QueryLanguage {

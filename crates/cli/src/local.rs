@@ -38,10 +38,9 @@ fn read_json_arg(name: &str, arg: &str) -> anyhow::Result<String> {
 }
 
 fn machine_type(s: &str) -> anyhow::Result<MachineType> {
-    match s.to_ascii_uppercase().as_str() {
-        "STANDARD" => Ok(MachineType::Standard),
-        "EXPRESS" => Ok(MachineType::Express),
-        other => bail!("--type: expected STANDARD or EXPRESS, got \"{other}\""),
+    match MachineType::parse(&s.to_ascii_uppercase()) {
+        Some(t) => Ok(t),
+        None => bail!("--type: expected STANDARD or EXPRESS, got \"{s}\""),
     }
 }
 

@@ -273,7 +273,7 @@ struct Thread {
     entered_ms: i64,
     last_event: u64,
     map_item: Option<(usize, Value)>,
-    /// The task in flight's request, kept for heartbeat deadlines.
+    /// The HeartbeatSeconds of the task in flight: each heartbeat moves its deadline this far.
     task_heartbeat: Option<u64>,
     /// The current state is a Task (its context object shows `RetryCount`).
     #[serde(default)]
