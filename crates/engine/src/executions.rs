@@ -65,7 +65,7 @@ pub struct Page<T> {
 
 fn describe(record: &Record) -> ExecutionDescription {
     let ex = &record.execution;
-    let machine_arn = tables::state_machine_arn(&record.machine_name);
+    let machine_arn = record.execution.info.state_machine_arn.clone();
     ExecutionDescription {
         execution_arn: ex.info.execution_arn.clone(),
         state_machine_version_arn: record.version.map(|v| format!("{machine_arn}:{v}")),
@@ -112,7 +112,13 @@ impl Engine {
                 message: e.message.to_string(),
             })?;
         let now = now_ms();
-        let info = ExecutionInfo::local(&machine, &name, now);
+        let info = ExecutionInfo::new(
+            &self.scope.region,
+            &self.scope.account,
+            &machine,
+            &name,
+            now,
+        );
         let arn = info.execution_arn.clone();
         let mut record = Record {
             execution: Execution::new(info),
@@ -219,7 +225,7 @@ impl Engine {
 
     /// DescribeExecution.
     pub async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription> {
-        tables::parse_execution_arn(arn)?;
+        self.scope.execution(arn)?;
         Ok(describe(&self.load(arn).await?))
     }
 
@@ -233,10 +239,9 @@ impl Engine {
         max_results: Option<u32>,
         next_token: Option<String>,
     ) -> Result<Page<ExecutionDescription>> {
-        let (name, _) = tables::parse_machine_arn(machine_arn)?;
-        self.describe_state_machine(&tables::state_machine_arn(&name))
-            .await?;
-        let arn = tables::state_machine_arn(&name);
+        let (name, _) = self.scope.machine(machine_arn)?;
+        let arn = self.scope.state_machine_arn(&name);
+        self.describe_state_machine(&arn).await?;
         let q = match status {
             Some(s) => Query::index(EXECUTIONS, tables::BY_MACHINE_STATUS, format!("{arn}#{s}")),
             None => Query::index(EXECUTIONS, tables::BY_MACHINE, arn),
@@ -274,7 +279,7 @@ impl Engine {
         reverse: bool,
         next_token: Option<String>,
     ) -> Result<Page<Value>> {
-        tables::parse_execution_arn(arn)?;
+        self.scope.execution(arn)?;
         self.load(arn).await?;
         let mut q = Query::partition(EXECUTIONS, arn)
             .range(SortRange::Prefix(tables::EVENT_PREFIX.into()))
@@ -323,7 +328,7 @@ impl Engine {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<i64> {
-        tables::parse_execution_arn(arn)?;
+        self.scope.execution(arn)?;
         let event = Event::Stop {
             error: error.map(str::to_string),
             cause: cause.map(str::to_string),
@@ -352,6 +357,11 @@ impl Engine {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        if !self.scope.owns_execution(&arn) {
+            return Err(Error::InvalidToken(format!(
+                "task token {token:?} is not known"
+            )));
+        }
         let task = a.get("task").and_then(Value::as_u64).unwrap_or_default();
         Ok((arn, task))
     }

@@ -97,6 +97,10 @@ pub struct EngineConfig {
     pub workers: usize,
     /// Task handlers running at once per node.
     pub max_running_tasks: usize,
+    /// The region ARNs name.
+    pub region: String,
+    /// The account of [`Engine::open`]'s handle; [`Engine::for_account`] gives others.
+    pub account: String,
 }
 
 impl Default for EngineConfig {
@@ -111,6 +115,8 @@ impl Default for EngineConfig {
             outbox_sweep: Duration::from_secs(5),
             workers: 4,
             max_running_tasks: 64,
+            region: tables::REGION.into(),
+            account: tables::ACCOUNT.into(),
         }
     }
 }
@@ -137,7 +143,8 @@ pub(crate) struct Inner {
     pub queue: Arc<dyn Queue>,
     pub resources: ResourceTable,
     pub config: EngineConfig,
-    pub definitions: Mutex<HashMap<(String, u64), Arc<StateMachine>>>,
+    /// Parsed definitions by (account, machine name, revision).
+    pub definitions: Mutex<HashMap<(String, String, u64), Arc<StateMachine>>>,
     /// Notified after every step this node commits.
     pub changed: Notify,
     /// Wakes the timer loop when a step stored a timer.
@@ -178,9 +185,14 @@ impl Inner {
 
 /// A node of the engine: the API, and (once [`Engine::run`] is called) the loops that advance
 /// executions. Cheap to clone; clones share everything.
+///
+/// A handle works in one account ([`Engine::for_account`]): the state machines and executions
+/// it creates belong to that account, and those of other accounts are, to it, as if they did
+/// not exist. A node's loops advance the executions of every account.
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
+    pub(crate) scope: Arc<tables::Scope>,
 }
 
 /// The running loops of a node; dropping it (or [`Node::stop`]) stops them.
@@ -235,7 +247,9 @@ impl Engine {
                 .create_queue(name, &QueueAttributes::default())
                 .await?;
         }
+        let scope = Arc::new(tables::Scope::new(&config.region, &config.account)?);
         Ok(Self {
+            scope,
             inner: Arc::new(Inner {
                 store,
                 queue,
@@ -273,6 +287,29 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The same node, working in another account (12 digits).
+    pub fn for_account(&self, account: &str) -> Result<Engine> {
+        Ok(Engine {
+            inner: self.inner.clone(),
+            scope: Arc::new(tables::Scope::new(&self.scope.region, account)?),
+        })
+    }
+
+    /// The account this handle works in.
+    pub fn account(&self) -> &str {
+        &self.scope.account
+    }
+
+    /// The region ARNs name.
+    pub fn region(&self) -> &str {
+        &self.scope.region
+    }
+
+    /// The ARN a state machine of this handle's account has.
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        self.scope.state_machine_arn(name)
     }
 }
 

@@ -88,7 +88,7 @@ impl Engine {
             MachineType::Standard => "STANDARD",
             MachineType::Express => "EXPRESS",
         };
-        let arn = tables::state_machine_arn(&name);
+        let arn = self.scope.state_machine_arn(&name);
         let now = now_ms();
         let head = obj(json!({
             "name": name, "arn": arn, "type": kind, "definition": definition,
@@ -96,8 +96,17 @@ impl Engine {
         }));
         let rev = obj(json!({"definition": definition, "created_ms": now}));
         let writes = vec![
-            Write::put(MACHINES, tables::machine_head(&name), head).when(Condition::Absent),
-            Write::put(MACHINES, tables::machine_revision(&name, 1), rev),
+            Write::put(
+                MACHINES,
+                tables::machine_head(&self.scope.account, &name),
+                head,
+            )
+            .when(Condition::Absent),
+            Write::put(
+                MACHINES,
+                tables::machine_revision(&self.scope.account, &name, 1),
+                rev,
+            ),
         ];
         match self.inner.store.transact(writes).await {
             Ok(_) => Ok(arn),
@@ -115,7 +124,7 @@ impl Engine {
 
     /// UpdateStateMachine: stores the definition as a new revision; returns its revision id.
     pub async fn update_state_machine(&self, arn: &str, definition: &str) -> Result<String> {
-        let (name, version) = tables::parse_machine_arn(arn)?;
+        let (name, version) = self.scope.machine(arn)?;
         if version.is_some() {
             return Err(Error::InvalidArn(format!(
                 "{arn:?}: a version cannot be updated"
@@ -126,7 +135,7 @@ impl Engine {
             let head = self
                 .inner
                 .store
-                .get(MACHINES, &tables::machine_head(&name))
+                .get(MACHINES, &tables::machine_head(&self.scope.account, &name))
                 .await?
                 .ok_or_else(|| Error::StateMachineDoesNotExist(arn.to_string()))?;
             let mut attrs = head.attributes.clone();
@@ -140,7 +149,11 @@ impl Engine {
             let writes = vec![
                 Write::put(MACHINES, head.key.clone(), attrs)
                     .when(Condition::Version(head.version)),
-                Write::put(MACHINES, tables::machine_revision(&name, revision), rev),
+                Write::put(
+                    MACHINES,
+                    tables::machine_revision(&self.scope.account, &name, revision),
+                    rev,
+                ),
             ];
             match self.inner.store.transact(writes).await {
                 Ok(_) => return Ok(revision.to_string()),
@@ -157,23 +170,26 @@ impl Engine {
         arn: &str,
         description: Option<&str>,
     ) -> Result<PublishedVersion> {
-        let (name, _) = tables::parse_machine_arn(arn)?;
+        let (name, _) = self.scope.machine(arn)?;
         loop {
             let head = self
                 .inner
                 .store
-                .get(MACHINES, &tables::machine_head(&name))
+                .get(MACHINES, &tables::machine_head(&self.scope.account, &name))
                 .await?
                 .ok_or_else(|| Error::StateMachineDoesNotExist(arn.to_string()))?;
             let mut attrs = head.attributes.clone();
             let revision = u64_attr(&attrs, "revision");
             let versions = u64_attr(&attrs, "versions");
-            let machine_arn = tables::state_machine_arn(&name);
+            let machine_arn = self.scope.state_machine_arn(&name);
             if versions > 0
                 && let Some(v) = self
                     .inner
                     .store
-                    .get(MACHINES, &tables::machine_version(&name, versions))
+                    .get(
+                        MACHINES,
+                        &tables::machine_version(&self.scope.account, &name, versions),
+                    )
                     .await?
                 && u64_attr(&v.attributes, "revision") == revision
             {
@@ -196,8 +212,12 @@ impl Engine {
             let writes = vec![
                 Write::put(MACHINES, head.key.clone(), attrs)
                     .when(Condition::Version(head.version)),
-                Write::put(MACHINES, tables::machine_version(&name, version), v)
-                    .when(Condition::Absent),
+                Write::put(
+                    MACHINES,
+                    tables::machine_version(&self.scope.account, &name, version),
+                    v,
+                )
+                .when(Condition::Absent),
             ];
             match self.inner.store.transact(writes).await {
                 Ok(_) => {
@@ -214,17 +234,17 @@ impl Engine {
 
     /// DescribeStateMachine, of the latest revision or of a version (`NAME:VERSION` ARNs).
     pub async fn describe_state_machine(&self, arn: &str) -> Result<StateMachineDescription> {
-        let (name, version) = tables::parse_machine_arn(arn)?;
+        let (name, version) = self.scope.machine(arn)?;
         let missing = || Error::StateMachineDoesNotExist(arn.to_string());
         let head = self
             .inner
             .store
-            .get(MACHINES, &tables::machine_head(&name))
+            .get(MACHINES, &tables::machine_head(&self.scope.account, &name))
             .await?
             .ok_or_else(missing)?;
         let h = &head.attributes;
         let mut d = StateMachineDescription {
-            state_machine_arn: tables::state_machine_arn(&name),
+            state_machine_arn: self.scope.state_machine_arn(&name),
             name: name.clone(),
             definition: str_attr(h, "definition"),
             kind: str_attr(h, "type"),
@@ -239,7 +259,10 @@ impl Engine {
             let item = self
                 .inner
                 .store
-                .get(MACHINES, &tables::machine_version(&name, v))
+                .get(
+                    MACHINES,
+                    &tables::machine_version(&self.scope.account, &name, v),
+                )
                 .await?
                 .ok_or_else(missing)?;
             let a = &item.attributes;
@@ -258,17 +281,20 @@ impl Engine {
         Ok(d)
     }
 
-    /// ListStateMachines: every machine's latest revision, by name.
+    /// ListStateMachines: every machine of the account, latest revision, by name.
     pub async fn list_state_machines(&self) -> Result<Vec<StateMachineDescription>> {
         let items = self
             .inner
             .store
-            .query_all(&Query::partition(MACHINES, "machines"))
+            .query_all(&Query::partition(
+                MACHINES,
+                tables::machines(&self.scope.account),
+            ))
             .await?;
         let mut out = Vec::new();
         for item in items {
             out.push(
-                self.describe_state_machine(&tables::state_machine_arn(&item.key.sk))
+                self.describe_state_machine(&self.scope.state_machine_arn(&item.key.sk))
                     .await?,
             );
         }
@@ -278,7 +304,7 @@ impl Engine {
     /// The revision a start names: `(name, revision, version)`.
     pub(crate) async fn resolve_machine(&self, arn: &str) -> Result<(String, u64, Option<u64>)> {
         let d = self.describe_state_machine(arn).await?;
-        let (name, version) = tables::parse_machine_arn(arn)?;
+        let (name, version) = self.scope.machine(arn)?;
         let revision = d
             .revision_id
             .parse()
@@ -287,8 +313,13 @@ impl Engine {
     }
 
     /// A revision's parsed definition, cached: revisions never change.
-    pub(crate) async fn definition(&self, name: &str, revision: u64) -> Result<Arc<StateMachine>> {
-        let key = (name.to_string(), revision);
+    pub(crate) async fn definition(
+        &self,
+        account: &str,
+        name: &str,
+        revision: u64,
+    ) -> Result<Arc<StateMachine>> {
+        let key = (account.to_string(), name.to_string(), revision);
         if let Some(d) = self
             .inner
             .definitions
@@ -301,7 +332,7 @@ impl Engine {
         let item = self
             .inner
             .store
-            .get(MACHINES, &tables::machine_revision(name, revision))
+            .get(MACHINES, &tables::machine_revision(account, name, revision))
             .await?
             .ok_or_else(|| {
                 Error::StateMachineDoesNotExist(format!("{name} revision {revision}"))

@@ -120,7 +120,7 @@ impl Record {
 
     /// The record item's attributes, and the part items when the record is too long for it.
     pub fn to_items(&self) -> Result<(Attributes, Vec<(agentry_storage::Key, Attributes)>)> {
-        let machine_arn = tables::state_machine_arn(&self.machine_name);
+        let machine_arn = &self.execution.info.state_machine_arn;
         let status = self.status().as_str();
         let listed = format!(
             "{:016}#{}",

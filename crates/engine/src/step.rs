@@ -122,7 +122,11 @@ impl Engine {
     /// Runs the interpreter for each piece of work in turn. `None`: nothing to record.
     pub(crate) async fn plan(&self, record: Record, work: &[Work]) -> Result<Option<Plan>> {
         let def = self
-            .definition(&record.machine_name, record.revision)
+            .definition(
+                &tables::account_of(record.arn()),
+                &record.machine_name,
+                record.revision,
+            )
             .await?;
         // The interpreter is CPU work (a step may run thousands of states): off the runtime.
         let work = work.to_vec();

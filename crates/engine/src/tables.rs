@@ -1,9 +1,9 @@
 //! Where the engine keeps things in the store: table definitions, item keys and the ARNs
 //! that name state machines and executions.
 //!
-//! - `agentry_machines`: partition `machines` holds one head item per state machine (sort key:
-//!   its name); partition `machine#NAME` holds its revisions (`rev#00000001`) and published
-//!   versions (`ver#00000001`).
+//! - `agentry_machines`: partition `machines#ACCOUNT` holds one head item per state machine of
+//!   an account (sort key: its name); partition `machine#ACCOUNT#NAME` holds its revisions
+//!   (`rev#00000001`) and published versions (`ver#00000001`).
 //! - `agentry_executions`: partition = execution ARN; sort key `exec` is the execution record
 //!   (the serialised interpreter state, status, dates; a long one in `exec#part#TAG#0000`...
 //!   items beside it), `h#0000000001`... its history events.
@@ -26,8 +26,80 @@ pub const OUTBOX: &str = "agentry_outbox";
 pub const BY_MACHINE: &str = "by-machine";
 pub const BY_MACHINE_STATUS: &str = "by-machine-status";
 
+/// The region and account ARNs name when nothing else is configured.
 pub const REGION: &str = "local";
 pub const ACCOUNT: &str = "000000000000";
+
+/// Where a handle of the engine lives: every state machine and execution belongs to one
+/// region and account, and is invisible from any other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub region: String,
+    pub account: String,
+}
+
+impl Scope {
+    pub fn new(region: &str, account: &str) -> Result<Self> {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidArn(format!(
+                "account {account:?}: an account id is 12 digits"
+            )));
+        }
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(Error::InvalidArn(format!(
+                "region {region:?}: a region is lowercase letters, digits and dashes"
+            )));
+        }
+        Ok(Self {
+            region: region.into(),
+            account: account.into(),
+        })
+    }
+
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.region, self.account
+        )
+    }
+
+    /// Whether an ARN's region and account fields are this scope's.
+    fn owns(&self, region: &str, account: &str) -> bool {
+        region == self.region && account == self.account
+    }
+
+    /// A state machine ARN (or bare name), optionally qualified by a version:
+    /// `(name, version)`. An ARN of another region or account names nothing here:
+    /// `StateMachineDoesNotExist`, exactly as for a machine that does not exist.
+    pub fn machine(&self, arn: &str) -> Result<(String, Option<u64>)> {
+        let (region, account, name, version) = parse_machine_arn(arn)?;
+        match (region, account) {
+            (Some(r), Some(a)) if !self.owns(&r, &a) => {
+                Err(Error::StateMachineDoesNotExist(arn.to_string()))
+            }
+            _ => Ok((name, version)),
+        }
+    }
+
+    /// An execution ARN of this scope: `(state machine name, execution name)`; of another
+    /// region or account, `ExecutionDoesNotExist`.
+    pub fn execution(&self, arn: &str) -> Result<(String, String)> {
+        let (region, account, machine, name) = parse_execution_arn(arn)?;
+        if !self.owns(&region, &account) {
+            return Err(Error::ExecutionDoesNotExist(arn.to_string()));
+        }
+        Ok((machine, name))
+    }
+
+    /// Whether an execution ARN belongs to this scope.
+    pub fn owns_execution(&self, arn: &str) -> bool {
+        self.execution(arn).is_ok()
+    }
+}
 
 pub fn specs() -> Vec<TableSpec> {
     vec![
@@ -40,16 +112,27 @@ pub fn specs() -> Vec<TableSpec> {
     ]
 }
 
-pub fn machine_head(name: &str) -> Key {
-    Key::new("machines", name)
+/// The partition of an account's state machine heads.
+pub fn machines(account: &str) -> String {
+    format!("machines#{account}")
 }
 
-pub fn machine_revision(name: &str, revision: u64) -> Key {
-    Key::new(format!("machine#{name}"), format!("rev#{revision:08}"))
+pub fn machine_head(account: &str, name: &str) -> Key {
+    Key::new(machines(account), name)
 }
 
-pub fn machine_version(name: &str, version: u64) -> Key {
-    Key::new(format!("machine#{name}"), format!("ver#{version:08}"))
+pub fn machine_revision(account: &str, name: &str, revision: u64) -> Key {
+    Key::new(
+        format!("machine#{account}#{name}"),
+        format!("rev#{revision:08}"),
+    )
+}
+
+pub fn machine_version(account: &str, name: &str, version: u64) -> Key {
+    Key::new(
+        format!("machine#{account}#{name}"),
+        format!("ver#{version:08}"),
+    )
 }
 
 pub fn execution(arn: &str) -> Key {
@@ -94,26 +177,33 @@ pub fn outbox(created_ms: i64, execution: &str, version: u64, part: usize) -> Ke
     )
 }
 
-pub fn state_machine_arn(name: &str) -> String {
-    format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}")
-}
-
-/// A state machine ARN (or bare name), optionally qualified by a version: `(name, version)`.
-pub fn parse_machine_arn(arn: &str) -> Result<(String, Option<u64>)> {
+/// A state machine ARN (or bare name), optionally qualified by a version:
+/// `(region, account, name, version)`; a bare name has no region or account.
+pub fn parse_machine_arn(
+    arn: &str,
+) -> Result<(Option<String>, Option<String>, String, Option<u64>)> {
     let rest = match arn.strip_prefix("arn:aws:states:") {
-        None => return check_name(arn).map(|n| (n, None)),
+        None => return check_name(arn).map(|n| (None, None, n, None)),
         Some(rest) => rest,
     };
     let parts: Vec<&str> = rest.split(':').collect();
+    let scoped = |r: &str, a: &str, name: &str, v| {
+        Ok((
+            Some(r.to_string()),
+            Some(a.to_string()),
+            check_name(name)?,
+            v,
+        ))
+    };
     match parts.as_slice() {
-        [_, _, "stateMachine", name] => Ok((check_name(name)?, None)),
-        [_, _, "stateMachine", name, version] => {
+        [r, a, "stateMachine", name] => scoped(r, a, name, None),
+        [r, a, "stateMachine", name, version] => {
             let v = version.parse::<u64>().map_err(|_| {
                 Error::InvalidArn(format!(
                     "{arn:?}: version \"{version}\" is not a number (aliases are not supported yet)"
                 ))
             })?;
-            Ok((check_name(name)?, Some(v)))
+            scoped(r, a, name, Some(v))
         }
         _ => Err(Error::InvalidArn(format!(
             "{arn:?} is not a state machine arn"
@@ -121,19 +211,31 @@ pub fn parse_machine_arn(arn: &str) -> Result<(String, Option<u64>)> {
     }
 }
 
-/// An execution ARN: `(state machine name, execution name)`.
-pub fn parse_execution_arn(arn: &str) -> Result<(String, String)> {
+/// An execution ARN: `(region, account, state machine name, execution name)`.
+pub fn parse_execution_arn(arn: &str) -> Result<(String, String, String, String)> {
     let parts: Vec<&str> = arn
         .strip_prefix("arn:aws:states:")
         .unwrap_or("")
         .split(':')
         .collect();
     match parts.as_slice() {
-        [_, _, "execution", machine, name] => Ok(((*machine).to_string(), (*name).to_string())),
+        [r, a, "execution", machine, name] => Ok((
+            (*r).to_string(),
+            (*a).to_string(),
+            (*machine).to_string(),
+            (*name).to_string(),
+        )),
         _ => Err(Error::InvalidArn(format!(
             "{arn:?} is not an execution arn"
         ))),
     }
+}
+
+/// The account of an execution ARN already known to be well formed.
+pub fn account_of(execution_arn: &str) -> String {
+    parse_execution_arn(execution_arn)
+        .map(|(_, a, _, _)| a)
+        .unwrap_or_default()
 }
 
 /// AWS's name rules for state machines and executions: 1 to 80 characters, none of
@@ -155,18 +257,42 @@ mod tests {
 
     #[test]
     fn arns_round_trip_and_bad_ones_are_named() {
-        let arn = state_machine_arn("flow");
-        assert_eq!(parse_machine_arn(&arn).unwrap(), ("flow".into(), None));
+        let scope = Scope::new(REGION, ACCOUNT).unwrap();
+        let arn = scope.state_machine_arn("flow");
+        assert_eq!(scope.machine(&arn).unwrap(), ("flow".into(), None));
+        assert_eq!(scope.machine("flow").unwrap(), ("flow".into(), None));
         assert_eq!(
-            parse_machine_arn(&format!("{arn}:3")).unwrap(),
+            scope.machine(&format!("{arn}:3")).unwrap(),
             ("flow".into(), Some(3))
         );
-        assert!(parse_machine_arn("arn:aws:states:local:0:activity:x").is_err());
+        assert!(scope.machine("arn:aws:states:local:0:activity:x").is_err());
         assert!(check_name("has space").is_err());
         assert!(check_name(&"x".repeat(81)).is_err());
-        let (m, e) =
-            parse_execution_arn("arn:aws:states:local:000000000000:execution:flow:run-1").unwrap();
+        let (m, e) = scope
+            .execution("arn:aws:states:local:000000000000:execution:flow:run-1")
+            .unwrap();
         assert_eq!((m.as_str(), e.as_str()), ("flow", "run-1"));
+    }
+
+    #[test]
+    fn another_accounts_arns_name_nothing() {
+        let scope = Scope::new("local", "111111111111").unwrap();
+        let other = Scope::new("local", "222222222222").unwrap();
+        let arn = other.state_machine_arn("flow");
+        assert!(matches!(
+            scope.machine(&arn),
+            Err(Error::StateMachineDoesNotExist(_))
+        ));
+        assert!(matches!(
+            scope.execution("arn:aws:states:local:222222222222:execution:flow:run"),
+            Err(Error::ExecutionDoesNotExist(_))
+        ));
+        assert!(matches!(
+            scope.execution("arn:aws:states:eu-west-1:111111111111:execution:flow:run"),
+            Err(Error::ExecutionDoesNotExist(_))
+        ));
+        assert!(Scope::new("local", "12").is_err());
+        assert!(Scope::new("Bad Region", "111111111111").is_err());
     }
 
     #[test]

@@ -104,8 +104,23 @@ pub struct ExecutionInfo {
 impl ExecutionInfo {
     /// ARNs in AWS's form for a local account and region.
     pub fn local(state_machine: &str, execution: &str, start_time_ms: i64) -> Self {
-        let region = "local";
-        let account = "000000000000";
+        Self::new(
+            "local",
+            "000000000000",
+            state_machine,
+            execution,
+            start_time_ms,
+        )
+    }
+
+    /// ARNs in AWS's form for `region` and `account`.
+    pub fn new(
+        region: &str,
+        account: &str,
+        state_machine: &str,
+        execution: &str,
+        start_time_ms: i64,
+    ) -> Self {
         Self {
             execution_arn: format!(
                 "arn:aws:states:{region}:{account}:execution:{state_machine}:{execution}"

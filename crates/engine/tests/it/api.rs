@@ -390,3 +390,116 @@ async fn wait_token(h: &Harness, n: usize) -> String {
     }
     panic!("the token resource was not invoked {n} times");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_see_only_their_own_machines_executions_and_tokens() {
+    let h = Harness::new().await;
+    let acme = h.engine.for_account("111111111111").unwrap();
+    let other = h.engine.for_account("222222222222").unwrap();
+    let definition = json!({"StartAt": "Ask", "States": {
+        "Ask": {"Type": "Task", "Resource": TOKEN, "End": true}}})
+    .to_string();
+    let m = acme
+        .create_state_machine("shared-name", &definition)
+        .await
+        .unwrap();
+    assert_eq!(
+        m,
+        "arn:aws:states:local:111111111111:stateMachine:shared-name"
+    );
+    // The same name in another account is another machine.
+    let m2 = other
+        .create_state_machine("shared-name", &waiting().to_string())
+        .await
+        .unwrap();
+    assert_ne!(m, m2);
+    let started = acme.start_execution(&m, Some("run"), "{}").await.unwrap();
+    let arn = started.execution_arn.clone();
+    assert!(arn.starts_with("arn:aws:states:local:111111111111:execution:shared-name:"));
+
+    // Everything of acme's, asked for by the other account, answers as for what does not exist.
+    let gone = |e: Error| e.aws_name().to_string();
+    assert_eq!(
+        gone(other.describe_state_machine(&m).await.unwrap_err()),
+        "StateMachineDoesNotExist"
+    );
+    assert_eq!(
+        gone(other.start_execution(&m, None, "{}").await.unwrap_err()),
+        "StateMachineDoesNotExist"
+    );
+    assert_eq!(
+        gone(
+            other
+                .update_state_machine(&m, &definition)
+                .await
+                .unwrap_err()
+        ),
+        "StateMachineDoesNotExist"
+    );
+    assert_eq!(
+        gone(
+            other
+                .publish_state_machine_version(&m, None)
+                .await
+                .unwrap_err()
+        ),
+        "StateMachineDoesNotExist"
+    );
+    assert_eq!(
+        gone(
+            other
+                .list_executions(&m, None, None, None)
+                .await
+                .unwrap_err()
+        ),
+        "StateMachineDoesNotExist"
+    );
+    assert_eq!(
+        gone(other.describe_execution(&arn).await.unwrap_err()),
+        "ExecutionDoesNotExist"
+    );
+    assert_eq!(
+        gone(
+            other
+                .get_execution_history(&arn, None, false, None)
+                .await
+                .unwrap_err()
+        ),
+        "ExecutionDoesNotExist"
+    );
+    assert_eq!(
+        gone(other.stop_execution(&arn, None, None).await.unwrap_err()),
+        "ExecutionDoesNotExist"
+    );
+    let listed: Vec<String> = other
+        .list_state_machines()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.state_machine_arn)
+        .collect();
+    assert_eq!(listed, vec![m2.clone()]);
+
+    // The task token of acme's execution is unknown to the other account.
+    let token = loop {
+        if let Some((t, _)) = h.calls.tokens().into_iter().next() {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        gone(other.send_task_success(&token, "{}").await.unwrap_err()),
+        "InvalidToken"
+    );
+    assert_eq!(
+        acme.describe_execution(&arn).await.unwrap().status,
+        "RUNNING"
+    );
+    acme.send_task_success(&token, r#"{"ok": true}"#)
+        .await
+        .unwrap();
+    let d = finish(&acme, &arn).await;
+    assert_eq!(d.status, "SUCCEEDED");
+    assert_eq!(d.state_machine_arn, m);
+    assert!(h.engine.for_account("12").is_err());
+}
