@@ -1,9 +1,12 @@
-//! kill -9 crash test of the SQLite backend. A child process (this test binary, re-invoked
-//! with `AGENTRY_QUEUE_CRASH_DB` set) sends, receives and deletes messages, printing each
+//! kill -9 crash test of the SQLite backend, with the SQLite item store in the same process as
+//! a worker uses them. A child process (this test binary, re-invoked with
+//! `AGENTRY_QUEUE_CRASH_DB` set) sends, receives and deletes messages and, for each message it
+//! received, writes an item to the store before deleting the message, printing each
 //! acknowledged step; the parent kills it with SIGKILL at random moments, several times,
-//! then checks from the printed record and what is left in the database that nothing
-//! acknowledged as sent was lost and no message went to two consumers within its
-//! visibility timeout.
+//! then checks from the printed record and what is left in the queue and the store that
+//! nothing acknowledged (a send, an item) was lost or damaged, that every message sent was
+//! either processed into the store or is still queued, and that no message went to two
+//! consumers within its visibility timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,9 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentry_queue::sqlite::SqliteQueue;
 use agentry_queue::{Queue, QueueAttributes, QueueExt, ReceiveOptions, SendMessage};
+use agentry_storage::sqlite::{SqliteOptions, SqliteStore};
+use agentry_storage::{ItemStore as _, ItemStoreExt, Key, TableSpec};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const QUEUE: &str = "crash";
+const TABLE: &str = "Processed";
 const VISIBILITY: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 6;
 
@@ -53,6 +60,12 @@ async fn crash_child_process() {
     let round = std::env::var("AGENTRY_QUEUE_CRASH_ROUND").unwrap();
     let q = Arc::new(SqliteQueue::open(&path).await.unwrap());
     q.create_queue(QUEUE, &attributes()).await.unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&store_path(&path), SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
+    store.create_table(&TableSpec::new(TABLE)).await.unwrap();
     let mut tasks = Vec::new();
     for k in 0..2 {
         let (q, round) = (q.clone(), round.clone());
@@ -84,7 +97,7 @@ async fn crash_child_process() {
         }));
     }
     for k in 0..3 {
-        let q = q.clone();
+        let (q, store) = (q.clone(), store.clone());
         tasks.push(tokio::spawn(async move {
             for n in 0u64.. {
                 let before = now_ms();
@@ -93,6 +106,14 @@ async fn crash_child_process() {
                 let after = now_ms();
                 for m in got {
                     println!("RECV {} {before} {after}", m.body);
+                    // The worker's side effect, made before the message is deleted: one item
+                    // per receive (a redelivery writes another), so none can hide a loss.
+                    let receive = format!("{}#{before}#{k}", m.body);
+                    store
+                        .put(TABLE, Key::new(&m.body, &receive), processed(&m.body))
+                        .await
+                        .unwrap();
+                    println!("STORED {} {receive}", m.body);
                     // Leave some undeleted, so they come back after their visibility timeout.
                     if !(n + k as u64).is_multiple_of(7) {
                         println!("DELETING {}", m.body);
@@ -105,6 +126,18 @@ async fn crash_child_process() {
     }
     // Never outlive a parent that failed to kill us.
     let _ = tokio::time::timeout(Duration::from_secs(30), futures_all(tasks)).await;
+}
+
+fn store_path(queue_db: &str) -> String {
+    format!("{queue_db}.store")
+}
+
+/// The item a worker writes for a message: enough text that a torn write would show.
+fn processed(body: &str) -> serde_json::Map<String, serde_json::Value> {
+    json!({"body": body, "text": format!("processed {body}; ").repeat(20)})
+        .as_object()
+        .unwrap()
+        .clone()
 }
 
 async fn futures_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -120,6 +153,8 @@ struct Record {
     received: HashMap<String, Vec<(i64, i64)>>,
     deleting: HashSet<String>,
     deleted_at: HashMap<String, i64>,
+    /// Items the store acknowledged: (message body, sort key).
+    stored: HashSet<(String, String)>,
 }
 
 impl Record {
@@ -137,6 +172,9 @@ impl Record {
             }
             ["DELETING", body] => {
                 self.deleting.insert((*body).to_owned());
+            }
+            ["STORED", body, sk] => {
+                self.stored.insert(((*body).to_owned(), (*sk).to_owned()));
             }
             ["DEL", body, at] => {
                 self.deleted_at
@@ -242,6 +280,31 @@ async fn kill_nine_loses_nothing_acknowledged() {
         lost.is_empty(),
         "acknowledged sends lost after kill -9: {lost:?}"
     );
+
+    // Every item the store acknowledged is there, intact; every message deleted was processed
+    // first (its item is stored), so nothing sent went unprocessed and unqueued.
+    let store = SqliteStore::open(&store_path(db.to_str().unwrap()), SqliteOptions::default())
+        .await
+        .unwrap();
+    for (body, sk) in &record.stored {
+        let item = store
+            .get(TABLE, &Key::new(body, sk))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged item {body} {sk} lost after kill -9"));
+        assert_eq!(
+            serde_json::Value::Object(item.attributes),
+            serde_json::Value::Object(processed(body)),
+            "item {body} {sk} damaged"
+        );
+    }
+    let processed_bodies: HashSet<&String> = record.stored.iter().map(|(b, _)| b).collect();
+    for body in &record.sent {
+        assert!(
+            remaining.contains(body) || processed_bodies.contains(body),
+            "{body} was sent but is neither queued nor processed"
+        );
+    }
     for (body, at) in &record.deleted_at {
         assert!(
             !remaining.contains(body),
@@ -275,8 +338,9 @@ async fn kill_nine_loses_nothing_acknowledged() {
         }
     }
     println!(
-        "crash test: {ROUNDS} kills, {} sends acknowledged, {} deleted, {} left, {redelivered} redeliveries",
+        "crash test: {ROUNDS} kills, {} sends acknowledged, {} items stored, {} deleted, {} left, {redelivered} redeliveries",
         record.sent.len(),
+        record.stored.len(),
         record.deleted_at.len(),
         remaining.len()
     );
