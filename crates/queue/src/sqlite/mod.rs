@@ -102,6 +102,13 @@ pub fn connect(options: &SqliteOptions) -> Result<Connection> {
     let open_err =
         |e: rusqlite::Error| Error::Unavailable(format!("sqlite queue database \"{shown}\": {e}"));
     let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    // SQLite quietly opens a file it may not write read-only; refuse it here rather than fail
+    // the first send.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+        return Err(Error::Unavailable(format!(
+            "sqlite queue database \"{shown}\": the file is read-only"
+        )));
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", options.synchronous.pragma())

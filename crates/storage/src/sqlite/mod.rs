@@ -284,6 +284,14 @@ fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<C
         Error::Open(format!("database {}: {e}{hint}", path.display()))
     };
     let mut writer = Connection::open(path).map_err(open_err)?;
+    // SQLite quietly opens a file it may not write read-only; a store that cannot write is
+    // refused here rather than failing its first write.
+    if writer.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+        return Err(Error::Open(format!(
+            "database {}: the file is read-only (is the file or its directory read-only?)",
+            path.display()
+        )));
+    }
     // WAL lets readers run beside the writer; the busy timeout covers checkpoints and other
     // processes opening the same file.
     let mode: String = writer
