@@ -3,8 +3,8 @@
 //! SDKs work with `--endpoint-url`. Errors carry AWS's `__type` and `message`, which the SDKs
 //! turn into their named exceptions.
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::Extension;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,11 +14,21 @@ use agentry_asl::validate::MachineType;
 use agentry_engine::Engine;
 
 use crate::AppState;
+use crate::tenant::Principal;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// Answers one AWS JSON request.
-pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn dispatch(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let body = match crate::error::read_body(req, state.gateway.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error(e.status, &e.code, e.message),
+    };
     let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -52,12 +62,16 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         "TestState" => return test_state(request).await,
         _ => {}
     }
-    let Some(engine) = state.engine else {
+    if state.engine.is_none() {
         return error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!("operation {action} needs the durable engine, which this server does not run"),
         );
+    }
+    let engine = match state.engine_for(&principal) {
+        Ok(e) => e,
+        Err(e) => return error(e.status, &e.code, e.message),
     };
     let result = match action {
         "CreateStateMachine" => create_state_machine(&engine, request).await,
@@ -227,6 +241,7 @@ async fn start_sync_execution(engine: &Engine, request: Value) -> Result<Respons
         .map_err(|e| error(StatusCode::BAD_REQUEST, &e.code, e.message))?;
     let ex = crate::run_express(
         def,
+        (engine.region(), engine.account()),
         &machine.name,
         input,
         opt(&request, "name").map(str::to_string),
@@ -398,7 +413,7 @@ fn ok(body: Value) -> Response {
     resp
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let mut resp = (
         status,
         json!({"__type": code, "message": message.into()}).to_string(),

@@ -1,14 +1,34 @@
-//! The HTTP gateway: where users and programs reach agentry. For now it serves the States
-//! Language engine directly: validate a definition, run one state as TestState does, and run a
-//! definition to its end in memory as a synchronous Express execution does.
+//! The HTTP gateway: where users and programs reach agentry. Every request but the probes and
+//! the OpenAPI document is authenticated (Bearer JWT, or SigV4 on the AWS protocol endpoint),
+//! rate-limited per tenant, and served from the engine's handle on the tenant's account.
 //!
 //! Layout:
-//! - `lib.rs`: the router, its JSON handlers and [`run`]
+//! - `lib.rs`: [`AppState`], the router, [`run`], and the in-memory runs (`/v1/run`,
+//!   `/v1/validate`, `/v1/test-state`)
+//! - `config`: the gateway's section of `agentry.toml`
+//! - `auth`: Bearer tokens (development key, JWKS) and SigV4
+//! - `gate`: the middleware that authenticates, rate-limits and bounds request bodies
+//! - `tenant`: tenants, principals and their accounts
+//! - `limits`: the per-tenant token bucket
+//! - `error`: the JSON API's errors and its body extractor
+//! - `v1`: the JSON API over the engine (state machines, executions, task tokens, live events)
+//! - `openapi`: the OpenAPI 3.1 document, generated from the routes
 //! - `aws`: the Step Functions API in AWS's JSON 1.0 protocol (`X-Amz-Target`)
+//! - `time`: RFC 3339 and SigV4 dates
 
+pub mod auth;
 mod aws;
+pub mod config;
+pub mod error;
+mod gate;
+pub mod limits;
+mod openapi;
+pub mod tenant;
+mod time;
+pub mod v1;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentry_asl::exec::drive::{Runtime, run_to_end};
@@ -16,36 +36,90 @@ use agentry_asl::validate::MachineType;
 use agentry_asl::{
     Event, ExecutionInfo, FixedHost, Host, StateMachine, TaskRequest, ValidationError,
 };
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+pub use auth::{Auth, DevKey};
+pub use config::{AuthConfig, GatewayConfig, LimitsConfig};
+use error::{ApiError, JsonBody};
+pub use tenant::Principal;
+
 /// The longest a synchronous run may take, as for AWS's synchronous Express executions.
 pub const SYNC_RUN_LIMIT: Duration = Duration::from_secs(300);
 
-/// What the handlers share: the durable engine, when the gateway runs one.
-#[derive(Clone, Default)]
+/// What the handlers share: the durable engine (when the gateway runs one), who may call, and
+/// the limits.
+#[derive(Clone)]
 pub struct AppState {
     pub engine: Option<agentry_engine::Engine>,
+    pub gateway: Arc<Gateway>,
 }
 
+/// The gateway's own parts, built once from its config.
+pub struct Gateway {
+    pub auth: Auth,
+    pub limits: LimitsConfig,
+    pub rate: limits::RateLimiter,
+}
+
+impl AppState {
+    pub fn new(engine: Option<agentry_engine::Engine>, auth: Auth, limits: LimitsConfig) -> Self {
+        let rate = limits::RateLimiter::new(limits.requests_per_second, limits.burst);
+        Self {
+            engine,
+            gateway: Arc::new(Gateway { auth, limits, rate }),
+        }
+    }
+
+    /// The engine's handle on the principal's account: everything created, listed or looked
+    /// up through it belongs to that account, and other accounts' ids do not exist for it.
+    pub fn engine_for(&self, principal: &Principal) -> Result<agentry_engine::Engine, ApiError> {
+        let engine = self.engine.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "EngineUnavailable",
+                "this server runs no durable engine",
+            )
+        })?;
+        Ok(engine.for_account(&principal.account)?)
+    }
+}
+
+/// The gateway's routes and OpenAPI document.
 pub fn router(state: AppState) -> Router {
+    let (v1, doc) = v1::routes().split_for_parts();
+    let doc = Arc::new(openapi::finish(doc));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/readyz",
             get(|| async { Json(json!({"status": "ready"})) }),
         )
-        .route("/v1/validate", post(validate))
-        .route("/v1/test-state", post(test_state))
-        .route("/v1/run", post(run_sync))
-        .route("/", post(aws::dispatch))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/", axum::routing::post(aws::dispatch))
+        .merge(v1)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ))
         .with_state(state)
+}
+
+/// The OpenAPI document of the JSON API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(v1::routes().split_for_parts().1)
 }
 
 /// Serves until `shutdown` completes; requests in flight finish first.
@@ -59,20 +133,8 @@ pub async fn run(
         .await
 }
 
-/// An error response in AWS's shape: `{"error": code, "cause": message}`.
-fn error(status: StatusCode, code: &str, cause: impl Into<String>) -> Response {
-    (status, Json(json!({"error": code, "cause": cause.into()}))).into_response()
-}
-
-/// Reads a JSON request body whatever its content type says (curl's `-d` sends a form type).
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            format!("request body: {e}"),
-        )
-    })
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    ApiError::new(status, code, message).into_response()
 }
 
 /// A definition given as a JSON object or as JSON text (as AWS's API takes it).
@@ -88,7 +150,7 @@ fn machine_type(t: Option<&str>) -> Result<MachineType, Response> {
     MachineType::parse(t).ok_or_else(|| {
         error(
             StatusCode::BAD_REQUEST,
-            "ValidationException",
+            "ValidationError",
             format!("field \"type\": expected STANDARD or EXPRESS, got \"{t}\""),
         )
     })
@@ -101,19 +163,23 @@ fn load(definition: &Value, ty: MachineType) -> Result<StateMachine, ValidationE
     }
 }
 
-#[derive(Deserialize)]
+/// A definition to check.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ValidateRequest {
+pub(crate) struct ValidateRequest {
+    /// The definition, as a JSON object or as JSON text.
+    #[schema(value_type = Object)]
     definition: Value,
+    /// `STANDARD` (default) or `EXPRESS`.
     #[serde(rename = "type")]
     machine_type: Option<String>,
 }
 
-async fn validate(bytes: Bytes) -> Response {
-    let req: ValidateRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// Checks a definition as ValidateStateMachineDefinition does.
+#[utoipa::path(post, path = "/v1/validate", tag = "definitions", request_body = ValidateRequest,
+    responses((status = 200, description = "`{\"valid\": true}` or `{\"valid\": false, \"error\", \"cause\"}`"),
+        (status = 400, body = error::ErrorBody)))]
+pub(crate) async fn validate(JsonBody(req): JsonBody<ValidateRequest>) -> Response {
     let ty = match machine_type(req.machine_type.as_deref()) {
         Ok(t) => t,
         Err(r) => return r,
@@ -126,16 +192,24 @@ async fn validate(bytes: Bytes) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+/// One state to run as AWS's TestState does.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TestStateRequest {
+pub(crate) struct TestStateRequest {
+    /// One state's definition, or a whole machine with `stateName`.
+    #[schema(value_type = Object)]
     definition: Value,
     state_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     input: Option<Value>,
     inspection_level: Option<String>,
+    #[schema(value_type = Option<Object>)]
     mock: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     variables: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     context: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     state_configuration: Option<Value>,
 }
 
@@ -147,11 +221,10 @@ fn as_text(v: Option<Value>) -> Option<String> {
     })
 }
 
-async fn test_state(bytes: Bytes) -> Response {
-    let req: TestStateRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// Runs one state as AWS's TestState API does.
+#[utoipa::path(post, path = "/v1/test-state", tag = "definitions", request_body = TestStateRequest,
+    responses((status = 200, description = "TestState's answer"), (status = 400, body = error::ErrorBody)))]
+pub(crate) async fn test_state(JsonBody(req): JsonBody<TestStateRequest>) -> Response {
     let definition = match definition_value(&req.definition) {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.code, e.message),
@@ -175,20 +248,25 @@ async fn test_state(bytes: Bytes) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+/// A definition to run to its end in memory.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RunRequest {
+pub(crate) struct RunRequest {
+    #[schema(value_type = Object)]
     definition: Value,
+    #[schema(value_type = Option<Object>)]
     input: Option<Value>,
     name: Option<String>,
 }
 
 /// Runs a definition to its end in memory and answers with its result, as StartSyncExecution.
-async fn run_sync(bytes: Bytes) -> Response {
-    let req: RunRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+#[utoipa::path(post, path = "/v1/run", tag = "definitions", request_body = RunRequest,
+    responses((status = 200, description = "`{executionArn, status, output, error, cause}`"),
+        (status = 400, body = error::ErrorBody)))]
+pub(crate) async fn run_sync(
+    axum::Extension(principal): axum::Extension<Principal>,
+    JsonBody(req): JsonBody<RunRequest>,
+) -> Response {
     let def = match load(&req.definition, MachineType::Express) {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.code, e.message),
@@ -203,7 +281,7 @@ async fn run_sync(bytes: Bytes) -> Response {
             if v.to_string().len() > agentry_asl::exec::MAX_PAYLOAD_BYTES {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "ValidationException",
+                    "ValidationError",
                     "execution input is over the limit of 262144 bytes",
                 );
             }
@@ -211,7 +289,8 @@ async fn run_sync(bytes: Bytes) -> Response {
         }
     };
     let machine = req.name.unwrap_or_else(|| "run".into());
-    match run_express(def, &machine, input, None).await {
+    let scope = ("local", principal.account.as_str());
+    match run_express(def, scope, &machine, input, None).await {
         Ok(ex) => Json(json!({
             "executionArn": ex.info.execution_arn,
             "status": ex.status.as_str(),
@@ -229,17 +308,18 @@ async fn run_sync(bytes: Bytes) -> Response {
 /// a fresh id.
 pub(crate) async fn run_express(
     mut def: StateMachine,
+    (region, account): (&str, &str),
     machine: &str,
     input: Value,
     name: Option<String>,
 ) -> Result<agentry_asl::Execution, String> {
     let limit = SYNC_RUN_LIMIT.as_secs();
     def.timeout_seconds = Some(def.timeout_seconds.map_or(limit, |t| t.min(limit)));
-    let machine = machine.to_string();
+    let (region, account, machine) = (region.to_string(), account.to_string(), machine.to_string());
     tokio::task::spawn_blocking(move || {
         let mut rt = WallClock::new();
         let exec_name = name.unwrap_or_else(|| rt.uuid());
-        let mut info = ExecutionInfo::local(&machine, &exec_name, rt.now_ms());
+        let mut info = ExecutionInfo::new(&region, &account, &machine, &exec_name, rt.now_ms());
         info.express = true;
         info.execution_arn = info.execution_arn.replace(":execution:", ":express:");
         run_to_end(&def, info, input, &mut rt)

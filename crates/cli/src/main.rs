@@ -2,9 +2,11 @@
 //!
 //! Layout:
 //! - `main.rs`: command-line parsing and dispatch
+//! - `config.rs`: `agentry.toml`, environment and flags
 //! - `local.rs`: `validate`, `run` and `test-state` on the embedded engine
 //! - `serve.rs`: `serve`, the HTTP gateway
 
+mod config;
 mod local;
 mod serve;
 
@@ -20,6 +22,9 @@ use clap::{Parser, Subcommand};
     about = "Run agentic AI workflows as Amazon States Language state machines"
 )]
 struct Cli {
+    /// The config file (default: ./agentry.toml when it exists).
+    #[arg(long, global = true, env = "AGENTRY_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,12 +33,25 @@ struct Cli {
 enum Command {
     /// Start agentry: the HTTP API on 127.0.0.1:8080, durable executions under ./data.
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "AGENTRY_ADDR", default_value = "127.0.0.1:8080")]
-        addr: String,
-        /// Where the embedded store and queue keep their files.
-        #[arg(long, env = "AGENTRY_DATA", default_value = "data")]
-        data: PathBuf,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, env = "AGENTRY_ADDR")]
+        addr: Option<String>,
+        /// Where the embedded store and queue keep their files [default: data].
+        #[arg(long, env = "AGENTRY_DATA")]
+        data: Option<PathBuf>,
+    },
+    /// Print a development token (signed with the data directory's key) for the HTTP API.
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        /// The data directory whose signing key signs [default: data].
+        #[arg(long, env = "AGENTRY_DATA")]
+        data: Option<PathBuf>,
+        /// How long the token is valid: 90s, 15m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = config::parse_duration)]
+        ttl: std::time::Duration,
     },
     /// Check a state machine definition as AWS Step Functions would.
     Validate {
@@ -88,7 +106,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { addr, data } => serve::serve(&addr, &data),
+        Command::Serve { addr, data } => {
+            config::Config::load(cli.config.as_deref()).and_then(|c| serve::serve(c, addr, data))
+        }
+        Command::Token {
+            tenant,
+            user,
+            data,
+            ttl,
+        } => config::Config::load(cli.config.as_deref())
+            .and_then(|c| serve::token(&c, data, &tenant, &user, ttl)),
         Command::Validate {
             file,
             machine_type,

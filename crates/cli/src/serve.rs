@@ -1,11 +1,53 @@
-//! `agentry serve`: the gateway on a socket, stopped cleanly by Ctrl-C or SIGTERM.
+//! `agentry serve`: the gateway on a socket, stopped cleanly by Ctrl-C or SIGTERM; and
+//! `agentry token`, which signs development tokens for it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
-pub fn serve(addr: &str, data: &Path) -> anyhow::Result<ExitCode> {
+use crate::config::Config;
+
+/// Whether development tokens are on: as configured, else unless a JWKS issuer is.
+fn dev_tokens(config: &Config) -> bool {
+    config.auth.dev_tokens.unwrap_or(config.auth.jwks.is_none())
+}
+
+pub fn token(
+    config: &Config,
+    data: Option<PathBuf>,
+    tenant: &str,
+    user: &str,
+    ttl: Duration,
+) -> anyhow::Result<ExitCode> {
+    if !dev_tokens(config) {
+        anyhow::bail!(
+            "development tokens are off in this config (auth.dev_tokens); use your identity provider's tokens"
+        );
+    }
+    let data = config.data_dir(data);
+    let key = agentry_api::DevKey::load_or_create(&data).with_context(|| {
+        format!(
+            "cannot read or create the signing key in {}",
+            data.display()
+        )
+    })?;
+    let token = key
+        .issue(tenant, user, ttl)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn serve(
+    config: Config,
+    addr: Option<String>,
+    data: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let addr = config.addr(addr);
+    let data = config.data_dir(data);
+    let data = data.as_path();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -15,7 +57,18 @@ pub fn serve(addr: &str, data: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create the data directory {}", data.display()))?;
         let engine = open_engine(data).await?;
         let node = engine.run();
-        let listener = tokio::net::TcpListener::bind(addr)
+        let dev = if dev_tokens(&config) {
+            Some(agentry_api::DevKey::load_or_create(data).with_context(|| {
+                format!(
+                    "cannot read or create the signing key in {}",
+                    data.display()
+                )
+            })?)
+        } else {
+            None
+        };
+        let auth = agentry_api::Auth::new(&config.auth, dev).map_err(|e| anyhow::anyhow!(e))?;
+        let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
@@ -23,9 +76,7 @@ pub fn serve(addr: &str, data: &Path) -> anyhow::Result<ExitCode> {
             "agentry: listening on http://{local} (data in {})",
             data.display()
         );
-        let state = agentry_api::AppState {
-            engine: Some(engine),
-        };
+        let state = agentry_api::AppState::new(Some(engine), auth, config.limits);
         agentry_api::run(listener, state, shutdown_signal())
             .await
             .context("server failed")?;

@@ -1,11 +1,152 @@
-//! The gateway's routes, called through the router as a client would.
+//! The gateway's routes, called through the router as a client would, and on a real socket.
 
-use agentry_api::{AppState, router};
+mod auth;
+mod events;
+mod isolation;
+mod v1;
+
+use std::time::Duration;
+
+use agentry_api::{AppState, Auth, DevKey, LimitsConfig, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+/// The development key every test signs with.
+pub fn key() -> DevKey {
+    DevKey::from_secret(b"the gateway tests' signing key")
+}
+
+/// A token of `user` in `tenant`, signed with [`key`].
+pub fn token_of(tenant: &str, user: &str) -> String {
+    key().issue(tenant, user, Duration::from_secs(600)).unwrap()
+}
+
+/// A token of the default tenant.
+pub fn token() -> String {
+    token_of("default", "tester")
+}
+
+pub fn state_with(engine: Option<agentry_engine::Engine>, limits: LimitsConfig) -> AppState {
+    AppState::new(engine, Auth::dev(key()), limits)
+}
+
+fn app() -> axum::Router {
+    router(state_with(None, LimitsConfig::default()))
+}
+
+/// A task resource that waits for its token to be answered.
+pub const TOKEN_RESOURCE: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
+
+/// An execution ARN as a path segment.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A durable engine on SQLite in a temporary directory, with its node running.
+pub struct TestEngine {
+    pub engine: agentry_engine::Engine,
+    /// Task tokens handed to [`TOKEN_RESOURCE`] tasks, in order.
+    pub tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _node: agentry_engine::Node,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn engine() -> TestEngine {
+    let dir = tempfile::tempdir().unwrap();
+    let store = agentry_storage::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let queue = agentry_queue::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
+        .await
+        .unwrap();
+    let config = agentry_engine::EngineConfig {
+        poll_wait: Duration::from_millis(100),
+        timer_poll: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tokens.clone();
+    let resources = agentry_engine::ResourceTable::new().with(TOKEN_RESOURCE, move |req| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().extend(req.task_token.clone());
+            Ok(json!({}))
+        }
+    });
+    let engine = agentry_engine::Engine::open(store, queue, resources, config)
+        .await
+        .unwrap();
+    let node = engine.run();
+    TestEngine {
+        engine,
+        tokens,
+        _node: node,
+        _dir: dir,
+    }
+}
+
+/// One request through the router: `(status, JSON body or Null)`.
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A server on a real socket (port 0); stops when dropped.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn serve(state: AppState) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(agentry_api::run(listener, state, async {
+        let _ = rx.await;
+    }));
+    Served {
+        addr,
+        stop: Some(tx),
+    }
+}
 
 async fn post(path: &str, body: Value) -> (StatusCode, Value) {
     post_raw(path, body.to_string()).await
@@ -14,9 +155,10 @@ async fn post(path: &str, body: Value) -> (StatusCode, Value) {
 async fn post_raw(path: &str, body: String) -> (StatusCode, Value) {
     let req = Request::post(path)
         .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", token()))
         .body(Body::from(body))
         .unwrap();
-    let resp = router(AppState::default()).oneshot(req).await.unwrap();
+    let resp = app().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (
@@ -27,7 +169,7 @@ async fn post_raw(path: &str, body: String) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn health() {
-    let resp = router(AppState::default())
+    let resp = app()
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -76,16 +218,19 @@ async fn run_reports_task_failures_by_resource() {
 async fn bad_requests_name_what_is_wrong() {
     let (s, v) = post_raw("/v1/run", "{not json".into()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["error"], "ValidationException");
+    assert_eq!(v["error"], "ValidationError");
     let (s, v) = post("/v1/run", json!({"definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}, "input": "{bad"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"], "InvalidExecutionInput");
     let (s, v) = post("/v1/run", json!({"definitions": {}})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(v["cause"].as_str().unwrap().contains("definitions"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("definitions"),
+        "{v}"
+    );
     let (s, v) = post("/v1/validate", json!({"definition": {}, "type": "FAST"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(v["cause"].as_str().unwrap().contains("FAST"));
+    assert!(v["message"].as_str().unwrap().contains("FAST"));
 }
 
 #[tokio::test]
@@ -106,7 +251,7 @@ async fn test_state_answers_like_aws() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
-        v["cause"],
+        v["message"],
         "State type 'Pass' is not supported when a mock is specified"
     );
 }
@@ -117,9 +262,10 @@ async fn bodies_are_json_whatever_the_content_type() {
     let def = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 7, "End": true}}});
     let req = Request::post("/v1/run")
         .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", format!("Bearer {}", token()))
         .body(Body::from(json!({"definition": def}).to_string()))
         .unwrap();
-    let resp = router(AppState::default()).oneshot(req).await.unwrap();
+    let resp = app().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let v: Value = serde_json::from_slice(&bytes).unwrap();
@@ -130,9 +276,10 @@ async fn aws(action: &str, body: Value) -> (StatusCode, Value) {
     let req = Request::post("/")
         .header("content-type", "application/x-amz-json-1.0")
         .header("x-amz-target", format!("AWSStepFunctions.{action}"))
+        .header("authorization", format!("Bearer {}", token()))
         .body(Body::from(body.to_string()))
         .unwrap();
-    let resp = router(AppState::default()).oneshot(req).await.unwrap();
+    let resp = app().oneshot(req).await.unwrap();
     let status = resp.status();
     assert_eq!(resp.headers()["content-type"], "application/x-amz-json-1.0");
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();

@@ -4,6 +4,10 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+/// The development key pair the README documents.
+const DEV_ACCESS_KEY_ID: &str = "AKIAAGENTRYDEVELOPER";
+const DEV_SECRET_ACCESS_KEY: &str = "agentry/development/only/secret/key00000";
+
 fn agentry(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agentry"))
         .args(args)
@@ -179,18 +183,40 @@ fn test_state_runs_one_state_with_a_mock() {
     assert_eq!(v["error"], "Boom");
 }
 
-/// A running `agentry serve` on a free port with its data in `data`.
+/// A running `agentry serve` on a free port with its data in `data`, and a development token
+/// of the default tenant for it.
 struct Server {
     child: std::process::Child,
     addr: String,
+    token: String,
+}
+
+/// `agentry token` for the data directory `data`.
+fn token(data: &std::path::Path, tenant: &str) -> String {
+    let o = agentry(&[
+        "token",
+        "--tenant",
+        tenant,
+        "--user",
+        "tester",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
 impl Server {
     fn start(data: &std::path::Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    fn start_with(data: &std::path::Path, extra: &[&str]) -> Server {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -208,15 +234,30 @@ impl Server {
             .to_string();
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        Server { child, addr }
+        let token = token(data, "default");
+        Server { child, addr, token }
     }
 
-    /// One HTTP request; answers (status line, body).
+    /// One HTTP request with the server's token; answers (status line, body).
     fn request(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (String, String) {
+        let auth = format!("Bearer {}", self.token);
+        let mut all = vec![("Authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        self.raw("POST", path, &all, body)
+    }
+
+    /// One HTTP request as given; answers (status line, body).
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (String, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
         let mut req = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
             body.len()
         );
         for (k, v) in headers {
@@ -387,6 +428,8 @@ fn boto3_and_the_aws_cli_work_unchanged() {
     let out = Command::new(&python)
         .arg(script)
         .arg(&endpoint)
+        .arg(DEV_ACCESS_KEY_ID)
+        .arg(DEV_SECRET_ACCESS_KEY)
         .output()
         .unwrap();
     assert!(
@@ -420,7 +463,8 @@ fn boto3_and_the_aws_cli_work_unchanged() {
         v["errors"],
         json!({"sync on standard": "StateMachineTypeNotSupported",
                "missing execution": "ExecutionDoesNotExist", "bad definition": "InvalidDefinition",
-               "name reused": "ExecutionAlreadyExists", "bad input": "InvalidExecutionInput"})
+               "name reused": "ExecutionAlreadyExists", "bad input": "InvalidExecutionInput",
+               "wrong secret": "InvalidSignatureException"})
     );
     assert_eq!(
         v["test_state"],
@@ -440,8 +484,8 @@ fn boto3_and_the_aws_cli_work_unchanged() {
                 "json",
             ])
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", DEV_SECRET_ACCESS_KEY)
             .output()
             .unwrap();
         (
@@ -479,4 +523,95 @@ fn boto3_and_the_aws_cli_work_unchanged() {
     ]);
     assert_ne!(code, Some(0));
     assert!(stderr.contains("ExecutionDoesNotExist"), "{stderr}");
+}
+
+#[test]
+fn tokens_config_and_refusals_on_a_real_server() {
+    let data = tempfile::tempdir().unwrap();
+    let conf = write(
+        &data,
+        "agentry.toml",
+        "[limits]\nmax_body_bytes = 2000\n\n[auth.accounts]\nacme = \"123456789012\"\n",
+    );
+    let server = Server::start_with(data.path(), &["--config", &conf]);
+    // The signing key was created private to its owner.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.path().join("dev-signing-key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let body = json!({"name": "flow", "definition": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}}).to_string();
+    let (status, resp) = server.raw("POST", "/v1/state-machines", &[], &body);
+    assert!(status.contains("401"), "{status}");
+    assert!(resp.contains("agentry token"), "{resp}");
+    let (status, _) = server.raw("GET", "/healthz", &[], "");
+    assert!(status.contains("200"), "{status}");
+    // A token of another tenant lands in its configured account.
+    let acme = format!("Bearer {}", token(data.path(), "acme"));
+    let (status, resp) = server.raw(
+        "POST",
+        "/v1/state-machines",
+        &[("Authorization", &acme)],
+        &body,
+    );
+    assert!(status.contains("201"), "{status} {resp}");
+    assert!(
+        resp.contains("arn:aws:states:local:123456789012:stateMachine:flow"),
+        "{resp}"
+    );
+    // The default tenant does not see it.
+    let (status, _) = server.raw(
+        "GET",
+        "/v1/state-machines/flow",
+        &[("Authorization", &format!("Bearer {}", server.token))],
+        "",
+    );
+    assert!(status.contains("404"), "{status}");
+    // The config's body limit.
+    let big = json!({"definition": "x".repeat(3000)}).to_string();
+    let (status, resp) = server.raw("POST", "/v1/validate", &[("Authorization", &acme)], &big);
+    assert!(status.contains("413"), "{status} {resp}");
+    // A token signed by another data directory's key is refused.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let foreign = format!("Bearer {}", token(elsewhere.path(), "acme"));
+    let (status, resp) = server.raw(
+        "GET",
+        "/v1/state-machines",
+        &[("Authorization", &foreign)],
+        "",
+    );
+    assert!(status.contains("401"), "{status}");
+    assert!(resp.contains("token signature is invalid"), "{resp}");
+    server.kill();
+
+    // A config with an unknown field stops the server with the field named.
+    let bad = write(&data, "bad.toml", "[limits]\nmax_bytes = 1\n");
+    let o = agentry(&[
+        "serve",
+        "--config",
+        &bad,
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("max_bytes"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = agentry(&[
+        "token",
+        "--tenant",
+        "no spaces",
+        "--user",
+        "u",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tenant"));
 }

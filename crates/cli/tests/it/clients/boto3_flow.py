@@ -6,13 +6,13 @@ import time
 import boto3
 from botocore.config import Config
 
-endpoint = sys.argv[1]
+endpoint, access_key, secret_key = sys.argv[1:4]
 sfn = boto3.client(
     "stepfunctions",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    aws_access_key_id="test",
-    aws_secret_access_key="test",
+    aws_access_key_id=access_key,
+    aws_secret_access_key=secret_key,
     config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
 )
 out = {}
@@ -61,6 +61,18 @@ try:
     sfn.start_execution(stateMachineArn=arn, input="not json")
 except sfn.exceptions.InvalidExecutionInput:
     errors["bad input"] = "InvalidExecutionInput"
+wrong = boto3.client(
+    "stepfunctions",
+    endpoint_url=endpoint,
+    region_name="us-east-1",
+    aws_access_key_id=access_key,
+    aws_secret_access_key="not-the-secret",
+    config=Config(retries={"max_attempts": 1}),
+)
+try:
+    wrong.list_state_machines()
+except wrong.exceptions.ClientError as e:
+    errors["wrong secret"] = e.response["Error"]["Code"]
 out["errors"] = errors
 test = sfn.test_state(definition=json.dumps({"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.r", "Next": "N"}), roleArn="arn:aws:iam::000000000000:role/agentry", input='{"a": 1}')
 out["test_state"] = {"status": test["status"], "output": json.loads(test["output"]), "nextState": test["nextState"]}
