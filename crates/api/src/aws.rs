@@ -166,13 +166,13 @@ async fn update_state_machine(engine: &Engine, request: Value) -> Result<Respons
     Ok(ok(json!({"updateDate": now, "revisionId": revision})))
 }
 
-fn machine_json(d: &agentry_engine::StateMachineDescription) -> Value {
+fn machine_json(d: &agentry_engine::StateMachineDescription, account: &str) -> Value {
     json!({
         "stateMachineArn": d.state_machine_arn,
         "name": d.name,
         "status": "ACTIVE",
         "definition": d.definition,
-        "roleArn": "arn:aws:iam::000000000000:role/agentry",
+        "roleArn": format!("arn:aws:iam::{account}:role/agentry"),
         "type": d.kind,
         "creationDate": seconds(d.creation_date),
         "revisionId": d.revision_id,
@@ -185,7 +185,7 @@ async fn describe_state_machine(engine: &Engine, request: Value) -> Result<Respo
         .describe_state_machine(arn)
         .await
         .map_err(engine_error)?;
-    Ok(ok(machine_json(&d)))
+    Ok(ok(machine_json(&d, engine.account())))
 }
 
 async fn list_state_machines(engine: &Engine) -> Result<Response, Response> {

@@ -111,7 +111,7 @@ fn serde_urlencoded_de<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     })
 }
 
-/// A path segment that must be a name (state machine, optionally `NAME:VERSION`).
+/// A page size: 1 to 1000.
 pub(crate) fn check_limit(limit: Option<u32>) -> Result<Option<u32>, ApiError> {
     match limit {
         Some(0) | Some(1001..) => Err(ApiError::new(

@@ -670,7 +670,7 @@ async fn limits_refuse_huge_bodies_and_rate_floods_and_the_server_keeps_serving(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let v: Value = r.json().awai & tok;
+    let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "PayloadTooLarge");
     assert!(v["message"].as_str().unwrap().contains("65536"), "{v}");
     // The same on the AWS endpoint, in AWS's shape.
@@ -683,7 +683,7 @@ async fn limits_refuse_huge_bodies_and_rate_floods_and_the_server_keeps_serving(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let v: Value = r.json().awai & tok;
+    let v: Value = r.json().await.unwrap();
     assert_eq!(v["__type"], "PayloadTooLarge");
     // Malformed JSON, then a flood: 429 with Retry-After; another tenant is not limited.
     let r = client
@@ -709,7 +709,7 @@ async fn limits_refuse_huge_bodies_and_rate_floods_and_the_server_keeps_serving(
     }
     let r = limited.expect("a flood is limited");
     assert!(r.headers().contains_key("retry-after"));
-    let v: Value = r.json().awai & tok;
+    let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "TooManyRequests");
     let other = super::token_of("globex", "bob");
     let r = client
@@ -720,7 +720,7 @@ async fn limits_refuse_huge_bodies_and_rate_floods_and_the_server_keeps_serving(
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // Probes are never limited, and the server still serves after all of it.
-    let r = client.get(format!("{base}/healthz")).send().awai & tok;
+    let r = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = client
@@ -797,4 +797,33 @@ async fn openapi_documents_every_route() {
         "documented operations that are not in the list above"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn bodies_without_a_length_are_limited_while_read() {
+    let limits = LimitsConfig {
+        max_body_bytes: 1024,
+        ..Default::default()
+    };
+    let app = router(state_with(None, limits));
+    // A streamed body: no Content-Length for the gate to check up front.
+    let chunks: Vec<Result<String, std::io::Error>> =
+        (0..10).map(|_| Ok("x".repeat(500))).collect();
+    let req = axum::http::Request::post("/v1/validate")
+        .header("authorization", format!("Bearer {}", token()))
+        .body(axum::body::Body::from_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app.clone(), req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/v1/validate",
+        Some(&token()),
+        Some(json!({"definition": pass()}).to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
 }
