@@ -96,14 +96,16 @@ async fn open_engine(data: &Path) -> anyhow::Result<agentry_engine::Engine> {
     let queue = agentry_queue::open(&queue_url)
         .await
         .with_context(|| format!("cannot open the queue at {queue_url}"))?;
-    agentry_engine::Engine::open(
-        store,
-        queue,
-        agentry_engine::ResourceTable::new(),
-        agentry_engine::EngineConfig::default(),
-    )
-    .await
-    .context("cannot start the engine")
+    let config = agentry_engine::EngineConfig::default();
+    let mut resources = agentry_engine::ResourceTable::new();
+    agentry_engine::integrations::register_sqs(
+        &mut resources,
+        queue.clone(),
+        [config.work_queue.clone(), config.task_queue.clone()],
+    );
+    agentry_engine::Engine::open(store, queue, resources, config)
+        .await
+        .context("cannot start the engine")
 }
 
 async fn shutdown_signal() {

@@ -34,6 +34,7 @@
 //! Layout:
 //! - `error`: the one [`Error`], with AWS's exception names
 //! - `resources`: the [`ResourceTable`] a Task state's `Resource` is dispatched through
+//! - `integrations`: service integrations served from the engine's backends (`sqs:sendMessage`)
 //! - `tables`: tables, item keys and ARNs
 //! - `record`: the stored execution record and the outbox entries
 //! - `machines`: state machines, revisions and published versions
@@ -42,6 +43,7 @@
 //! - `executions`: start, describe, list, history, stop, task token answers
 
 pub mod error;
+pub mod integrations;
 pub mod resources;
 pub mod tables;
 

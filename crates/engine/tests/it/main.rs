@@ -7,6 +7,7 @@ mod compare;
 mod conformance;
 mod crash;
 mod flows;
+mod integrations;
 mod nodes;
 mod outbox;
 mod support;
