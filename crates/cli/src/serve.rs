@@ -76,6 +76,12 @@ pub fn serve(
             "agentry: listening on http://{local} (data in {})",
             data.display()
         );
+        if dev_tokens(&config) {
+            eprintln!(
+                "agentry: development tokens on: `agentry token --tenant NAME --user NAME --data {}` prints one",
+                data.display()
+            );
+        }
         let state = agentry_api::AppState::new(Some(engine), auth, config.limits);
         agentry_api::run(listener, state, shutdown_signal())
             .await

@@ -313,6 +313,13 @@ impl Engine {
     pub fn state_machine_arn(&self, name: &str) -> String {
         self.scope.state_machine_arn(name)
     }
+
+    /// Completes once this node commits a step of any execution after the call: a hint for
+    /// whoever follows a history, which reading the store confirms (steps of other nodes
+    /// come without one).
+    pub fn committed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.changed.notified()
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

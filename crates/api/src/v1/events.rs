@@ -5,8 +5,8 @@
 //! stream ends after the execution's final event.
 //!
 //! The stored history is the log: a stream follows it by reading the page after the last event
-//! it sent, every `limits.events_poll_ms`, so it works the same whichever node recorded the
-//! events.
+//! it sent whenever this node commits a step, and at least every `limits.events_poll_ms`, so
+//! it works the same whichever node recorded the events.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -74,7 +74,10 @@ impl Follower {
         if self.done {
             return Ok(Vec::new());
         }
+        let engine = self.engine.clone();
         loop {
+            // Made before reading, so a step committed during the read is not missed.
+            let committed = engine.committed();
             let page = self
                 .engine
                 .get_execution_history(&self.arn, Some(PAGE), false, self.page_token.clone())
@@ -116,7 +119,11 @@ impl Follower {
                 }
                 return Ok(new);
             }
-            tokio::time::sleep(self.poll).await;
+            // Steps this node commits wake the stream at once; other nodes' within the poll.
+            tokio::select! {
+                _ = committed => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
         }
     }
 }

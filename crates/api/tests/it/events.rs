@@ -249,3 +249,51 @@ async fn websocket_resumes_with_after() {
     assert_eq!(last_msg["type"], "ExecutionSucceeded");
     assert_eq!(last_msg["event"]["type"], "ExecutionSucceeded");
 }
+
+#[tokio::test]
+async fn steps_committed_on_this_node_wake_the_stream_without_polling() {
+    let e = engine().await;
+    // A poll interval far longer than the test: only the engine's commit notice can move it.
+    let limits = LimitsConfig {
+        events_poll_ms: 600_000,
+        ..Default::default()
+    };
+    let served = serve(state_with(Some(e.engine.clone()), limits)).await;
+    let base = format!("http://{}", served.addr);
+    let client = reqwest::Client::new();
+    let t = token();
+    let def: Value = serde_json::from_str(STEPS).unwrap();
+    client
+        .post(format!("{base}/v1/state-machines"))
+        .bearer_auth(&t)
+        .body(json!({"name": "steps", "definition": def}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{base}/v1/state-machines/steps/executions"))
+        .bearer_auth(&t)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let arn = r.json::<Value>().await.unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = std::time::Instant::now();
+    let mut resp = client
+        .get(format!("{base}/v1/executions/{}/events", enc(&arn)))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let (all, ended) = read_sse(&mut resp, usize::MAX, &mut String::new()).await;
+    assert!(ended);
+    assert_eq!(all.last().unwrap().event, "ExecutionSucceeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
