@@ -88,13 +88,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let q = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded_de(q);
-        de.map(Query)
+        parse_query(parts.uri.query().unwrap_or("")).map(Query)
     }
 }
 
-fn serde_urlencoded_de<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     axum::extract::Query::<T>::try_from_uri(
         &format!("/?{q}")
             .parse()

@@ -157,6 +157,77 @@ async fn issuer_server(issuer: Issuer) -> String {
     format!("http://{addr}/pool/.well-known/jwks.json")
 }
 
+/// An RS256 key as Cognito signs with: a fixed 2048-bit test key (PKCS#1 DER, base64).
+fn cognito_rsa_key() -> (Vec<u8>, Value) {
+    let text: String = include_str!("rsa-test-key.b64")
+        .split_whitespace()
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
+    let pair = aws_lc_rs::rsa::KeyPair::from_der(&der).unwrap();
+    let public = pair.public_key();
+    let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+    let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+    let jwk = json!({"alg": "RS256", "e": e, "kid": "rsa-1", "kty": "RSA", "n": n, "use": "sig"});
+    (der, jwk)
+}
+
+#[tokio::test]
+async fn rs256_tokens_from_a_cognito_shaped_key_set() {
+    let issuer = Issuer::default();
+    let (der, jwk) = cognito_rsa_key();
+    issuer.keys.lock().unwrap().push(jwk);
+    let url = issuer_server(issuer.clone()).await;
+    let iss = "https://cognito-idp.local/pool";
+    let config = AuthConfig {
+        jwks: Some(JwksConfig {
+            url,
+            issuer: iss.into(),
+            audiences: vec!["web-client".into()],
+            tenant_claim: "custom:tenant".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let app = router(AppState::new(
+        None,
+        Auth::new(&config, None).unwrap(),
+        LimitsConfig::default(),
+    ));
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let sign = |claims: &Value, header: &jsonwebtoken::Header| {
+        jsonwebtoken::encode(
+            header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_rsa_der(&der),
+        )
+        .unwrap()
+    };
+    // An ID token: `aud` carries the client.
+    let mut claims = cognito_claims(iss, "id", "acme");
+    claims.as_object_mut().unwrap().remove("client_id");
+    claims["aud"] = json!("web-client");
+    let t = sign(&claims, &header);
+    let (s, v) = call(&app, "GET", "/v1/state-machines", Some(&t), None).await;
+    // Authenticated: the engine-less server answers 503, not 401.
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    // The same key named with another algorithm is refused.
+    let mut wrong = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS384);
+    wrong.kid = Some("rsa-1".into());
+    let t = sign(&claims, &wrong);
+    let (s, v) = call(&app, "GET", "/v1/state-machines", Some(&t), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match key"),
+        "{v}"
+    );
+}
+
 fn cognito_claims(iss: &str, token_use: &str, tenant: &str) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
