@@ -291,6 +291,25 @@ where
     error_for_code(model, &code, &message, status)
 }
 
+/// A ConverseStream error: exceptions inside the stream carry their type in the frame's
+/// `:exception-type` header, which the SDK turns into the variant rather than an error code.
+fn stream_error<R: std::fmt::Debug>(
+    model: &str,
+    e: SdkError<sdk::error::ConverseStreamOutputError, R>,
+) -> Error {
+    use sdk::error::ConverseStreamOutputError as E;
+    let code = match e.as_service_error() {
+        Some(E::ThrottlingException(_)) => "ThrottlingException",
+        Some(E::ValidationException(_)) => "ValidationException",
+        Some(E::ServiceUnavailableException(_)) => "ServiceUnavailableException",
+        Some(E::ModelStreamErrorException(_)) => "ModelStreamErrorException",
+        Some(E::InternalServerException(_)) => "InternalServerException",
+        _ => return sdk_error(model, e),
+    };
+    let message = e.message().unwrap_or_default().to_string();
+    error_for_code(model, code, &message, None)
+}
+
 trait RawStatus {
     fn raw_response_status(&self) -> Option<u16>;
 }
@@ -312,7 +331,15 @@ impl<E, R: std::fmt::Debug> RawStatus for SdkError<E, R> {
 
 /// Bedrock's error codes to named errors.
 pub fn error_for_code(model: &str, code: &str, message: &str, status: Option<u16>) -> Error {
-    let status = match code {
+    // Event-stream exceptions name their type in camelCase (`throttlingException`).
+    let mut chars = code.chars();
+    let code: String = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    let status = match code.as_str() {
         "ThrottlingException" | "ServiceQuotaExceededException" => 429,
         "AccessDeniedException"
         | "UnrecognizedClientException"
@@ -328,7 +355,7 @@ pub fn error_for_code(model: &str, code: &str, message: &str, status: Option<u16
         | "ModelErrorException" => 503,
         _ => status.unwrap_or(500),
     };
-    Error::from_http(NAME, model, status, code, message)
+    Error::from_http(NAME, model, status, &code, message)
 }
 
 #[async_trait]
@@ -405,7 +432,7 @@ impl Provider for BedrockProvider {
                         }
                         Ok(None) => return None,
                         Err(e) => {
-                            let err = sdk_error(&model, e);
+                            let err = stream_error(&model, e);
                             return Some((Err(err), (rx, model, true)));
                         }
                     }
