@@ -3,8 +3,10 @@
 //!
 //! The estimate is characters / `chars_per_token` (default 4) plus `message_overhead` tokens a
 //! message, the tools' schemas, and the reply's room (`maxTokens`, else `reserve_output`). A
-//! *turn* starts at each user message that is not a tool result and runs to the next one, so a
-//! tool use and its result always stay together.
+//! conversation is only cut before a user message that is not a tool result or before an
+//! assistant message, so a tool use and its result always stay together; the first user message
+//! (usually the task) can be kept, and a conversation left opening with the assistant gets a
+//! one-line user message saying earlier turns were omitted.
 
 use std::ops::Range;
 

@@ -195,9 +195,11 @@ fn invalid(m: impl Into<String>) -> Error {
 
 impl Family {
     fn of(body: &Value) -> Result<Family> {
-        if body.get("anthropic_version").is_some() || body.get("max_tokens").is_some() {
+        let messages = body.get("messages").is_some();
+        if body.get("anthropic_version").is_some() || (messages && body.get("max_tokens").is_some())
+        {
             Ok(Family::Anthropic)
-        } else if body.get("messages").is_some() {
+        } else if messages {
             Ok(Family::Nova)
         } else if body.get("inputText").is_some() {
             Ok(Family::Titan)
