@@ -170,15 +170,16 @@ fn normalize_partial(key: &str, v: &Value) -> Value {
 }
 
 fn parse_file(text: &str) -> std::result::Result<Vec<Exchange>, String> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') || (trimmed.starts_with('{') && trimmed.contains("\"exchanges\"")) {
-        if let Ok(v) = serde_json::from_str::<Value>(text) {
-            let list = match v {
-                Value::Object(mut m) => m.remove("exchanges").unwrap_or(Value::Null),
-                other => other,
-            };
-            return serde_json::from_value(list).map_err(|e| format!("exchanges: {e}"));
-        }
+    // One JSON document (an array, or an object with "exchanges"), else JSON lines.
+    let whole = serde_json::from_str::<Value>(text);
+    let list = match whole {
+        Ok(Value::Array(a)) => Some(Value::Array(a)),
+        Ok(Value::Object(mut m)) if m.contains_key("exchanges") => m.remove("exchanges"),
+        Err(e) if text.trim_start().starts_with('[') => return Err(format!("not JSON: {e}")),
+        _ => None,
+    };
+    if let Some(list) = list {
+        return serde_json::from_value(list).map_err(|e| format!("exchanges: {e}"));
     }
     text.lines()
         .enumerate()

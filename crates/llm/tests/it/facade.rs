@@ -328,6 +328,15 @@ async fn drop_oldest_keeps_the_task_and_tool_pairs_together() {
     assert_eq!(sent[1]["tool_calls"][0]["id"], "t2");
     assert_eq!(sent[2]["tool_call_id"], "t2");
     assert!(!sent.to_string().contains("first findings"));
+    // A window that would fit everything but the first tool use must not send its result alone.
+    let wider = llm_with(&big, &small, window(1150, "drop_oldest")).await;
+    wider
+        .converse(long_conversation(), &CallLabels::default())
+        .await
+        .unwrap();
+    let sent = big.requests()[1].json()["messages"].to_string();
+    assert!(!sent.contains("\"t1\""), "{sent}");
+    assert!(sent.contains("first findings"), "{sent}");
     // When not even the last turn fits, the call fails before reaching the provider.
     let tiny = llm_with(&big, &small, window(150, "drop_oldest")).await;
     let e = tiny
@@ -335,7 +344,7 @@ async fn drop_oldest_keeps_the_task_and_tool_pairs_together() {
         .await
         .unwrap_err();
     assert_eq!(e.name(), "Llm.ContextWindowExceeded");
-    assert_eq!(big.count(), 1);
+    assert_eq!(big.count(), 2);
 }
 
 async fn llm_with(big: &Server, small: &Server, extra: Value) -> Llm {
