@@ -505,3 +505,48 @@ async fn routes_naming_unknown_providers_are_refused() {
         "{e}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn cached_answers_expire_after_their_ttl() {
+    let recorded = RecordedProvider::from_exchanges(
+        serde_json::from_value(json!([{"request": {"modelId": "demo-model"}, "response": {"text": "hi", "usage": {"inputTokens": 5, "outputTokens": 1, "totalTokens": 6}}}])).unwrap(),
+        "inline",
+    )
+    .unwrap();
+    let config: LlmConfig = serde_json::from_value(json!({
+        "routes": {"complex": {"provider": "demo", "model": "demo-model"}},
+        "cache": {"ttl_seconds": 60}
+    }))
+    .unwrap();
+    let providers = std::collections::HashMap::from([(
+        "demo".to_string(),
+        Arc::new(recorded) as Arc<dyn Provider>,
+    )]);
+    let llm = Llm::new(config, providers)
+        .unwrap()
+        .with_cache(agentry_cache::open("memory://").await.unwrap());
+    let labels = CallLabels::default().tenant("acme");
+    let totals = || async {
+        llm.ledger()
+            .totals(ScopeKind::Tenant, "acme")
+            .await
+            .unwrap()
+    };
+    llm.converse(ConverseRequest::user("complex", "hello"), &labels)
+        .await
+        .unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(59)).await;
+    llm.converse(ConverseRequest::user("complex", "hello"), &labels)
+        .await
+        .unwrap();
+    assert_eq!((totals().await.calls, totals().await.cache_hits), (1, 1));
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    llm.converse(ConverseRequest::user("complex", "hello"), &labels)
+        .await
+        .unwrap();
+    assert_eq!(
+        (totals().await.calls, totals().await.cache_hits),
+        (2, 1),
+        "the answer expired"
+    );
+}
