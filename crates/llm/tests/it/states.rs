@@ -229,3 +229,83 @@ async fn model_errors_are_named_task_errors_the_machine_can_catch() {
         ("FAILED", Some("Llm.InvalidRequest"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_loop_runs_on_the_demo_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let config: LlmConfig = serde_json::from_value(json!({
+        "providers": {"demo": {"kind": "recorded", "path": concat!(env!("CARGO_MANIFEST_DIR"), "/recordings/demo.json")}},
+        "routes": {"complex": {"provider": "demo", "model": "demo-model"}},
+    }))
+    .unwrap();
+    let llm = Arc::new(Llm::from_config(config).await.unwrap());
+    let mut table = ResourceTable::new();
+    agentry_llm::register(&mut table, llm.clone());
+    let store = agentry_storage::open(&format!(
+        "sqlite://{}",
+        dir.path().join("store.db").display()
+    ))
+    .await
+    .unwrap();
+    let queue = agentry_queue::open(&format!(
+        "sqlite://{}",
+        dir.path().join("queue.db").display()
+    ))
+    .await
+    .unwrap();
+    let engine = Engine::open(
+        store,
+        queue,
+        table,
+        EngineConfig {
+            poll_wait: Duration::from_millis(100),
+            ..EngineConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let _node = engine.run();
+    // Converse with tools → Choice on StopReason → the tool's result appended → Converse again.
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "Think", "States": {
+        "Think": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:bedrockruntime:converse",
+            "Arguments": {"ModelId": "complex", "Messages": "{% $states.input.messages %}",
+                "ToolConfig": {"Tools": [{"ToolSpec": {"Name": "web_search", "Description": "Search the web",
+                    "InputSchema": {"Json": {"type": "object", "properties": {"query": {"type": "string"}}}}}}]}},
+            "Output": {"messages": "{% $states.input.messages %}", "reply": "{% $states.result %}"},
+            "Next": "Route"},
+        "Route": {"Type": "Choice", "Choices": [
+            {"Condition": "{% $states.input.reply.StopReason = 'tool_use' %}", "Next": "Search"}
+        ], "Default": "Done"},
+        "Search": {"Type": "Pass", "Output": {"messages": "{% $append($states.input.messages, [$states.input.reply.Output.Message, {'Role': 'user', 'Content': [{'ToolResult': {'ToolUseId': $states.input.reply.Output.Message.Content[ToolUse].ToolUse.ToolUseId, 'Content': [{'Text': 'Competitor A: $29/user/month; Competitor B: $25/user/month; Competitor C: free tier, $19/user/month'}]}}]}]) %}"},
+            "Next": "Think"},
+        "Done": {"Type": "Pass", "Output": "{% $states.input.reply.Output.Message.Content[0].Text %}", "End": true}
+    }});
+    let arn = engine
+        .create_state_machine("agent-loop", &definition.to_string())
+        .await
+        .unwrap();
+    let input = json!({"messages": [{"Role": "user", "Content": [{"Text": "Research competitive pricing for our new product and write a summary report"}]}]});
+    let started = engine
+        .start_execution(&arn, None, &input.to_string())
+        .await
+        .unwrap();
+    let d = engine
+        .wait_for_execution(&started.execution_arn, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
+    let answer = d.output_json().unwrap();
+    assert!(
+        answer
+            .as_str()
+            .unwrap()
+            .starts_with("Summary: competitors charge $19-29"),
+        "{answer}"
+    );
+    let t = llm
+        .ledger()
+        .totals(ScopeKind::Execution, &d.execution_arn)
+        .await
+        .unwrap();
+    assert_eq!(t.calls, 2);
+}
