@@ -550,3 +550,13 @@ async fn cached_answers_expire_after_their_ttl() {
         "the answer expired"
     );
 }
+
+#[cfg(not(feature = "bedrock"))]
+#[tokio::test]
+async fn bedrock_is_refused_by_a_build_without_it() {
+    let config: LlmConfig =
+        serde_json::from_value(json!({"providers": {"aws": {"kind": "bedrock"}}})).unwrap();
+    let e = Llm::from_config(config).await.err().unwrap();
+    assert_eq!(e.name(), "Llm.ConfigInvalid");
+    assert!(e.to_string().contains("not supported in this build"), "{e}");
+}

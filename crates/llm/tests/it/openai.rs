@@ -67,7 +67,10 @@ async fn converse_translates_messages_tools_and_tool_calls() {
     assert_eq!(uses[0].input, json!({"city": "Paris"}));
 
     let seen = &server.requests()[0];
-    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
     assert_eq!(seen.header("authorization"), Some("Bearer sk-test"));
     let body = seen.json();
     assert_eq!(

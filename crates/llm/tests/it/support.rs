@@ -27,6 +27,7 @@ impl Reply {
         }
     }
 
+    #[cfg_attr(not(feature = "bedrock"), allow(dead_code))]
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -47,6 +48,7 @@ impl Reply {
         }
     }
 
+    #[cfg_attr(not(feature = "bedrock"), allow(dead_code))]
     pub fn bytes(status: u16, content_type: &str, chunks: Vec<Vec<u8>>) -> Self {
         Reply {
             status,
