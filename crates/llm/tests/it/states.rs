@@ -24,6 +24,10 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Harness {
+        Self::with_sink(None).await
+    }
+
+    async fn with_sink(sink: Option<Arc<dyn DeltaSink>>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let recording = dir.path().join("demo.jsonl");
         std::fs::write(&recording, RECORDING).unwrap();
@@ -32,7 +36,11 @@ impl Harness {
             "routes": {"complex": {"provider": "demo", "model": "demo-model"}},
         }))
         .unwrap();
-        let llm = Arc::new(Llm::from_config(config).await.unwrap());
+        let mut llm = Llm::from_config(config).await.unwrap();
+        if let Some(sink) = sink {
+            llm = llm.with_delta_sink(sink);
+        }
+        let llm = Arc::new(llm);
         let mut table = ResourceTable::new();
         agentry_llm::register(&mut table, llm.clone());
         let store = agentry_storage::open(&format!(
@@ -308,4 +316,39 @@ async fn the_agent_loop_runs_on_the_demo_recording() {
         .await
         .unwrap();
     assert_eq!(t.calls, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_delta_sink_task_calls_stream_under_the_execution_arn() {
+    #[derive(Default)]
+    struct Sink(std::sync::Mutex<Vec<(String, StreamEvent)>>);
+    impl DeltaSink for Sink {
+        fn on_event(&self, execution_arn: &str, event: &StreamEvent) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((execution_arn.to_string(), event.clone()));
+        }
+    }
+    let sink = Arc::new(Sink::default());
+    let h = Harness::with_sink(Some(sink.clone())).await;
+    let d = h.run("streamed", agent_step(), user("Say hi")).await;
+    assert_eq!(d.output_json(), Some(json!("Hello!")));
+    let got = sink.0.lock().unwrap().clone();
+    assert!(
+        got.iter().all(|(arn, _)| *arn == d.execution_arn),
+        "{got:?}"
+    );
+    let text: String = got
+        .iter()
+        .filter_map(|(_, e)| match e {
+            StreamEvent::ContentBlockDelta(ContentBlockDelta {
+                delta: BlockDelta::Text(t),
+                ..
+            }) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "Hello!", "{got:?}");
+    assert!(matches!(got.last(), Some((_, StreamEvent::Metadata(_)))));
 }
