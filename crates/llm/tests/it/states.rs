@@ -352,3 +352,67 @@ async fn with_a_delta_sink_task_calls_stream_under_the_execution_arn() {
     assert_eq!(text, "Hello!", "{got:?}");
     assert!(matches!(got.last(), Some((_, StreamEvent::Metadata(_)))));
 }
+
+#[tokio::test]
+async fn invoke_model_understands_each_family_native_body() {
+    let recorded = RecordedProvider::from_exchanges(
+        serde_json::from_value(json!([
+            {"request": {"modelId": "amazon.titan-text-express-v1", "messages": [{"role": "user", "content": [{"text": "Name five first names."}]}],
+                "inferenceConfig": {"maxTokens": 100, "temperature": 1.0}},
+             "response": {"text": "Ada, Alan, Grace, Edsger, Barbara", "usage": {"inputTokens": 6, "outputTokens": 11, "totalTokens": 17}}},
+            {"request": {"modelId": "meta.llama3-8b-instruct-v1:0", "messages": [{"role": "user", "content": [{"text": "Say hi"}]}]},
+             "response": {"text": "Hi!", "stopReason": "max_tokens", "usage": {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4}}},
+            {"request": {"modelId": "amazon.nova-lite-v1:0", "system": [{"text": "Be brief."}], "messages": [{"role": "user", "content": [{"text": "Hello"}]}]},
+             "response": {"text": "Hello.", "usage": {"inputTokens": 4, "outputTokens": 2, "totalTokens": 6}}}
+        ]))
+        .unwrap(),
+        "inline",
+    )
+    .unwrap();
+    let llm = Llm::new(
+        LlmConfig {
+            cache: CacheConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        std::collections::HashMap::from([(
+            "aws".to_string(),
+            Arc::new(recorded) as Arc<dyn Provider>,
+        )]),
+    )
+    .unwrap();
+    let labels = CallLabels::default();
+    let invoke = |model: &str, body: Value| {
+        agentry_llm::states::invoke_model_task(
+            &llm,
+            json!({"ModelId": model, "Body": body}),
+            &labels,
+        )
+    };
+    let titan = invoke("amazon.titan-text-express-v1", json!({"inputText": "Name five first names.", "textGenerationConfig": {"maxTokenCount": 100, "temperature": 1}})).await.unwrap();
+    assert_eq!(
+        titan,
+        json!({"Body": {"inputTextTokenCount": 6, "results": [{"tokenCount": 11, "outputText": "Ada, Alan, Grace, Edsger, Barbara", "completionReason": "FINISH"}]}, "ContentType": "application/json"})
+    );
+    let llama = invoke(
+        "meta.llama3-8b-instruct-v1:0",
+        json!({"prompt": "Say hi", "max_gen_len": 512}),
+    )
+    .await;
+    // The recorded request has no inferenceConfig, so it matches any.
+    assert_eq!(
+        llama.unwrap()["Body"],
+        json!({"generation": "Hi!", "prompt_token_count": 3, "generation_token_count": 1, "stop_reason": "length"})
+    );
+    let nova = invoke("amazon.nova-lite-v1:0", json!({"system": [{"text": "Be brief."}], "messages": [{"role": "user", "content": [{"text": "Hello"}]}], "inferenceConfig": {"max_new_tokens": 50}})).await.unwrap();
+    assert_eq!(
+        nova["Body"]["output"]["message"]["content"],
+        json!([{"text": "Hello."}])
+    );
+    assert_eq!(nova["Body"]["usage"]["totalTokens"], 6);
+    let e = invoke("x", json!({"foo": 1})).await.unwrap_err();
+    assert_eq!(e.name(), "Llm.InvalidRequest");
+    assert!(e.to_string().contains("known model family"), "{e}");
+}
