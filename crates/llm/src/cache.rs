@@ -9,9 +9,9 @@ use std::time::Duration;
 use agentry_cache::{Cache, SetOptions};
 use serde_json::json;
 
+use crate::hash;
 use crate::recorded::normalize;
 use crate::types::{ConverseRequest, ConverseResponse};
-use crate::{Error, hash};
 
 #[derive(Clone)]
 pub struct ResponseCache {
@@ -48,7 +48,7 @@ impl ResponseCache {
     pub async fn put(&self, key: &str, response: &ConverseResponse) {
         let bytes = serde_json::to_vec(response).expect("responses serialize");
         if let Err(e) = self.cache.set(key, &bytes, SetOptions::ttl(self.ttl)).await {
-            tracing::warn!(error = %Error::Config(e.to_string()), "llm response cache write failed");
+            tracing::warn!(error = %e, "llm response cache write failed");
         }
     }
 }
