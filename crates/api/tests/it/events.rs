@@ -297,3 +297,52 @@ async fn steps_committed_on_this_node_wake_the_stream_without_polling() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_node_that_runs_nothing_follows_by_polling() {
+    let e = engine().await;
+    // The gateway's engine shares the store but runs no loops: every step after the start is
+    // committed by the other node, so only reading the store finds the events.
+    let quiet = super::peer(&e).await;
+    let limits = LimitsConfig {
+        events_poll_ms: 50,
+        ..Default::default()
+    };
+    let served = serve(state_with(Some(quiet), limits)).await;
+    let base = format!("http://{}", served.addr);
+    let client = reqwest::Client::new();
+    let t = token();
+    let def: Value = serde_json::from_str(STEPS).unwrap();
+    client
+        .post(format!("{base}/v1/state-machines"))
+        .bearer_auth(&t)
+        .body(json!({"name": "steps", "definition": def}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{base}/v1/state-machines/steps/executions"))
+        .bearer_auth(&t)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let arn = r.json::<Value>().await.unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut resp = client
+        .get(format!("{base}/v1/executions/{}/events", enc(&arn)))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let (all, ended) = read_sse(&mut resp, usize::MAX, &mut String::new()).await;
+    assert!(ended);
+    let types: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(types.first(), Some(&"ExecutionStarted"));
+    assert_eq!(types.last(), Some(&"ExecutionSucceeded"));
+    let ids: Vec<u64> = all.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=all.len() as u64).collect::<Vec<_>>());
+}

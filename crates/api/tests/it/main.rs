@@ -59,7 +59,27 @@ pub struct TestEngine {
     /// Task tokens handed to [`TOKEN_RESOURCE`] tasks, in order.
     pub tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _node: agentry_engine::Node,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+}
+
+/// Another node's engine on the same store and queue, with no loops of its own: what it
+/// serves was advanced elsewhere.
+pub async fn peer(of: &TestEngine) -> agentry_engine::Engine {
+    let dir = of.dir.path();
+    let store = agentry_storage::open(&format!("sqlite://{}", dir.join("s.db").display()))
+        .await
+        .unwrap();
+    let queue = agentry_queue::open(&format!("sqlite://{}", dir.join("q.db").display()))
+        .await
+        .unwrap();
+    agentry_engine::Engine::open(
+        store,
+        queue,
+        agentry_engine::ResourceTable::new(),
+        Default::default(),
+    )
+    .await
+    .unwrap()
 }
 
 pub async fn engine() -> TestEngine {
@@ -92,7 +112,7 @@ pub async fn engine() -> TestEngine {
         engine,
         tokens,
         _node: node,
-        _dir: dir,
+        dir,
     }
 }
 
