@@ -1,6 +1,7 @@
 //! An execution's history, live: each event as it is recorded, over Server-Sent Events
 //! (`id:` the event's id, `event:` its type, `data:` the event as GetExecutionHistory returns
-//! it) or WebSocket (one JSON text message per event: `{"id", "type", "event"}`). A client that
+//! it) or WebSocket (one JSON text message per event: `{"id", "type", "event"}`; the handshake
+//! is accepted on `/events` itself and on `/events/ws`). A client that
 //! reconnects with `Last-Event-ID` (or `?after=N`) gets every event after N, none twice; the
 //! stream ends after the execution's final event.
 //!
@@ -11,6 +12,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -182,7 +184,8 @@ fn events(f: Follower) -> impl Stream<Item = Value> + Send {
     .flatten()
 }
 
-/// The execution's history events as Server-Sent Events.
+/// The execution's history events as Server-Sent Events (or, to a WebSocket handshake, as
+/// WebSocket messages, as on `/events/ws`).
 #[utoipa::path(get, path = "/v1/executions/{id}/events", tag = "executions",
     params(("id" = String, Path, description = "the execution ARN, URL-encoded"), EventParams,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id")),
@@ -195,9 +198,14 @@ pub async fn sse(
     Path(id): Path<String>,
     headers: HeaderMap,
     Query(q): Query<EventParams>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let after = resume_after(&headers, &q)?;
     let f = follower(&t, &state, id, after).await?;
+    // A WebSocket handshake on the same path gets the same events as messages.
+    if let Ok(ws) = upgrade {
+        return Ok(ws.on_upgrade(move |socket| forward(socket, f)));
+    }
     let stream = events(f).map(|e| {
         let e = super::executions::aws_event(e);
         Ok::<_, Infallible>(

@@ -236,6 +236,16 @@ async fn websocket_resumes_with_after() {
         .chain(&tail)
         .map(|m| m["id"].as_u64().unwrap())
         .collect();
+    // The handshake is also accepted on the SSE path itself.
+    let same_path = format!(
+        "ws://{}/v1/executions/{}/events?access_token={t}",
+        served.addr,
+        enc(&arn)
+    );
+    let (whole, closed) = read(same_path, usize::MAX).await;
+    assert!(closed);
+    let whole_ids: Vec<u64> = whole.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+    assert_eq!(whole_ids, ids);
     let history = e
         .engine
         .for_account("000000000000")
