@@ -264,6 +264,7 @@ pub(crate) struct RunRequest {
     responses((status = 200, description = "`{executionArn, status, output, error, cause}`"),
         (status = 400, body = error::ErrorBody)))]
 pub(crate) async fn run_sync(
+    axum::extract::State(state): axum::extract::State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     JsonBody(req): JsonBody<RunRequest>,
 ) -> Response {
@@ -289,7 +290,9 @@ pub(crate) async fn run_sync(
         }
     };
     let machine = req.name.unwrap_or_else(|| "run".into());
-    let scope = ("local", principal.account.as_str());
+    // ARNs in the region the engine names, when the gateway runs one.
+    let region = state.engine.as_ref().map_or("local", |e| e.region());
+    let scope = (region, principal.account.as_str());
     match run_express(def, scope, &machine, input, None).await {
         Ok(ex) => Json(json!({
             "executionArn": ex.info.execution_arn,
