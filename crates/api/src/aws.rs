@@ -65,6 +65,8 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         "DescribeStateMachine" => describe_state_machine(&engine, request).await,
         "ListStateMachines" => list_state_machines(&engine).await,
         "PublishStateMachineVersion" => publish_version(&engine, request).await,
+        "DeleteStateMachine" => delete_state_machine(&engine, request).await,
+        "DeleteStateMachineVersion" => delete_state_machine_version(&engine, request).await,
         "StartExecution" => start_execution(&engine, request).await,
         "StartSyncExecution" => start_sync_execution(&engine, request).await,
         "DescribeExecution" => describe_execution(&engine, request).await,
@@ -91,6 +93,8 @@ fn seconds(ms: i64) -> f64 {
 fn engine_error(e: agentry_engine::Error) -> Response {
     let status = if e.is_retryable() || e.aws_name() == "ServiceUnavailable" {
         StatusCode::SERVICE_UNAVAILABLE
+    } else if e.aws_name() == "ConflictException" {
+        StatusCode::CONFLICT
     } else {
         StatusCode::BAD_REQUEST
     };
@@ -156,7 +160,7 @@ fn machine_json(d: &agentry_engine::StateMachineDescription) -> Value {
     json!({
         "stateMachineArn": d.state_machine_arn,
         "name": d.name,
-        "status": "ACTIVE",
+        "status": d.status,
         "definition": d.definition,
         "roleArn": "arn:aws:iam::000000000000:role/agentry",
         "type": d.kind,
@@ -192,6 +196,27 @@ async fn publish_version(engine: &Engine, request: Value) -> Result<Response, Re
     Ok(ok(
         json!({"stateMachineVersionArn": v.state_machine_version_arn, "creationDate": seconds(v.creation_date)}),
     ))
+}
+
+async fn delete_state_machine(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    engine
+        .delete_state_machine(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
+async fn delete_state_machine_version(
+    engine: &Engine,
+    request: Value,
+) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineVersionArn")?;
+    engine
+        .delete_state_machine_version(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({})))
 }
 
 async fn start_execution(engine: &Engine, request: Value) -> Result<Response, Response> {

@@ -10,6 +10,21 @@ pub enum Error {
     StateMachineDoesNotExist(String),
     #[error("state machine already exists: {0}")]
     StateMachineAlreadyExists(String),
+    /// DeleteStateMachine was called; its running executions are finishing.
+    #[error("state machine is being deleted: {0}")]
+    StateMachineDeleting(String),
+    /// An alias or version that does not exist (AWS's `ResourceNotFound`).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A change that contradicts another (a version an alias still routes to).
+    #[error("{0}")]
+    Conflict(String),
+    /// A request whose fields break AWS's constraints, in AWS's words.
+    #[error("{0}")]
+    Validation(String),
+    /// RedriveExecution of an execution that cannot be redriven (running, succeeded, too old).
+    #[error("{0}")]
+    ExecutionNotRedrivable(String),
     #[error("execution does not exist: {0}")]
     ExecutionDoesNotExist(String),
     /// Same name, different input (or a finished execution of that name, as AWS says).
@@ -54,6 +69,11 @@ impl Error {
         match self {
             Error::StateMachineDoesNotExist(_) => "StateMachineDoesNotExist",
             Error::StateMachineAlreadyExists(_) => "StateMachineAlreadyExists",
+            Error::StateMachineDeleting(_) => "StateMachineDeleting",
+            Error::ResourceNotFound(_) => "ResourceNotFound",
+            Error::Conflict(_) => "ConflictException",
+            Error::Validation(_) => "ValidationException",
+            Error::ExecutionNotRedrivable(_) => "ExecutionNotRedrivable",
             Error::ExecutionDoesNotExist(_) => "ExecutionDoesNotExist",
             Error::ExecutionAlreadyExists(_) => "ExecutionAlreadyExists",
             Error::InvalidDefinition { .. } => "InvalidDefinition",

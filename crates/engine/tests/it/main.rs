@@ -7,6 +7,7 @@ mod compare;
 mod conformance;
 mod crash;
 mod flows;
+mod machines;
 mod nodes;
 mod outbox;
 mod support;

@@ -1,0 +1,160 @@
+//! The AWS JSON protocol over a running durable engine, called through the router as the SDKs
+//! call it.
+
+use std::time::Duration;
+
+use agentry_api::{AppState, router};
+use agentry_engine::{Engine, EngineConfig, Node, ResourceTable};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct Server {
+    pub engine: Engine,
+    _node: Node,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn new() -> Self {
+        Self::with(ResourceTable::new()).await
+    }
+
+    pub async fn with(resources: ResourceTable) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            agentry_storage::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+                .await
+                .unwrap();
+        let queue = agentry_queue::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
+            .await
+            .unwrap();
+        let config = EngineConfig {
+            poll_wait: Duration::from_millis(100),
+            timer_poll: Duration::from_millis(200),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open(store, queue, resources, config).await.unwrap();
+        let node = engine.run();
+        Self {
+            engine,
+            _node: node,
+            _dir: dir,
+        }
+    }
+
+    pub async fn call(&self, action: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::post("/")
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("AWSStepFunctions.{action}"))
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let state = AppState {
+            engine: Some(self.engine.clone()),
+        };
+        let resp = router(state).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// Calls and expects success.
+    pub async fn ok(&self, action: &str, body: Value) -> Value {
+        let (s, v) = self.call(action, body).await;
+        assert_eq!(s, StatusCode::OK, "{action}: {v}");
+        v
+    }
+
+    /// Calls and expects AWS's error `code`.
+    pub async fn fails(&self, action: &str, body: Value, code: &str) -> Value {
+        let (s, v) = self.call(action, body).await;
+        assert_ne!(s, StatusCode::OK, "{action} succeeded: {v}");
+        assert_eq!(v["__type"], code, "{action}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+        v
+    }
+
+    pub async fn create(&self, name: &str, definition: Value) -> String {
+        let v = self
+            .ok(
+                "CreateStateMachine",
+                json!({"name": name, "definition": definition.to_string(), "roleArn": "arn:aws:iam::000000000000:role/r"}),
+            )
+            .await;
+        v["stateMachineArn"].as_str().unwrap().to_string()
+    }
+
+    /// Waits up to 20 s for an execution to leave RUNNING; its DescribeExecution.
+    pub async fn finished(&self, arn: &str) -> Value {
+        for _ in 0..400 {
+            let v = self
+                .ok("DescribeExecution", json!({"executionArn": arn}))
+                .await;
+            if v["status"] != "RUNNING" {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{arn} did not finish");
+    }
+}
+
+fn pass() -> Value {
+    json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": true}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_state_machine_and_version_answer_as_aws() {
+    let s = Server::new().await;
+    let arn = s.create("doomed", pass()).await;
+    let v = s
+        .ok(
+            "PublishStateMachineVersion",
+            json!({"stateMachineArn": arn}),
+        )
+        .await;
+    let version = v["stateMachineVersionArn"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.ok(
+            "DeleteStateMachineVersion",
+            json!({"stateMachineVersionArn": version})
+        )
+        .await,
+        json!({})
+    );
+    s.fails(
+        "DescribeStateMachine",
+        json!({"stateMachineArn": version}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    s.fails(
+        "DeleteStateMachineVersion",
+        json!({"stateMachineVersionArn": arn}),
+        "InvalidArn",
+    )
+    .await;
+    s.fails("DeleteStateMachine", json!({}), "ValidationException")
+        .await;
+    assert_eq!(
+        s.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+            .await,
+        json!({})
+    );
+    s.fails(
+        "DescribeStateMachine",
+        json!({"stateMachineArn": arn}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    s.fails(
+        "StartExecution",
+        json!({"stateMachineArn": arn}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    let listed = s.ok("ListStateMachines", json!({})).await;
+    assert_eq!(listed["stateMachines"], json!([]));
+}

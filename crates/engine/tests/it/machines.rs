@@ -1,0 +1,157 @@
+//! State machine lifecycle: deleting machines and versions.
+
+use std::time::Duration;
+
+use agentry_engine::Error;
+use serde_json::json;
+
+use crate::support::*;
+
+fn asks() -> serde_json::Value {
+    json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": TOKEN, "End": true}}})
+}
+
+fn pass(result: i64) -> serde_json::Value {
+    json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": result, "End": true}}})
+}
+
+/// Waits until the token resource has seen `n` tokens; returns the last.
+async fn token(h: &Harness, n: usize) -> String {
+    for _ in 0..300 {
+        let t = h.calls.tokens();
+        if t.len() >= n {
+            return t[n - 1].0.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no task token arrived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_machine_without_executions_is_gone_with_its_versions() {
+    let h = Harness::new().await;
+    let m = h.machine("short-lived", pass(1)).await;
+    let v = h
+        .engine
+        .publish_state_machine_version(&m, None)
+        .await
+        .unwrap();
+    let done = h.run(&m, json!({})).await;
+    h.engine.delete_state_machine(&m).await.unwrap();
+    let gone = h.engine.describe_state_machine(&m).await.unwrap_err();
+    assert!(matches!(gone, Error::StateMachineDoesNotExist(_)), "{gone}");
+    let gone = h
+        .engine
+        .describe_state_machine(&v.state_machine_version_arn)
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, Error::StateMachineDoesNotExist(_)), "{gone}");
+    let refused = h.engine.start_execution(&m, None, "{}").await.unwrap_err();
+    assert!(matches!(refused, Error::StateMachineDoesNotExist(_)));
+    assert!(h.engine.list_state_machines().await.unwrap().is_empty());
+    // Its finished executions are still described; deleting again changes nothing.
+    let d = h
+        .engine
+        .describe_execution(&done.execution_arn)
+        .await
+        .unwrap();
+    assert_eq!(d.status, "SUCCEEDED");
+    h.engine.delete_state_machine(&m).await.unwrap();
+    // The name can be used again; the new machine runs its own definition.
+    let again = h.machine("short-lived", pass(2)).await;
+    assert_eq!(again, m);
+    let d = h.engine.describe_state_machine(&m).await.unwrap();
+    assert_eq!(d.status, "ACTIVE");
+    assert_eq!(h.run(&m, json!({})).await.output_json(), Some(json!(2)));
+    let v1 = h
+        .engine
+        .publish_state_machine_version(&m, None)
+        .await
+        .unwrap();
+    assert!(v1.state_machine_version_arn.ends_with(":short-lived:1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_machine_lets_its_running_executions_finish_then_goes() {
+    let h = Harness::new().await;
+    let m = h.machine("draining", asks()).await;
+    let running = h.engine.start_execution(&m, None, "{}").await.unwrap();
+    let t = token(&h, 1).await;
+    h.engine.delete_state_machine(&m).await.unwrap();
+    let d = h.engine.describe_state_machine(&m).await.unwrap();
+    assert_eq!(d.status, "DELETING");
+    let refused = h.engine.start_execution(&m, None, "{}").await.unwrap_err();
+    assert!(
+        matches!(refused, Error::StateMachineDeleting(_)),
+        "{refused}"
+    );
+    assert_eq!(refused.aws_name(), "StateMachineDeleting");
+    let refused = h
+        .engine
+        .update_state_machine(&m, &pass(1).to_string())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::StateMachineDeleting(_)));
+    h.engine
+        .send_task_success(&t, r#"{"ok": true}"#)
+        .await
+        .unwrap();
+    let d = finish(&h.engine, &running.execution_arn).await;
+    assert_eq!(d.status, "SUCCEEDED");
+    assert_eq!(d.output_json(), Some(json!({"ok": true})));
+    let gone = h.engine.describe_state_machine(&m).await.unwrap_err();
+    assert!(matches!(gone, Error::StateMachineDoesNotExist(_)), "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_version_stops_new_starts_through_it_only() {
+    let h = Harness::new().await;
+    let m = h.machine("versioned", asks()).await;
+    let v1 = h
+        .engine
+        .publish_state_machine_version(&m, None)
+        .await
+        .unwrap()
+        .state_machine_version_arn;
+    let running = h.engine.start_execution(&v1, None, "{}").await.unwrap();
+    let t = token(&h, 1).await;
+    h.engine.delete_state_machine_version(&v1).await.unwrap();
+    let refused = h.engine.start_execution(&v1, None, "{}").await.unwrap_err();
+    assert!(
+        matches!(refused, Error::StateMachineDoesNotExist(_)),
+        "{refused}"
+    );
+    // Idempotent, and the machine itself is untouched.
+    h.engine.delete_state_machine_version(&v1).await.unwrap();
+    assert_eq!(
+        h.engine.describe_state_machine(&m).await.unwrap().status,
+        "ACTIVE"
+    );
+    let bad = h.engine.delete_state_machine_version(&m).await.unwrap_err();
+    assert_eq!(bad.aws_name(), "InvalidArn");
+    h.engine.send_task_success(&t, "1").await.unwrap();
+    let d = finish(&h.engine, &running.execution_arn).await;
+    assert_eq!(d.status, "SUCCEEDED");
+    assert_eq!(d.state_machine_version_arn.as_deref(), Some(v1.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_account_cannot_delete_a_machine() {
+    let h = Harness::new().await;
+    let acme = h.engine.for_account("111111111111").unwrap();
+    let other = h.engine.for_account("222222222222").unwrap();
+    let m = acme
+        .create_state_machine("mine", &pass(1).to_string())
+        .await
+        .unwrap();
+    // Another account's ARN names nothing there: the delete succeeds as for a missing machine.
+    other.delete_state_machine(&m).await.unwrap();
+    other
+        .delete_state_machine_version(&format!("{m}:1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        acme.describe_state_machine(&m).await.unwrap().status,
+        "ACTIVE"
+    );
+}
