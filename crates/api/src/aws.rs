@@ -73,6 +73,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         "ListExecutions" => list_executions(&engine, request).await,
         "GetExecutionHistory" => get_execution_history(&engine, request).await,
         "StopExecution" => stop_execution(&engine, request).await,
+        "RedriveExecution" => redrive_execution(&engine, request).await,
         "SendTaskSuccess" => send_task(&engine, request, TaskAnswer::Success).await,
         "SendTaskFailure" => send_task(&engine, request, TaskAnswer::Failure).await,
         "SendTaskHeartbeat" => send_task(&engine, request, TaskAnswer::Heartbeat).await,
@@ -295,8 +296,15 @@ async fn describe_execution(engine: &Engine, request: Value) -> Result<Response,
         "startDate": seconds(d.start_date),
         "input": d.input,
         "inputDetails": {"included": true},
-        "redriveCount": 0,
+        "redriveCount": d.redrive_count,
+        "redriveStatus": d.redrive_status,
     });
+    if let Some(r) = &d.redrive_status_reason {
+        out["redriveStatusReason"] = json!(r);
+    }
+    if let Some(t) = d.redrive_date {
+        out["redriveDate"] = json!(seconds(t));
+    }
     if let Some(v) = &d.state_machine_version_arn {
         out["stateMachineVersionArn"] = json!(v);
     }
@@ -335,6 +343,15 @@ async fn list_executions(engine: &Engine, request: Value) -> Result<Response, Re
                 "name": d.name, "status": d.status, "startDate": seconds(d.start_date)});
             if let Some(t) = d.stop_date {
                 v["stopDate"] = json!(seconds(t));
+            }
+            if let Some(a) = &d.state_machine_version_arn {
+                v["stateMachineVersionArn"] = json!(a);
+            }
+            if d.redrive_count > 0 {
+                v["redriveCount"] = json!(d.redrive_count);
+            }
+            if let Some(t) = d.redrive_date {
+                v["redriveDate"] = json!(seconds(t));
             }
             v
         })
@@ -385,6 +402,15 @@ async fn stop_execution(engine: &Engine, request: Value) -> Result<Response, Res
         .await
         .map_err(engine_error)?;
     Ok(ok(json!({"stopDate": seconds(stopped)})))
+}
+
+async fn redrive_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "executionArn")?;
+    let date = engine
+        .redrive_execution(arn, opt(&request, "clientToken"))
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({"redriveDate": seconds(date)})))
 }
 
 enum TaskAnswer {

@@ -43,6 +43,34 @@ pub struct ExecutionDescription {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// Times redriven (RedriveExecution), and when last.
+    pub redrive_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redrive_date: Option<i64>,
+    /// `REDRIVABLE` or `NOT_REDRIVABLE`, and why not.
+    pub redrive_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redrive_status_reason: Option<String>,
+}
+
+/// How long after it ended an execution may be redriven, as on AWS: 14 days.
+pub const REDRIVE_PERIOD_MS: i64 = 14 * 24 * 3600 * 1000;
+
+/// Why an execution cannot be redriven (AWS's `redriveStatusReason`), or `None`.
+fn redrive_blocker(record: &Record, now: i64) -> Option<&'static str> {
+    if let Some(reason) = record.execution.redrive_blocker() {
+        return Some(reason);
+    }
+    if !record.started {
+        return Some("Execution is RUNNING and cannot be redriven");
+    }
+    if record
+        .stop_ms
+        .is_some_and(|stop| now - stop > REDRIVE_PERIOD_MS)
+    {
+        return Some("Execution redrivable period exceeded");
+    }
+    None
 }
 
 impl ExecutionDescription {
@@ -78,6 +106,14 @@ fn describe(record: &Record) -> ExecutionDescription {
         output: value_text(&ex.output),
         error: ex.error.clone(),
         cause: ex.cause.clone(),
+        redrive_count: ex.info.redrive_count,
+        redrive_date: record.redrive_ms,
+        redrive_status: match redrive_blocker(record, now_ms()) {
+            None => "REDRIVABLE",
+            Some(_) => "NOT_REDRIVABLE",
+        }
+        .to_string(),
+        redrive_status_reason: redrive_blocker(record, now_ms()).map(str::to_string),
     }
 }
 
@@ -129,6 +165,8 @@ impl Engine {
             tokens: Default::default(),
             timers: Default::default(),
             stop_ms: None,
+            redrive_ms: None,
+            redrive_token: None,
         };
         record.execution.input_text = Some(input.to_string());
         let _ = input_value;
@@ -336,6 +374,47 @@ impl Engine {
         self.advance(arn, &Work::Event(event)).await?;
         let record = self.load(arn).await?;
         Ok(record.stop_ms.unwrap_or_else(now_ms))
+    }
+
+    /// RedriveExecution: a FAILED, TIMED_OUT or ABORTED execution (ended within the last 14
+    /// days, its machine not being deleted) runs again from the top-level state that did not
+    /// finish, with that state's input; see [`agentry_asl::Execution::redrive`]. Returns the
+    /// redrive date. A repeated call with the same `client_token` answers with the same date.
+    pub async fn redrive_execution(&self, arn: &str, client_token: Option<&str>) -> Result<i64> {
+        self.scope.execution(arn)?;
+        let record = self.load(arn).await?;
+        if let (Some(token), Some(date)) = (client_token, record.redrive_ms)
+            && record.redrive_token.as_deref() == Some(token)
+        {
+            return Ok(date);
+        }
+        let not_redrivable = |reason: &str| {
+            Error::ExecutionNotRedrivable(format!("Execution {arn} cannot be redriven: {reason}"))
+        };
+        if let Some(reason) = redrive_blocker(&record, now_ms()) {
+            return Err(not_redrivable(reason));
+        }
+        let machine_arn = self.scope.state_machine_arn(&record.machine_name);
+        match self
+            .machine_head(&record.machine_name, &machine_arn, true)
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::StateMachineDeleting(_) | Error::StateMachineDoesNotExist(_)) => {
+                return Err(not_redrivable("State machine is in DELETING status"));
+            }
+            Err(e) => return Err(e),
+        }
+        let work = Work::Redrive {
+            client_token: client_token.map(str::to_string),
+        };
+        match self.advance(arn, &work).await? {
+            Some(record) => Ok(record.redrive_ms.unwrap_or_else(now_ms)),
+            // Redriven by a concurrent call meanwhile.
+            None => Err(not_redrivable(
+                "Execution is RUNNING and cannot be redriven",
+            )),
+        }
     }
 
     /// Finds the open task a token names.

@@ -30,6 +30,11 @@ pub(crate) struct Record {
     #[serde(default)]
     pub timers: BTreeMap<u64, i64>,
     pub stop_ms: Option<i64>,
+    /// When the execution was last redriven, and the client token that asked for it.
+    #[serde(default)]
+    pub redrive_ms: Option<i64>,
+    #[serde(default)]
+    pub redrive_token: Option<String>,
 }
 
 /// A record whose JSON is longer than this is stored in parts beside the record item (an

@@ -28,6 +28,10 @@ use crate::{Engine, now_ms, obj};
 pub enum Work {
     Start,
     Event(Event),
+    /// RedriveExecution, with the caller's idempotency token.
+    Redrive {
+        client_token: Option<String>,
+    },
 }
 
 const MAX_WRITES: usize = 100;
@@ -152,6 +156,7 @@ impl Engine {
                         Work::Event(event) => {
                             record.execution.handle(&def, event.clone(), &mut host)
                         }
+                        Work::Redrive { .. } => record.execution.redrive(&def, &mut host),
                     };
                     if !step.events.is_empty()
                         || !step.effects.is_empty()
@@ -353,6 +358,11 @@ impl Record {
     /// Keeps the engine's own books for one applied piece of work and its effects: open task
     /// tokens, pending timers, the stop date; adds the work to hand out to `outbox`.
     fn note(&mut self, work: &Work, effects: Vec<Effect>, outbox: &mut Vec<Dispatch>) {
+        if let Work::Redrive { client_token } = work {
+            self.stop_ms = None;
+            self.redrive_ms = Some(now_ms());
+            self.redrive_token = client_token.clone();
+        }
         if let Work::Event(Event::TimerFired { timer }) = work {
             self.timers.remove(timer);
         }

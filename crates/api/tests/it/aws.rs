@@ -158,3 +158,90 @@ async fn delete_state_machine_and_version_answer_as_aws() {
     let listed = s.ok("ListStateMachines", json!({})).await;
     assert_eq!(listed["stateMachines"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_execution_answers_as_aws() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Fails until the switch is thrown, as a broken dependency would.
+    let fixed = Arc::new(AtomicBool::new(false));
+    let f = fixed.clone();
+    let resources = ResourceTable::new().with(
+        "arn:aws:lambda:local:000000000000:function:dep",
+        move |req| {
+            let ok = f.load(Ordering::SeqCst);
+            async move {
+                if ok {
+                    Ok(req.input)
+                } else {
+                    Err(agentry_engine::TaskError::new("Dep.Down", "not yet"))
+                }
+            }
+        },
+    );
+    let s = Server::with(resources).await;
+    let arn = s
+        .create(
+            "dep",
+            json!({"StartAt": "Call", "States": {"Call": {"Type": "Task",
+                "Resource": "arn:aws:lambda:local:000000000000:function:dep",
+                "Parameters": {"n.$": "$$.Execution.RedriveCount"}, "End": true}}}),
+        )
+        .await;
+    let ex = s
+        .ok("StartExecution", json!({"stateMachineArn": arn}))
+        .await["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = s.finished(&ex).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["redriveCount"], 0);
+    assert_eq!(d["redriveStatus"], "REDRIVABLE");
+    fixed.store(true, Ordering::SeqCst);
+    let r = s
+        .ok(
+            "RedriveExecution",
+            json!({"executionArn": ex, "clientToken": "abc"}),
+        )
+        .await;
+    assert!(r["redriveDate"].as_f64().unwrap() > 1.7e9, "{r}");
+    let d = s.finished(&ex).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(d["output"], "{\"n\":1}");
+    assert_eq!(d["redriveCount"], 1);
+    assert_eq!(d["redriveDate"], r["redriveDate"]);
+    assert_eq!(d["redriveStatus"], "NOT_REDRIVABLE");
+    assert_eq!(
+        d["redriveStatusReason"],
+        "Execution is SUCCEEDED and cannot be redriven"
+    );
+    s.fails(
+        "RedriveExecution",
+        json!({"executionArn": ex}),
+        "ExecutionNotRedrivable",
+    )
+    .await;
+    s.fails(
+        "RedriveExecution",
+        json!({"executionArn": "arn:aws:states:local:000000000000:execution:dep:missing"}),
+        "ExecutionDoesNotExist",
+    )
+    .await;
+    s.fails(
+        "RedriveExecution",
+        json!({"executionArn": "not-an-arn"}),
+        "InvalidArn",
+    )
+    .await;
+    let h = s
+        .ok("GetExecutionHistory", json!({"executionArn": ex}))
+        .await;
+    let kinds: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"ExecutionRedriven"), "{kinds:?}");
+}

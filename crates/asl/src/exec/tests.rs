@@ -239,3 +239,108 @@ fn a_loop_that_never_waits_fails_at_the_history_limit() {
     );
     assert_eq!(ex.error.as_deref(), Some("States.Runtime"));
 }
+
+#[test]
+fn redrive_runs_again_from_the_state_that_failed() {
+    let def = machine(json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:aws:lambda:local:000000000000:function:f",
+              "Parameters": {"count.$": "$$.Execution.RedriveCount", "a.$": "$.a"}, "Next": "B"},
+        "B": {"Type": "Pass", "End": true}}}));
+    let mut host = FixedHost::new(1_000, 7);
+    let mut ex = Execution::new(ExecutionInfo::local("m", "e", 1_000));
+    let step = ex.start(&def, json!({}), &mut host);
+    let task = match &step.effects[..] {
+        [Effect::Invoke(req)] => {
+            assert_eq!(req.input, json!({"count": 0, "a": 1}));
+            req.task
+        }
+        other => panic!("{other:?}"),
+    };
+    let step = ex.handle(
+        &def,
+        Event::TaskFailed {
+            task,
+            error: Some("Boom".into()),
+            cause: None,
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Failed);
+    assert!(step.effects.contains(&Effect::Finish));
+    assert_eq!(ex.redrive_blocker(), None);
+    let failed_id = step.events.last().unwrap().id;
+
+    let step = ex.redrive(&def, &mut host);
+    assert_eq!(ex.status, Status::Running);
+    assert_eq!(ex.error, None);
+    let kinds: Vec<&str> = step.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ExecutionRedriven",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted"
+        ]
+    );
+    assert_eq!(step.events[0].previous_event_id, failed_id);
+    assert_eq!(step.events[0].details, Some(json!({"redriveCount": 1})));
+    assert_eq!(step.events[1].previous_event_id, step.events[0].id);
+    let task = match &step.effects[..] {
+        [Effect::Invoke(req)] => {
+            // The state's input as it was: Pass "A" is not run again.
+            assert_eq!(req.input, json!({"count": 1, "a": 1}));
+            req.task
+        }
+        other => panic!("{other:?}"),
+    };
+    ex.handle(
+        &def,
+        Event::TaskSucceeded {
+            task,
+            output: json!("ok"),
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(ex.output, Some(json!("ok")));
+    assert_eq!(
+        ex.redrive_blocker(),
+        Some("Execution is SUCCEEDED and cannot be redriven")
+    );
+    assert!(ex.redrive(&def, &mut host).events.is_empty());
+}
+
+#[test]
+fn a_stopped_execution_redrives_from_where_it_stood() {
+    let def = machine(json!({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 10, "Next": "P"},
+        "P": {"Type": "Pass", "End": true}}}));
+    let mut host = FixedHost::new(1_000, 7);
+    let mut ex = Execution::new(ExecutionInfo::local("m", "e", 1_000));
+    ex.start(&def, json!({"x": 1}), &mut host);
+    assert_eq!(
+        ex.redrive_blocker(),
+        Some("Execution is RUNNING and cannot be redriven")
+    );
+    ex.handle(
+        &def,
+        Event::Stop {
+            error: None,
+            cause: None,
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Aborted);
+    let step = ex.redrive(&def, &mut host);
+    let kinds: Vec<&str> = step.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["ExecutionRedriven", "WaitStateEntered"]);
+    let timer = match &step.effects[..] {
+        [Effect::StartTimer { timer, .. }] => *timer,
+        other => panic!("{other:?}"),
+    };
+    ex.handle(&def, Event::TimerFired { timer }, &mut host);
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(ex.output, Some(json!({"x": 1})));
+}

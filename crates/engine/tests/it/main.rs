@@ -10,4 +10,5 @@ mod flows;
 mod machines;
 mod nodes;
 mod outbox;
+mod redrive;
 mod support;
