@@ -67,6 +67,11 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         "PublishStateMachineVersion" => publish_version(&engine, request).await,
         "DeleteStateMachine" => delete_state_machine(&engine, request).await,
         "DeleteStateMachineVersion" => delete_state_machine_version(&engine, request).await,
+        "CreateStateMachineAlias" => create_alias(&engine, request).await,
+        "DescribeStateMachineAlias" => describe_alias(&engine, request).await,
+        "ListStateMachineAliases" => list_aliases(&engine, request).await,
+        "UpdateStateMachineAlias" => update_alias(&engine, request).await,
+        "DeleteStateMachineAlias" => delete_alias(&engine, request).await,
         "StartExecution" => start_execution(&engine, request).await,
         "StartSyncExecution" => start_sync_execution(&engine, request).await,
         "DescribeExecution" => describe_execution(&engine, request).await,
@@ -220,6 +225,91 @@ async fn delete_state_machine_version(
     Ok(ok(json!({})))
 }
 
+/// A `routingConfiguration` member, as AWS's JSON has it.
+fn routing(request: &Value) -> Result<Option<Vec<agentry_engine::Route>>, Response> {
+    let Some(v) = request.get("routingConfiguration") else {
+        return Ok(None);
+    };
+    serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("1 validation error detected: Value at 'routingConfiguration' failed to satisfy constraint: {e}"),
+        )
+    })
+}
+
+fn alias_json(d: &agentry_engine::AliasDescription) -> Value {
+    let mut out = json!({
+        "stateMachineAliasArn": d.state_machine_alias_arn,
+        "name": d.name,
+        "routingConfiguration": d.routing_configuration,
+        "creationDate": seconds(d.creation_date),
+    });
+    if let Some(desc) = &d.description {
+        out["description"] = json!(desc);
+    }
+    if let Some(t) = d.update_date {
+        out["updateDate"] = json!(seconds(t));
+    }
+    out
+}
+
+async fn create_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let name = field(&request, "name")?;
+    let Some(routes) = routing(&request)? else {
+        return Err(field(&request, "routingConfiguration").unwrap_err());
+    };
+    let (arn, created) = engine
+        .create_state_machine_alias(name, opt(&request, "description"), &routes)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(
+        json!({"stateMachineAliasArn": arn, "creationDate": seconds(created)}),
+    ))
+}
+
+async fn describe_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineAliasArn")?;
+    let d = engine
+        .describe_state_machine_alias(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(alias_json(&d)))
+}
+
+async fn list_aliases(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let aliases = engine
+        .list_state_machine_aliases(arn)
+        .await
+        .map_err(engine_error)?;
+    let items: Vec<Value> = aliases
+        .iter()
+        .map(|a| json!({"stateMachineAliasArn": a.state_machine_alias_arn, "creationDate": seconds(a.creation_date)}))
+        .collect();
+    Ok(ok(json!({"stateMachineAliases": items})))
+}
+
+async fn update_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineAliasArn")?;
+    let routes = routing(&request)?;
+    let updated = engine
+        .update_state_machine_alias(arn, opt(&request, "description"), routes.as_deref())
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({"updateDate": seconds(updated)})))
+}
+
+async fn delete_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineAliasArn")?;
+    engine
+        .delete_state_machine_alias(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
 async fn start_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
     let arn = field(&request, "stateMachineArn")?;
     let input = opt(&request, "input").unwrap_or("{}");
@@ -308,6 +398,9 @@ async fn describe_execution(engine: &Engine, request: Value) -> Result<Response,
     if let Some(v) = &d.state_machine_version_arn {
         out["stateMachineVersionArn"] = json!(v);
     }
+    if let Some(a) = &d.state_machine_alias_arn {
+        out["stateMachineAliasArn"] = json!(a);
+    }
     if let Some(t) = d.stop_date {
         out["stopDate"] = json!(seconds(t));
     }
@@ -346,6 +439,9 @@ async fn list_executions(engine: &Engine, request: Value) -> Result<Response, Re
             }
             if let Some(a) = &d.state_machine_version_arn {
                 v["stateMachineVersionArn"] = json!(a);
+            }
+            if let Some(a) = &d.state_machine_alias_arn {
+                v["stateMachineAliasArn"] = json!(a);
             }
             if d.redrive_count > 0 {
                 v["redriveCount"] = json!(d.redrive_count);

@@ -31,6 +31,8 @@ pub struct ExecutionDescription {
     pub state_machine_arn: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_machine_version_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_machine_alias_arn: Option<String>,
     pub name: String,
     pub status: String,
     pub start_date: i64,
@@ -97,6 +99,7 @@ fn describe(record: &Record) -> ExecutionDescription {
     ExecutionDescription {
         execution_arn: ex.info.execution_arn.clone(),
         state_machine_version_arn: record.version.map(|v| format!("{machine_arn}:{v}")),
+        state_machine_alias_arn: record.alias.as_ref().map(|a| format!("{machine_arn}:{a}")),
         state_machine_arn: machine_arn,
         name: ex.info.name.clone(),
         status: ex.status.as_str().to_string(),
@@ -137,7 +140,7 @@ impl Engine {
         name: Option<&str>,
         input: &str,
     ) -> Result<Started> {
-        let (machine, revision, version) = self.resolve_machine(machine_arn).await?;
+        let (machine, revision, version, alias) = self.resolve_machine(machine_arn).await?;
         let name = match name {
             Some(n) => tables::check_name(n)?,
             None => uuid::Uuid::new_v4().to_string(),
@@ -161,6 +164,7 @@ impl Engine {
             machine_name: machine,
             revision,
             version,
+            alias,
             started: false,
             tokens: Default::default(),
             timers: Default::default(),

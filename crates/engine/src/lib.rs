@@ -36,11 +36,13 @@
 //! - `resources`: the [`ResourceTable`] a Task state's `Resource` is dispatched through
 //! - `tables`: tables, item keys and ARNs
 //! - `record`: the stored execution record and the outbox entries
-//! - `machines`: state machines, revisions and published versions
+//! - `machines`: state machines, revisions and published versions; deleting them
+//! - `aliases`: state machine aliases routing executions to versions by weight
 //! - `step`: one durable step: plan, commit (split when large), hand out
 //! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
 
+pub mod aliases;
 pub mod error;
 pub mod resources;
 pub mod tables;
@@ -63,6 +65,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use aliases::{AliasDescription, Route};
 pub use error::{Error, Result};
 pub use executions::{ExecutionDescription, Page, Started};
 pub use machines::{PublishedVersion, StateMachineDescription};

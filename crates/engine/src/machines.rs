@@ -501,25 +501,31 @@ impl Engine {
         Ok(out)
     }
 
-    /// The revision a start names: `(name, revision, version)`.
-    pub(crate) async fn resolve_machine(&self, arn: &str) -> Result<(String, u64, Option<u64>)> {
+    /// The revision a start names: `(name, revision, version, alias)`; a start through an
+    /// alias runs one of its versions, drawn by weight.
+    pub(crate) async fn resolve_machine(
+        &self,
+        arn: &str,
+    ) -> Result<(String, u64, Option<u64>, Option<String>)> {
         let (name, qualifier) = self.scope.machine(arn)?;
-        let version = match qualifier {
-            Qualifier::Latest => None,
-            Qualifier::Version(v) => Some(v),
-            Qualifier::Alias(_) => {
-                return Err(Error::InvalidArn(format!(
-                    "{arn:?}: aliases are resolved elsewhere"
-                )));
+        let (arn, alias) = match &qualifier {
+            Qualifier::Alias(alias) => {
+                self.machine_head(&name, arn, true).await?;
+                (self.pick_alias_version(arn).await?, Some(alias.clone()))
             }
+            _ => (arn.to_string(), None),
         };
-        self.machine_head(&name, arn, true).await?;
-        let d = self.describe_state_machine(arn).await?;
+        let version = match self.scope.machine(&arn)?.1 {
+            Qualifier::Version(v) => Some(v),
+            _ => None,
+        };
+        self.machine_head(&name, &arn, true).await?;
+        let d = self.describe_state_machine(&arn).await?;
         let revision = d
             .revision_id
             .parse()
             .map_err(|_| Error::Corrupt(format!("machine {name}: revision id")))?;
-        Ok((name, revision, version))
+        Ok((name, revision, version, alias))
     }
 
     /// A revision's parsed definition, cached: revisions never change.

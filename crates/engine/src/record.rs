@@ -19,6 +19,9 @@ pub(crate) struct Record {
     pub revision: u64,
     /// The published version the execution was started through, if any.
     pub version: Option<u64>,
+    /// The alias it was started through, if any.
+    #[serde(default)]
+    pub alias: Option<String>,
     /// `Execution::start` has been applied (a start too large for one transaction is created
     /// first and started by a queued message).
     pub started: bool,

@@ -245,3 +245,103 @@ async fn redrive_execution_answers_as_aws() {
         .collect();
     assert!(kinds.contains(&"ExecutionRedriven"), "{kinds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_answer_as_aws() {
+    let s = Server::new().await;
+    let arn = s.create("aliased", pass()).await;
+    let v1 = s
+        .ok(
+            "PublishStateMachineVersion",
+            json!({"stateMachineArn": arn}),
+        )
+        .await["stateMachineVersionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = s
+        .ok(
+            "CreateStateMachineAlias",
+            json!({"name": "prod", "description": "live",
+                   "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 100}]}),
+        )
+        .await;
+    let alias = created["stateMachineAliasArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(alias, format!("{arn}:prod"));
+    assert!(created["creationDate"].as_f64().is_some());
+    let d = s
+        .ok(
+            "DescribeStateMachineAlias",
+            json!({"stateMachineAliasArn": alias}),
+        )
+        .await;
+    assert_eq!(d["name"], "prod");
+    assert_eq!(d["description"], "live");
+    assert_eq!(
+        d["routingConfiguration"],
+        json!([{"stateMachineVersionArn": v1, "weight": 100}])
+    );
+    let listed = s
+        .ok("ListStateMachineAliases", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(
+        listed["stateMachineAliases"][0]["stateMachineAliasArn"],
+        alias
+    );
+    let ex = s
+        .ok("StartExecution", json!({"stateMachineArn": alias}))
+        .await["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = s.finished(&ex).await;
+    assert_eq!(d["stateMachineAliasArn"], alias);
+    assert_eq!(d["stateMachineVersionArn"], v1);
+    let u = s
+        .ok(
+            "UpdateStateMachineAlias",
+            json!({"stateMachineAliasArn": alias, "description": "still live"}),
+        )
+        .await;
+    assert!(u["updateDate"].as_f64().is_some());
+    s.fails(
+        "UpdateStateMachineAlias",
+        json!({"stateMachineAliasArn": alias, "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 60}]}),
+        "ValidationException",
+    )
+    .await;
+    s.fails(
+        "CreateStateMachineAlias",
+        json!({"name": "x", "routingConfiguration": [{"stateMachineVersionArn": format!("{arn}:7"), "weight": 100}]}),
+        "ResourceNotFound",
+    )
+    .await;
+    let (status, v) = s
+        .call(
+            "DeleteStateMachineVersion",
+            json!({"stateMachineVersionArn": v1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(v["__type"], "ConflictException");
+    s.ok(
+        "DeleteStateMachineAlias",
+        json!({"stateMachineAliasArn": alias}),
+    )
+    .await;
+    s.fails(
+        "DescribeStateMachineAlias",
+        json!({"stateMachineAliasArn": alias}),
+        "ResourceNotFound",
+    )
+    .await;
+    s.fails(
+        "DescribeStateMachineAlias",
+        json!({"stateMachineAliasArn": arn}),
+        "InvalidArn",
+    )
+    .await;
+}

@@ -155,3 +155,163 @@ async fn another_account_cannot_delete_a_machine() {
         "ACTIVE"
     );
 }
+
+fn route(arn: &str, weight: u32) -> agentry_engine::Route {
+    agentry_engine::Route {
+        state_machine_version_arn: arn.to_string(),
+        weight,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_route_starts_to_versions_by_weight() {
+    let h = Harness::new().await;
+    let e = &h.engine;
+    let m = h.machine("aliased", pass(1)).await;
+    let v1 = e
+        .publish_state_machine_version(&m, None)
+        .await
+        .unwrap()
+        .state_machine_version_arn;
+    e.update_state_machine(&m, &pass(2).to_string())
+        .await
+        .unwrap();
+    let v2 = e
+        .publish_state_machine_version(&m, None)
+        .await
+        .unwrap()
+        .state_machine_version_arn;
+    let (alias, _) = e
+        .create_state_machine_alias("prod", Some("live"), &[route(&v1, 100)])
+        .await
+        .unwrap();
+    assert_eq!(alias, format!("{m}:prod"));
+    // Creating it again the same way answers with it; differently, a conflict.
+    let (again, _) = e
+        .create_state_machine_alias("prod", Some("live"), &[route(&v1, 100)])
+        .await
+        .unwrap();
+    assert_eq!(again, alias);
+    let conflict = e
+        .create_state_machine_alias("prod", None, &[route(&v2, 100)])
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.aws_name(), "ConflictException");
+    let d = e.describe_state_machine_alias(&alias).await.unwrap();
+    assert_eq!(d.name, "prod");
+    assert_eq!(d.description.as_deref(), Some("live"));
+    assert_eq!(d.routing_configuration, vec![route(&v1, 100)]);
+    let started = e.start_execution(&alias, None, "{}").await.unwrap();
+    let d = finish(e, &started.execution_arn).await;
+    assert_eq!(d.output_json(), Some(json!(1)));
+    assert_eq!(d.state_machine_alias_arn.as_deref(), Some(alias.as_str()));
+    assert_eq!(d.state_machine_version_arn.as_deref(), Some(v1.as_str()));
+    assert_eq!(d.state_machine_arn, m);
+
+    // Half and half: both versions run.
+    e.update_state_machine_alias(&alias, None, Some(&[route(&v1, 50), route(&v2, 50)]))
+        .await
+        .unwrap();
+    let mut outputs = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let d = h.run(&alias, json!({})).await;
+        let version = d.state_machine_version_arn.clone().unwrap();
+        let expected = if version == v1 { json!(1) } else { json!(2) };
+        assert_eq!(d.output_json(), Some(expected));
+        outputs.insert(version);
+    }
+    assert_eq!(outputs.len(), 2, "one of the versions never ran");
+    // A version an alias routes to cannot be deleted.
+    let conflict = e.delete_state_machine_version(&v2).await.unwrap_err();
+    assert_eq!(conflict.aws_name(), "ConflictException");
+    e.update_state_machine_alias(&alias, Some("all on two"), Some(&[route(&v2, 100)]))
+        .await
+        .unwrap();
+    assert_eq!(h.run(&alias, json!({})).await.output_json(), Some(json!(2)));
+    let listed = e.list_state_machine_aliases(&m).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].description.as_deref(), Some("all on two"));
+    assert!(listed[0].update_date.is_some());
+
+    e.delete_state_machine_alias(&alias).await.unwrap();
+    let gone = e.describe_state_machine_alias(&alias).await.unwrap_err();
+    assert_eq!(gone.aws_name(), "ResourceNotFound");
+    let gone = e.start_execution(&alias, None, "{}").await.unwrap_err();
+    assert_eq!(gone.aws_name(), "StateMachineDoesNotExist");
+    let gone = e.delete_state_machine_alias(&alias).await.unwrap_err();
+    assert_eq!(gone.aws_name(), "ResourceNotFound");
+    e.delete_state_machine_version(&v2).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_alias_requests_are_named_and_aliases_go_with_their_machine() {
+    let h = Harness::new().await;
+    let e = &h.engine;
+    let m = h.machine("routed", pass(1)).await;
+    let other = h.machine("elsewhere", pass(1)).await;
+    let v1 = e
+        .publish_state_machine_version(&m, None)
+        .await
+        .unwrap()
+        .state_machine_version_arn;
+    let w1 = e
+        .publish_state_machine_version(&other, None)
+        .await
+        .unwrap()
+        .state_machine_version_arn;
+    let cases = [
+        ("prod", vec![route(&v1, 90)], "ValidationException"),
+        ("prod", vec![], "ValidationException"),
+        (
+            "prod",
+            vec![route(&v1, 50), route(&w1, 50)],
+            "ValidationException",
+        ),
+        (
+            "prod",
+            vec![route(&v1, 50), route(&v1, 50)],
+            "ValidationException",
+        ),
+        (
+            "prod",
+            vec![route(&format!("{m}:9"), 100)],
+            "ResourceNotFound",
+        ),
+        ("prod", vec![route(&m, 100)], "ValidationException"),
+        ("123", vec![route(&v1, 100)], "ValidationException"),
+    ];
+    for (name, routes, code) in cases {
+        let err = e
+            .create_state_machine_alias(name, None, &routes)
+            .await
+            .unwrap_err();
+        assert_eq!(err.aws_name(), code, "{name} {routes:?}: {err}");
+    }
+    let (alias, _) = e
+        .create_state_machine_alias("live", None, &[route(&v1, 100)])
+        .await
+        .unwrap();
+    // Another account sees no such alias.
+    let stranger = e.for_account("222222222222").unwrap();
+    let err = stranger
+        .describe_state_machine_alias(&alias)
+        .await
+        .unwrap_err();
+    assert_eq!(err.aws_name(), "ResourceNotFound");
+    let err = stranger
+        .start_execution(&alias, None, "{}")
+        .await
+        .unwrap_err();
+    assert_eq!(err.aws_name(), "StateMachineDoesNotExist");
+    // Deleting the machine takes its aliases and versions along.
+    e.delete_state_machine(&m).await.unwrap();
+    h.machine("routed", pass(3)).await;
+    assert!(e.list_state_machine_aliases(&m).await.unwrap().is_empty());
+    assert_eq!(
+        e.describe_state_machine_alias(&alias)
+            .await
+            .unwrap_err()
+            .aws_name(),
+        "ResourceNotFound"
+    );
+}
