@@ -72,6 +72,11 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         "ListStateMachineAliases" => list_aliases(&engine, request).await,
         "UpdateStateMachineAlias" => update_alias(&engine, request).await,
         "DeleteStateMachineAlias" => delete_alias(&engine, request).await,
+        "CreateActivity" => create_activity(&engine, request).await,
+        "DescribeActivity" => describe_activity(&engine, request).await,
+        "ListActivities" => list_activities(&engine).await,
+        "DeleteActivity" => delete_activity(&engine, request).await,
+        "GetActivityTask" => get_activity_task(&engine, request).await,
         "StartExecution" => start_execution(&engine, request).await,
         "StartSyncExecution" => start_sync_execution(&engine, request).await,
         "DescribeExecution" => describe_execution(&engine, request).await,
@@ -308,6 +313,52 @@ async fn delete_alias(engine: &Engine, request: Value) -> Result<Response, Respo
         .await
         .map_err(engine_error)?;
     Ok(ok(json!({})))
+}
+
+fn activity_json(d: &agentry_engine::ActivityDescription) -> Value {
+    json!({"activityArn": d.activity_arn, "name": d.name, "creationDate": seconds(d.creation_date)})
+}
+
+async fn create_activity(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let name = field(&request, "name")?;
+    let d = engine.create_activity(name).await.map_err(engine_error)?;
+    Ok(ok(
+        json!({"activityArn": d.activity_arn, "creationDate": seconds(d.creation_date)}),
+    ))
+}
+
+async fn describe_activity(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "activityArn")?;
+    let d = engine.describe_activity(arn).await.map_err(engine_error)?;
+    Ok(ok(activity_json(&d)))
+}
+
+async fn list_activities(engine: &Engine) -> Result<Response, Response> {
+    let all = engine.list_activities().await.map_err(engine_error)?;
+    let items: Vec<Value> = all.iter().map(activity_json).collect();
+    Ok(ok(json!({"activities": items})))
+}
+
+async fn delete_activity(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "activityArn")?;
+    engine.delete_activity(arn).await.map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
+/// How long GetActivityTask waits for a task, as on AWS.
+const ACTIVITY_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn get_activity_task(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "activityArn")?;
+    let task = engine
+        .get_activity_task(arn, opt(&request, "workerName"), ACTIVITY_POLL)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(match task {
+        Some(t) => json!({"taskToken": t.task_token, "input": t.input}),
+        // No task within the poll: AWS answers without a token.
+        None => json!({}),
+    }))
 }
 
 async fn start_execution(engine: &Engine, request: Value) -> Result<Response, Response> {

@@ -293,7 +293,13 @@ impl Engine {
         // Keep the message invisible while the handler runs and its result is applied, so no
         // other node runs it too.
         let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
-        let result = self.inner.resources.invoke(request).await;
+        let result = if crate::activities::parse_activity_arn(&request.resource).is_some() {
+            self.schedule_activity(&execution, &request)
+                .await
+                .map(|()| Value::Null)
+        } else {
+            self.inner.resources.invoke(request).await
+        };
         let event = match result {
             Ok(_) if waits_for_token => None,
             Ok(output) => Some(Event::TaskSucceeded { task, output }),

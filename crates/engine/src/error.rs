@@ -13,6 +13,8 @@ pub enum Error {
     /// DeleteStateMachine was called; its running executions are finishing.
     #[error("state machine is being deleted: {0}")]
     StateMachineDeleting(String),
+    #[error("{0}")]
+    ActivityDoesNotExist(String),
     /// An alias or version that does not exist (AWS's `ResourceNotFound`).
     #[error("{0}")]
     ResourceNotFound(String),
@@ -71,6 +73,7 @@ impl Error {
             Error::StateMachineAlreadyExists(_) => "StateMachineAlreadyExists",
             Error::StateMachineDeleting(_) => "StateMachineDeleting",
             Error::ResourceNotFound(_) => "ResourceNotFound",
+            Error::ActivityDoesNotExist(_) => "ActivityDoesNotExist",
             Error::Conflict(_) => "ConflictException",
             Error::Validation(_) => "ValidationException",
             Error::ExecutionNotRedrivable(_) => "ExecutionNotRedrivable",

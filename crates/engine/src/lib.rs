@@ -38,10 +38,12 @@
 //! - `record`: the stored execution record and the outbox entries
 //! - `machines`: state machines, revisions and published versions; deleting them
 //! - `aliases`: state machine aliases routing executions to versions by weight
+//! - `activities`: activities, their task queues and GetActivityTask
 //! - `step`: one durable step: plan, commit (split when large), hand out
 //! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
 
+pub mod activities;
 pub mod aliases;
 pub mod error;
 pub mod resources;
@@ -65,6 +67,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use activities::{ActivityDescription, ActivityTask};
 pub use aliases::{AliasDescription, Route};
 pub use error::{Error, Result};
 pub use executions::{ExecutionDescription, Page, Started};

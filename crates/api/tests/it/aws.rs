@@ -345,3 +345,68 @@ async fn aliases_answer_as_aws() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_workers_poll_and_answer_through_the_aws_protocol() {
+    let s = Server::new().await;
+    let created = s.ok("CreateActivity", json!({"name": "approve"})).await;
+    let activity = created["activityArn"].as_str().unwrap().to_string();
+    assert!(created["creationDate"].as_f64().is_some());
+    let d = s
+        .ok("DescribeActivity", json!({"activityArn": activity}))
+        .await;
+    assert_eq!(d["name"], "approve");
+    let listed = s.ok("ListActivities", json!({})).await;
+    assert_eq!(listed["activities"][0]["activityArn"], activity);
+    let arn = s
+        .create(
+            "approval",
+            json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": activity, "End": true}}}),
+        )
+        .await;
+    let ex = s
+        .ok(
+            "StartExecution",
+            json!({"stateMachineArn": arn, "input": "{\"amount\": 5}"}),
+        )
+        .await["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task = s
+        .ok(
+            "GetActivityTask",
+            json!({"activityArn": activity, "workerName": "w"}),
+        )
+        .await;
+    assert_eq!(task["input"], "{\"amount\":5}");
+    let token = task["taskToken"].as_str().unwrap();
+    s.ok(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{\"ok\": 1}"}),
+    )
+    .await;
+    let d = s.finished(&ex).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(d["output"], "{\"ok\":1}");
+    s.fails(
+        "DescribeActivity",
+        json!({"activityArn": "arn:aws:states:local:000000000000:activity:nope"}),
+        "ActivityDoesNotExist",
+    )
+    .await;
+    s.fails(
+        "GetActivityTask",
+        json!({"activityArn": "not an arn"}),
+        "InvalidArn",
+    )
+    .await;
+    s.ok("DeleteActivity", json!({"activityArn": activity}))
+        .await;
+    s.fails(
+        "DescribeActivity",
+        json!({"activityArn": activity}),
+        "ActivityDoesNotExist",
+    )
+    .await;
+}

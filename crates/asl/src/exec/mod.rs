@@ -176,6 +176,11 @@ pub enum Event {
     TaskHeartbeat {
         task: u64,
     },
+    /// A worker took an activity task (GetActivityTask): recorded as ActivityStarted.
+    ActivityStarted {
+        task: u64,
+        worker_name: Option<String>,
+    },
     TimerFired {
         timer: u64,
     },
@@ -459,6 +464,15 @@ impl Execution {
                 }
             }
             Event::TaskHeartbeat { task } => self.heartbeat(&mut cx, task),
+            Event::ActivityStarted { task, worker_name } => {
+                if let Some(&(tid, _)) = self.tasks.get(&task) {
+                    let mut d = Map::new();
+                    if let Some(w) = worker_name {
+                        d.insert("workerName".into(), json!(w));
+                    }
+                    self.emit(&mut cx, tid, "ActivityStarted", Some(Value::Object(d)));
+                }
+            }
             Event::TimerFired { timer } => {
                 if let Some((tid, wake)) = self.timers.remove(&timer) {
                     self.timer_fired(&mut cx, tid, wake);
@@ -838,7 +852,19 @@ impl Execution {
                 } else {
                     "States.Timeout"
                 };
-                self.emit(cx, tid, "TaskTimedOut", Some(json!({"error": kind})));
+                let activity = self
+                    .state_of(cx, tid)
+                    .and_then(|s| match &s.kind {
+                        crate::definition::Kind::Task(t) => t.resource.as_str(),
+                        _ => None,
+                    })
+                    .is_some_and(states::is_activity);
+                let event = if activity {
+                    "ActivityTimedOut"
+                } else {
+                    "TaskTimedOut"
+                };
+                self.emit(cx, tid, event, Some(json!({"error": kind})));
                 self.task_done(
                     cx,
                     tid,
