@@ -93,7 +93,7 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
-fn describe(record: &Record) -> ExecutionDescription {
+pub(crate) fn describe(record: &Record) -> ExecutionDescription {
     let ex = &record.execution;
     let machine_arn = record.execution.info.state_machine_arn.clone();
     ExecutionDescription {
@@ -140,6 +140,18 @@ impl Engine {
         name: Option<&str>,
         input: &str,
     ) -> Result<Started> {
+        self.start_execution_as(machine_arn, name, input, None)
+            .await
+    }
+
+    /// StartExecution of a nested execution, linked to the task that started it.
+    pub(crate) async fn start_execution_as(
+        &self,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: &str,
+        parent: Option<crate::nested::ParentLink>,
+    ) -> Result<Started> {
         let (machine, revision, version, alias) = self.resolve_machine(machine_arn).await?;
         let name = match name {
             Some(n) => tables::check_name(n)?,
@@ -171,6 +183,8 @@ impl Engine {
             stop_ms: None,
             redrive_ms: None,
             redrive_token: None,
+            parent,
+            children: Default::default(),
         };
         record.execution.input_text = Some(input.to_string());
         let _ = input_value;

@@ -39,6 +39,7 @@
 //! - `machines`: state machines, revisions and published versions; deleting them
 //! - `aliases`: state machine aliases routing executions to versions by weight
 //! - `activities`: activities, their task queues and GetActivityTask
+//! - `nested`: Task states that start executions (`states:startExecution[.sync[:2]]`)
 //! - `step`: one durable step: plan, commit (split when large), hand out
 //! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
@@ -52,6 +53,7 @@ pub mod tables;
 mod dispatch;
 mod executions;
 mod machines;
+mod nested;
 mod record;
 mod step;
 

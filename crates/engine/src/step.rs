@@ -368,13 +368,18 @@ impl Record {
         }
         if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) =
             work
-            && let Some(token) = self.tokens.remove(task)
         {
-            outbox.push(Dispatch::CloseToken { token, task: *task });
+            self.children.remove(task);
+            if let Some(token) = self.tokens.remove(task) {
+                outbox.push(Dispatch::CloseToken { token, task: *task });
+            }
         }
         for effect in effects {
             match effect {
                 Effect::Invoke(req) => {
+                    if let Some(child) = crate::nested::sync_child_arn(self.arn(), &req) {
+                        self.children.insert(req.task, child);
+                    }
                     if let Some(token) = &req.task_token {
                         self.tokens.insert(req.task, token.clone());
                         outbox.push(Dispatch::OpenToken {
@@ -392,9 +397,18 @@ impl Record {
                     if let Some(token) = self.tokens.remove(&task) {
                         outbox.push(Dispatch::CloseToken { token, task });
                     }
+                    if let Some(child) = self.children.remove(&task) {
+                        outbox.push(stop_child(child));
+                    }
                 }
                 Effect::Finish => {
                     self.stop_ms = Some(now_ms());
+                    for (_, child) in std::mem::take(&mut self.children) {
+                        outbox.push(stop_child(child));
+                    }
+                    if let Some((execution, work)) = Engine::parent_notice(self) {
+                        outbox.push(Dispatch::Notify { execution, work });
+                    }
                     for (task, token) in std::mem::take(&mut self.tokens) {
                         outbox.push(Dispatch::CloseToken { token, task });
                     }
@@ -404,6 +418,18 @@ impl Record {
                 }
             }
         }
+    }
+}
+
+/// Stops a `.sync` child whose parent no longer waits for it (a child not started yet, or
+/// ended, takes no notice).
+fn stop_child(child: String) -> Dispatch {
+    Dispatch::Notify {
+        execution: child,
+        work: Work::Event(Event::Stop {
+            error: Some("States.Aborted".into()),
+            cause: Some("the parent execution stopped waiting for this execution".into()),
+        }),
     }
 }
 

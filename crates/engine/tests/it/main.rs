@@ -9,6 +9,7 @@ mod conformance;
 mod crash;
 mod flows;
 mod machines;
+mod nested;
 mod nodes;
 mod outbox;
 mod redrive;
