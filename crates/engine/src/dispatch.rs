@@ -386,7 +386,7 @@ impl Engine {
 
     /// Extends a received message's invisibility every third of the visibility timeout until
     /// the returned task is aborted.
-    fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> AbortOnDrop {
+    pub(crate) fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> AbortOnDrop {
         let (q, name, handle) = (
             self.inner.queue.clone(),
             queue.to_string(),

@@ -152,7 +152,7 @@ impl Engine {
         input: &str,
         parent: Option<crate::nested::ParentLink>,
     ) -> Result<Started> {
-        let (machine, revision, version, alias) = self.resolve_machine(machine_arn).await?;
+        let (machine, revision, version, alias, kind) = self.resolve_machine(machine_arn).await?;
         let name = match name {
             Some(n) => tables::check_name(n)?,
             None => uuid::Uuid::new_v4().to_string(),
@@ -162,6 +162,11 @@ impl Engine {
                 code: e.code.to_string(),
                 message: e.message.to_string(),
             })?;
+        if kind == "EXPRESS" {
+            return self
+                .start_express(&machine, revision, Some(&name), input)
+                .await;
+        }
         let now = now_ms();
         let info = ExecutionInfo::new(
             &self.scope.region,

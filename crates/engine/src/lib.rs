@@ -40,6 +40,7 @@
 //! - `aliases`: state machine aliases routing executions to versions by weight
 //! - `activities`: activities, their task queues and GetActivityTask
 //! - `nested`: Task states that start executions (`states:startExecution[.sync[:2]]`)
+//! - `express`: asynchronous Express executions, in memory, at least once
 //! - `step`: one durable step: plan, commit (split when large), hand out
 //! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
@@ -52,6 +53,7 @@ pub mod tables;
 
 mod dispatch;
 mod executions;
+mod express;
 mod machines;
 mod nested;
 mod record;
@@ -85,6 +87,8 @@ pub struct EngineConfig {
     pub work_queue: String,
     /// Queue of task invocations.
     pub task_queue: String,
+    /// Queue of asynchronous Express executions to run.
+    pub express_queue: String,
     /// How long a received message stays invisible: the time after which work a dead node
     /// held is taken up by another. Running tasks keep theirs extended.
     #[serde(with = "millis")]
@@ -116,6 +120,7 @@ impl Default for EngineConfig {
         Self {
             work_queue: "agentry-executions".into(),
             task_queue: "agentry-tasks".into(),
+            express_queue: "agentry-express".into(),
             visibility_timeout: Duration::from_secs(30),
             poll_wait: Duration::from_secs(1),
             timer_poll: Duration::from_secs(1),
@@ -250,7 +255,11 @@ impl Engine {
         }
         // Default attributes, so that nodes with different settings agree on the queues: every
         // receive names its own visibility timeout.
-        for name in [&config.work_queue, &config.task_queue] {
+        for name in [
+            &config.work_queue,
+            &config.task_queue,
+            &config.express_queue,
+        ] {
             queue
                 .create_queue(name, &QueueAttributes::default())
                 .await?;
@@ -282,6 +291,7 @@ impl Engine {
             tasks.push(tokio::spawn(self.clone().work_loop()));
         }
         tasks.push(tokio::spawn(self.clone().task_loop()));
+        tasks.push(tokio::spawn(self.clone().express_loop()));
         tasks.push(tokio::spawn(self.clone().timer_loop()));
         tasks.push(tokio::spawn(self.clone().outbox_loop()));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

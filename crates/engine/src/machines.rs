@@ -501,12 +501,12 @@ impl Engine {
         Ok(out)
     }
 
-    /// The revision a start names: `(name, revision, version, alias)`; a start through an
-    /// alias runs one of its versions, drawn by weight.
+    /// The revision a start names: `(name, revision, version, alias, type)`; a start through
+    /// an alias runs one of its versions, drawn by weight.
     pub(crate) async fn resolve_machine(
         &self,
         arn: &str,
-    ) -> Result<(String, u64, Option<u64>, Option<String>)> {
+    ) -> Result<(String, u64, Option<u64>, Option<String>, String)> {
         let (name, qualifier) = self.scope.machine(arn)?;
         let (arn, alias) = match &qualifier {
             Qualifier::Alias(alias) => {
@@ -525,7 +525,7 @@ impl Engine {
             .revision_id
             .parse()
             .map_err(|_| Error::Corrupt(format!("machine {name}: revision id")))?;
-        Ok((name, revision, version, alias))
+        Ok((name, revision, version, alias, d.kind))
     }
 
     /// A revision's parsed definition, cached: revisions never change.

@@ -271,6 +271,9 @@ pub fn parse_execution_arn(arn: &str) -> Result<(String, String, String, String)
         .split(':')
         .collect();
     match parts.as_slice() {
+        [_, _, "express", ..] => Err(Error::InvalidArn(format!(
+            "Invalid Arn: '{arn}': executions of EXPRESS state machines are not supported by this operation"
+        ))),
         [r, a, "execution", machine, name] => Ok((
             (*r).to_string(),
             (*a).to_string(),

@@ -410,3 +410,37 @@ async fn activity_workers_poll_and_answer_through_the_aws_protocol() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_execution_on_express_runs_it_in_the_background() {
+    let s = Server::new().await;
+    let v = s
+        .ok(
+            "CreateStateMachine",
+            json!({"name": "quick", "type": "EXPRESS", "definition": pass().to_string(),
+                   "roleArn": "arn:aws:iam::000000000000:role/r"}),
+        )
+        .await;
+    let arn = v["stateMachineArn"].as_str().unwrap();
+    let started = s
+        .ok(
+            "StartExecution",
+            json!({"stateMachineArn": arn, "input": "{}"}),
+        )
+        .await;
+    let ex = started["executionArn"].as_str().unwrap();
+    assert!(ex.contains(":express:quick:"), "{ex}");
+    assert!(started["startDate"].as_f64().is_some());
+    s.fails(
+        "DescribeExecution",
+        json!({"executionArn": ex}),
+        "InvalidArn",
+    )
+    .await;
+    s.fails(
+        "StartExecution",
+        json!({"stateMachineArn": arn, "input": "not json"}),
+        "InvalidExecutionInput",
+    )
+    .await;
+}

@@ -7,6 +7,7 @@ mod api;
 mod compare;
 mod conformance;
 mod crash;
+mod express;
 mod flows;
 mod machines;
 mod nested;
