@@ -274,6 +274,9 @@ struct Join {
     /// The last MapIterationSucceeded event: the Map's own closing events link to it.
     #[serde(default)]
     last_iteration_event: Option<u64>,
+    /// Iterations that failed within the tolerated threshold (their result is the error).
+    #[serde(default)]
+    failed: std::collections::BTreeSet<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -307,6 +310,13 @@ struct Thread {
     /// Runs inside a Distributed Map: its events belong to the map run, not this history.
     #[serde(default)]
     silent: bool,
+    /// The results of a Map's iterations (a Parallel's branches) that had succeeded when the
+    /// state failed, by index, kept for a redrive to run only the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kept_results: Option<Vec<Option<Value>>>,
+    /// The thread's state is being entered again by a redrive (and may use `kept_results`).
+    #[serde(default)]
+    redriving: bool,
 }
 
 /// An execution's whole interpreter state.
@@ -422,6 +432,8 @@ impl Execution {
             iteration_pending: false,
             entered_prev: 0,
             silent: false,
+            kept_results: None,
+            redriving: false,
         };
         self.threads.insert(0, thread);
         self.run(&mut cx);
@@ -496,6 +508,7 @@ impl Execution {
                 self.error = error;
                 self.cause = cause;
                 // The top-level thread stays, at the state it was in, for a redrive.
+                self.keep_results(0);
                 self.threads.retain(|id, _| *id == 0);
                 cx.step.effects.push(Effect::Finish);
             }
@@ -525,9 +538,9 @@ impl Execution {
     /// its retry counts reset; states that succeeded before are not run again. The history
     /// goes on with `ExecutionRedriven`, and `$$.Execution.RedriveCount` counts the redrives.
     ///
-    /// A Map or Parallel state that failed runs again whole (every iteration and branch, not
-    /// only those that failed). An execution TimeoutSeconds starts counting again from the
-    /// redrive. Does nothing (an empty step) when [`Execution::redrive_blocker`] says no.
+    /// A top-level Map or Parallel state that failed runs again only the iterations or branches
+    /// that had not succeeded (each of those from its start); the others keep their results.
+    /// An execution TimeoutSeconds starts counting again from the redrive. Does nothing (an empty step) when [`Execution::redrive_blocker`] says no.
     pub fn redrive(&mut self, def: &StateMachine, host: &mut dyn Host) -> Step {
         let mut cx = Cx {
             def,
@@ -569,6 +582,7 @@ impl Execution {
         t.task_heartbeat = None;
         t.in_task = false;
         t.last_event = id;
+        t.redriving = true;
         self.run(&mut cx);
         cx.step
     }
@@ -784,6 +798,7 @@ impl Execution {
     }
 
     fn cancel_all(&mut self, cx: &mut Cx) {
+        self.keep_results(0);
         for task in std::mem::take(&mut self.tasks).into_keys() {
             cx.step.effects.push(Effect::CancelTask { task });
         }

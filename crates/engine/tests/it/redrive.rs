@@ -189,3 +189,59 @@ async fn executions_of_a_machine_being_deleted_are_not_redrivable() {
         .unwrap_err();
     assert!(matches!(e, Error::ExecutionNotRedrivable(_)), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redriven_map_runs_only_its_failed_iteration() {
+    let h = Harness::new().await;
+    let m = h
+        .machine(
+            "fan",
+            json!({"StartAt": "Each", "States": {"Each": {"Type": "Map",
+                "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+                    "Resource": TOKEN, "Parameters": {"QueueUrl": "q", "MessageBody.$": "$"},
+                    "End": true}}},
+                "End": true}}}),
+        )
+        .await;
+    let arn = h
+        .engine
+        .start_execution(&m, None, "[1, 2, 3]")
+        .await
+        .unwrap()
+        .execution_arn;
+    for n in 1..=3 {
+        token(&h, n).await;
+    }
+    let tokens = h.calls.tokens();
+    let body = |i: usize| tokens[i].1["MessageBody"].clone();
+    for (i, (t, _)) in tokens.iter().enumerate() {
+        if body(i) != json!(2) {
+            h.engine
+                .send_task_success(t, &body(i).to_string())
+                .await
+                .unwrap();
+        }
+    }
+    let failing = tokens
+        .iter()
+        .position(|(_, i)| i["MessageBody"] == json!(2))
+        .unwrap();
+    h.engine
+        .send_task_failure(&tokens[failing].0, Some("No"), None)
+        .await
+        .unwrap();
+    assert_eq!(finish(&h.engine, &arn).await.status, "FAILED");
+    h.engine.redrive_execution(&arn, None).await.unwrap();
+    let (t, input) = token(&h, 4).await;
+    assert_eq!(input["MessageBody"], json!(2));
+    h.engine.send_task_success(&t, r#""two""#).await.unwrap();
+    let d = finish(&h.engine, &arn).await;
+    assert_eq!(d.status, "SUCCEEDED");
+    assert_eq!(d.output_json(), Some(json!([1, "two", 3])));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        h.calls.tokens().len(),
+        4,
+        "only the failed iteration ran again"
+    );
+}
