@@ -175,6 +175,10 @@ impl Engine {
             &name,
             now,
         );
+        let machine_arn = self.scope.state_machine_arn(&machine);
+        let mut info = info;
+        info.state_machine_version_arn = version.map(|v| format!("{machine_arn}:{v}"));
+        info.state_machine_alias_arn = alias.as_ref().map(|a| format!("{machine_arn}:{a}"));
         let arn = info.execution_arn.clone();
         let mut record = Record {
             execution: Execution::new(info),

@@ -99,6 +99,11 @@ pub struct ExecutionInfo {
     /// Express executions have no redrive count in their context object.
     #[serde(default)]
     pub express: bool,
+    /// The version and alias the execution was started through, for its ExecutionStarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_machine_version_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_machine_alias_arn: Option<String>,
 }
 
 impl ExecutionInfo {
@@ -134,6 +139,8 @@ impl ExecutionInfo {
             start_time_ms,
             redrive_count: 0,
             express: false,
+            state_machine_version_arn: None,
+            state_machine_alias_arn: None,
         }
     }
 }
@@ -392,16 +399,18 @@ impl Execution {
             step: Step::default(),
         };
         self.input = input.clone();
-        self.emit(
-            &mut cx,
-            0,
-            "ExecutionStarted",
-            Some(json!({
-                "input": self.input_text.clone().unwrap_or_else(|| input.to_string()),
-                "inputDetails": {"truncated": false},
-                "roleArn": self.info.role_arn,
-            })),
-        );
+        let mut started = json!({
+            "input": self.input_text.clone().unwrap_or_else(|| input.to_string()),
+            "inputDetails": {"truncated": false},
+            "roleArn": self.info.role_arn,
+        });
+        if let Some(a) = &self.info.state_machine_alias_arn {
+            started["stateMachineAliasArn"] = json!(a);
+        }
+        if let Some(v) = &self.info.state_machine_version_arn {
+            started["stateMachineVersionArn"] = json!(v);
+        }
+        self.emit(&mut cx, 0, "ExecutionStarted", Some(started));
         if let Some(secs) = def.timeout_seconds {
             let at = cx.host.now_ms() + (secs as i64) * 1000;
             let timer = self.new_timer(&mut cx, 0, Wake::Execution, at);

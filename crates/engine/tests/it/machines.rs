@@ -207,6 +207,15 @@ async fn aliases_route_starts_to_versions_by_weight() {
     assert_eq!(d.state_machine_alias_arn.as_deref(), Some(alias.as_str()));
     assert_eq!(d.state_machine_version_arn.as_deref(), Some(v1.as_str()));
     assert_eq!(d.state_machine_arn, m);
+    let started = &e.history(&d.execution_arn).await.unwrap()[0];
+    assert_eq!(
+        started["executionStartedEventDetails"]["stateMachineAliasArn"],
+        json!(alias)
+    );
+    assert_eq!(
+        started["executionStartedEventDetails"]["stateMachineVersionArn"],
+        json!(v1)
+    );
 
     // Half and half: both versions run.
     e.update_state_machine_alias(&alias, None, Some(&[route(&v1, 50), route(&v2, 50)]))
