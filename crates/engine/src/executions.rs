@@ -164,7 +164,7 @@ impl Engine {
             })?;
         if kind == "EXPRESS" {
             return self
-                .start_express(&machine, revision, Some(&name), input)
+                .start_express(&machine, revision, Some(&name), input, parent)
                 .await;
         }
         let now = now_ms();

@@ -33,6 +33,9 @@ struct ExpressMessage {
     name: String,
     input: String,
     start_ms: i64,
+    /// The `.sync` task waiting for this execution's end, when a task started it.
+    #[serde(default)]
+    parent: Option<crate::nested::ParentLink>,
 }
 
 impl Engine {
@@ -43,6 +46,7 @@ impl Engine {
         revision: u64,
         name: Option<&str>,
         input: &str,
+        parent: Option<crate::nested::ParentLink>,
     ) -> Result<crate::Started> {
         let name = match name {
             Some(n) => crate::tables::check_name(n)?,
@@ -63,6 +67,7 @@ impl Engine {
             name,
             input: input.to_string(),
             start_ms,
+            parent,
         };
         let body = serde_json::to_string(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
         self.inner
@@ -117,8 +122,35 @@ impl Engine {
         }
     }
 
-    /// Runs one Express execution to its end in memory.
+    /// Runs one Express execution to its end in memory; a `.sync` parent is then handed the
+    /// result (through the work queue: a run repeated after a node died hands it again, and
+    /// the parent takes the first).
     async fn run_express(&self, m: ExpressMessage) -> Result<Status> {
+        let (machine, revision, parent) = (m.machine.clone(), m.revision, m.parent.clone());
+        let ex = self.run_express_to_end(m).await?;
+        let status = ex.status;
+        let record = crate::record::Record {
+            execution: ex,
+            machine_name: machine,
+            revision,
+            version: None,
+            alias: None,
+            started: true,
+            tokens: Default::default(),
+            timers: Default::default(),
+            stop_ms: Some(now_ms()),
+            redrive_ms: None,
+            redrive_token: None,
+            parent,
+            children: Default::default(),
+        };
+        if let Some((execution, work)) = Engine::parent_notice(&record) {
+            self.enqueue(&execution, work, Duration::ZERO).await?;
+        }
+        Ok(status)
+    }
+
+    async fn run_express_to_end(&self, m: ExpressMessage) -> Result<Execution> {
         let def = self.definition(&m.account, &m.machine, m.revision).await?;
         let mut def = (*def).clone();
         let limit = EXPRESS_LIMIT.as_secs();
@@ -171,7 +203,7 @@ impl Engine {
             }
             if ex.status != Status::Running {
                 waiting.abort_all();
-                return Ok(ex.status);
+                return Ok(ex);
             }
             let Some(event) = rx.recv().await else {
                 return Err(Error::Corrupt("express execution lost its events".into()));

@@ -178,3 +178,33 @@ async fn stopping_the_parent_stops_its_sync_child() {
         Some("StepFunctions.StateMachineDoesNotExistException")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_express_child_answers_its_parent() {
+    let h = Harness::new().await;
+    let child = h
+        .engine
+        .create_state_machine_of_type(
+            "quick-greeter",
+            &greeter().to_string(),
+            agentry_asl::validate::MachineType::Express,
+        )
+        .await
+        .unwrap();
+    let m = h
+        .machine(
+            "waits-for-express",
+            parent(&format!("{START}.sync:2"), &child, json!({"who": "zed"})),
+        )
+        .await;
+    let d = h.run(&m, json!({})).await;
+    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
+    let out = d.output_json().unwrap();
+    assert_eq!(out["Output"], json!({"greeting": "hi zed"}));
+    assert!(
+        out["ExecutionArn"]
+            .as_str()
+            .unwrap()
+            .contains(":express:quick-greeter:")
+    );
+}
