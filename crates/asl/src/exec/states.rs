@@ -87,11 +87,11 @@ impl Execution {
         }
         let flow = self.work(cx, tid, state);
         // Results kept for a redrive serve only the state's first entry after it.
-        if let Some(t) = self.threads.get_mut(&tid) {
-            if !std::mem::replace(&mut t.redriving, false) && !matches!(t.status, TStatus::Join(_))
-            {
-                t.kept_results = None;
-            }
+        if let Some(t) = self.threads.get_mut(&tid)
+            && !std::mem::replace(&mut t.redriving, false)
+            && !matches!(t.status, TStatus::Join(_))
+        {
+            t.kept_results = None;
         }
         self.after(cx, tid, state, flow);
     }
