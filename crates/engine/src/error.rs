@@ -24,6 +24,9 @@ pub enum Error {
     /// A request whose fields break AWS's constraints, in AWS's words.
     #[error("{0}")]
     Validation(String),
+    /// An operation EXPRESS state machines do not have (ListExecutions, for one).
+    #[error("{0}")]
+    StateMachineTypeNotSupported(String),
     /// RedriveExecution of an execution that cannot be redriven (running, succeeded, too old).
     #[error("{0}")]
     ExecutionNotRedrivable(String),
@@ -77,6 +80,7 @@ impl Error {
             Error::Conflict(_) => "ConflictException",
             Error::Validation(_) => "ValidationException",
             Error::ExecutionNotRedrivable(_) => "ExecutionNotRedrivable",
+            Error::StateMachineTypeNotSupported(_) => "StateMachineTypeNotSupported",
             Error::ExecutionDoesNotExist(_) => "ExecutionDoesNotExist",
             Error::ExecutionAlreadyExists(_) => "ExecutionAlreadyExists",
             Error::InvalidDefinition { .. } => "InvalidDefinition",

@@ -306,7 +306,11 @@ impl Engine {
     ) -> Result<Page<ExecutionDescription>> {
         let (name, _) = self.scope.machine(machine_arn)?;
         let arn = self.scope.state_machine_arn(&name);
-        self.describe_state_machine(&arn).await?;
+        if self.describe_state_machine(&arn).await?.kind == "EXPRESS" {
+            return Err(Error::StateMachineTypeNotSupported(
+                "This operation is not supported by this type of state machine".into(),
+            ));
+        }
         let q = match status {
             Some(s) => Query::index(EXECUTIONS, tables::BY_MACHINE_STATUS, format!("{arn}#{s}")),
             None => Query::index(EXECUTIONS, tables::BY_MACHINE, arn),
