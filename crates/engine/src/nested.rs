@@ -282,4 +282,77 @@ mod tests {
         assert_ne!(a, derived_name("arn:x:3:1"));
         assert!(tables::check_name(&a).is_ok());
     }
+
+    /// A task delivered twice (a node died after starting the child) finds the child it
+    /// started, running or ended, instead of starting another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redelivered_task_starts_one_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |f: &str| format!("sqlite://{}", dir.path().join(f).display());
+        let store = agentry_storage::open(&url("s.db")).await.unwrap();
+        let queue = agentry_queue::open(&url("q.db")).await.unwrap();
+        let engine = Engine::open(
+            store,
+            queue,
+            crate::ResourceTable::new(),
+            crate::EngineConfig::default(),
+        )
+        .await
+        .unwrap();
+        let waits =
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 300, "End": true}}});
+        let child = engine
+            .create_state_machine("child", &waits.to_string())
+            .await
+            .unwrap();
+        let parent_machine = engine
+            .create_state_machine("parent", &waits.to_string())
+            .await
+            .unwrap();
+        let parent = engine
+            .start_execution(&parent_machine, None, "{}")
+            .await
+            .unwrap()
+            .execution_arn;
+        let request = TaskRequest {
+            task: 7,
+            state: "Call".into(),
+            resource: format!("{START_EXECUTION}.sync"),
+            input: json!({"StateMachineArn": child, "Input": {"n": 1}}),
+            idempotency_key: format!("{parent}:5:0"),
+            timeout_seconds: None,
+            heartbeat_seconds: None,
+            task_token: None,
+            credentials: None,
+        };
+        assert_eq!(engine.start_nested(&parent, &request).await, Ok(None));
+        assert_eq!(engine.start_nested(&parent, &request).await, Ok(None));
+        let children = engine
+            .list_executions(&child, None, None, None)
+            .await
+            .unwrap();
+        assert_eq!(children.items.len(), 1);
+        let kid = children.items[0].execution_arn.clone();
+        assert_eq!(Some(kid.clone()), sync_child_arn(&parent, &request));
+        // Ended, and delivered once more: still the one child, no error.
+        engine.stop_execution(&kid, None, None).await.unwrap();
+        assert_eq!(engine.start_nested(&parent, &request).await, Ok(None));
+        assert_eq!(
+            engine
+                .list_executions(&child, None, None, None)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        // Another task of the same name is not this one's: it fails rather than adopt it.
+        let named = TaskRequest {
+            task: 8,
+            input: json!({"StateMachineArn": child, "Name": kid.rsplit(':').next().unwrap()}),
+            ..request.clone()
+        };
+        let err = engine.start_nested(&parent, &named).await.unwrap_err();
+        assert_eq!(err.error, "StepFunctions.ExecutionAlreadyExistsException");
+    }
 }
