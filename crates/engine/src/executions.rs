@@ -536,3 +536,53 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stop_ms: i64) -> Record {
+        let def = agentry_asl::StateMachine::from_value(&serde_json::json!({"StartAt": "F",
+            "States": {"F": {"Type": "Fail", "Error": "E"}}}))
+        .unwrap();
+        let mut ex = Execution::new(ExecutionInfo::local("m", "e", 0));
+        ex.start(
+            &def,
+            serde_json::json!({}),
+            &mut agentry_asl::FixedHost::new(0, 1),
+        );
+        assert_eq!(ex.status, Status::Failed);
+        Record {
+            execution: ex,
+            machine_name: "m".into(),
+            revision: 1,
+            version: None,
+            alias: None,
+            started: true,
+            tokens: Default::default(),
+            timers: Default::default(),
+            stop_ms: Some(stop_ms),
+            redrive_ms: None,
+            redrive_token: None,
+            parent: None,
+            children: Default::default(),
+        }
+    }
+
+    #[test]
+    fn executions_are_redrivable_for_fourteen_days_after_they_end() {
+        let stopped = 1_000_000;
+        let record = failed(stopped);
+        assert_eq!(redrive_blocker(&record, stopped + REDRIVE_PERIOD_MS), None);
+        assert_eq!(
+            redrive_blocker(&record, stopped + REDRIVE_PERIOD_MS + 1),
+            Some("Execution redrivable period exceeded")
+        );
+        let d = describe(&record);
+        assert_eq!(d.redrive_status, "NOT_REDRIVABLE");
+        assert_eq!(
+            d.redrive_status_reason.as_deref(),
+            Some("Execution redrivable period exceeded")
+        );
+    }
+}
