@@ -291,7 +291,22 @@ impl Engine {
     /// DescribeExecution.
     pub async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription> {
         self.scope.execution(arn)?;
-        Ok(describe(&self.load(arn).await?))
+        let record = self.load(arn).await?;
+        let mut d = describe(&record);
+        if d.redrive_status == "REDRIVABLE" {
+            let machine_arn = self.scope.state_machine_arn(&record.machine_name);
+            match self
+                .machine_head(&record.machine_name, &machine_arn, true)
+                .await
+            {
+                Err(Error::StateMachineDeleting(_) | Error::StateMachineDoesNotExist(_)) => {
+                    d.redrive_status = "NOT_REDRIVABLE".into();
+                    d.redrive_status_reason = Some("State machine is in DELETING status".into());
+                }
+                _ => {}
+            }
+        }
+        Ok(d)
     }
 
     /// ListExecutions of a state machine, newest first, optionally only those of one status

@@ -182,6 +182,12 @@ async fn executions_of_a_machine_being_deleted_are_not_redrivable() {
     let d = h.run(&m, json!({})).await;
     assert_eq!(d.status, "FAILED");
     h.engine.delete_state_machine(&m).await.unwrap();
+    let described = h.engine.describe_execution(&d.execution_arn).await.unwrap();
+    assert_eq!(described.redrive_status, "NOT_REDRIVABLE");
+    assert_eq!(
+        described.redrive_status_reason.as_deref(),
+        Some("State machine is in DELETING status")
+    );
     let e = h
         .engine
         .redrive_execution(&d.execution_arn, None)
