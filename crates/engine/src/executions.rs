@@ -310,8 +310,8 @@ impl Engine {
     }
 
     /// ListExecutions of a state machine, newest first, optionally only those of one status
-    /// (`RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`). `max_results` 1 to 1000
-    /// (default 100).
+    /// (`RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`); given a version or alias
+    /// ARN, only the executions started through it. `max_results` 1 to 1000 (default 100).
     pub async fn list_executions(
         &self,
         machine_arn: &str,
@@ -319,8 +319,18 @@ impl Engine {
         max_results: Option<u32>,
         next_token: Option<String>,
     ) -> Result<Page<ExecutionDescription>> {
-        let (name, _) = self.scope.machine(machine_arn)?;
+        let (name, qualifier) = self.scope.machine(machine_arn)?;
         let arn = self.scope.state_machine_arn(&name);
+        // A version or alias ARN lists the executions started through it.
+        match &qualifier {
+            tables::Qualifier::Latest => {}
+            tables::Qualifier::Version(_) => {
+                self.describe_state_machine(machine_arn).await?;
+            }
+            tables::Qualifier::Alias(_) => {
+                self.describe_state_machine_alias(machine_arn).await?;
+            }
+        }
         if self.describe_state_machine(&arn).await?.kind == "EXPRESS" {
             return Err(Error::StateMachineTypeNotSupported(
                 "This operation is not supported by this type of state machine".into(),
@@ -346,8 +356,16 @@ impl Engine {
                 Some(r) => r,
                 None => self.load(&item.key.pk).await?,
             };
-            items.push(describe(&record));
+            let through = match &qualifier {
+                tables::Qualifier::Latest => true,
+                tables::Qualifier::Version(v) => record.version == Some(*v),
+                tables::Qualifier::Alias(a) => record.alias.as_deref() == Some(a.as_str()),
+            };
+            if through {
+                items.push(describe(&record));
+            }
         }
+        // Filtered pages may hold fewer than `max_results`; the token goes on all the same.
         Ok(Page {
             items,
             next_token: page.cursor,

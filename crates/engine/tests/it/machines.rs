@@ -237,6 +237,23 @@ async fn aliases_route_starts_to_versions_by_weight() {
         .await
         .unwrap();
     assert_eq!(h.run(&alias, json!({})).await.output_json(), Some(json!(2)));
+    // Listing through the alias or a version gives the executions started that way.
+    let through_alias = e
+        .list_executions(&alias, None, Some(1000), None)
+        .await
+        .unwrap();
+    assert_eq!(through_alias.items.len(), 42);
+    let through_v1 = e
+        .list_executions(&v1, None, Some(1000), None)
+        .await
+        .unwrap();
+    assert!(
+        through_v1
+            .items
+            .iter()
+            .all(|d| d.state_machine_version_arn.as_deref() == Some(v1.as_str()))
+    );
+    assert!(!through_v1.items.is_empty() && through_v1.items.len() < 42);
     let listed = e.list_state_machine_aliases(&m).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].description.as_deref(), Some("all on two"));
