@@ -295,15 +295,12 @@ impl Engine {
         let mut d = describe(&record);
         if d.redrive_status == "REDRIVABLE" {
             let machine_arn = self.scope.state_machine_arn(&record.machine_name);
-            match self
+            if let Err(Error::StateMachineDeleting(_) | Error::StateMachineDoesNotExist(_)) = self
                 .machine_head(&record.machine_name, &machine_arn, true)
                 .await
             {
-                Err(Error::StateMachineDeleting(_) | Error::StateMachineDoesNotExist(_)) => {
-                    d.redrive_status = "NOT_REDRIVABLE".into();
-                    d.redrive_status_reason = Some("State machine is in DELETING status".into());
-                }
-                _ => {}
+                d.redrive_status = "NOT_REDRIVABLE".into();
+                d.redrive_status_reason = Some("State machine is in DELETING status".into());
             }
         }
         Ok(d)
