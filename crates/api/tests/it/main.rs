@@ -1,5 +1,7 @@
 //! The gateway's routes, called through the router as a client would.
 
+mod aws;
+
 use agentry_api::{AppState, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
