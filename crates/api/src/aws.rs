@@ -79,12 +79,25 @@ pub async fn dispatch(
         "DescribeStateMachine" => describe_state_machine(&engine, request).await,
         "ListStateMachines" => list_state_machines(&engine).await,
         "PublishStateMachineVersion" => publish_version(&engine, request).await,
+        "DeleteStateMachine" => delete_state_machine(&engine, request).await,
+        "DeleteStateMachineVersion" => delete_state_machine_version(&engine, request).await,
+        "CreateStateMachineAlias" => create_alias(&engine, request).await,
+        "DescribeStateMachineAlias" => describe_alias(&engine, request).await,
+        "ListStateMachineAliases" => list_aliases(&engine, request).await,
+        "UpdateStateMachineAlias" => update_alias(&engine, request).await,
+        "DeleteStateMachineAlias" => delete_alias(&engine, request).await,
+        "CreateActivity" => create_activity(&engine, request).await,
+        "DescribeActivity" => describe_activity(&engine, request).await,
+        "ListActivities" => list_activities(&engine).await,
+        "DeleteActivity" => delete_activity(&engine, request).await,
+        "GetActivityTask" => get_activity_task(&engine, request).await,
         "StartExecution" => start_execution(&engine, request).await,
         "StartSyncExecution" => start_sync_execution(&engine, request).await,
         "DescribeExecution" => describe_execution(&engine, request).await,
         "ListExecutions" => list_executions(&engine, request).await,
         "GetExecutionHistory" => get_execution_history(&engine, request).await,
         "StopExecution" => stop_execution(&engine, request).await,
+        "RedriveExecution" => redrive_execution(&engine, request).await,
         "SendTaskSuccess" => send_task(&engine, request, TaskAnswer::Success).await,
         "SendTaskFailure" => send_task(&engine, request, TaskAnswer::Failure).await,
         "SendTaskHeartbeat" => send_task(&engine, request, TaskAnswer::Heartbeat).await,
@@ -105,6 +118,8 @@ fn seconds(ms: i64) -> f64 {
 fn engine_error(e: agentry_engine::Error) -> Response {
     let status = if e.is_retryable() || e.aws_name() == "ServiceUnavailable" {
         StatusCode::SERVICE_UNAVAILABLE
+    } else if e.aws_name() == "ConflictException" {
+        StatusCode::CONFLICT
     } else {
         StatusCode::BAD_REQUEST
     };
@@ -170,7 +185,7 @@ fn machine_json(d: &agentry_engine::StateMachineDescription, account: &str) -> V
     json!({
         "stateMachineArn": d.state_machine_arn,
         "name": d.name,
-        "status": "ACTIVE",
+        "status": d.status,
         "definition": d.definition,
         "roleArn": format!("arn:aws:iam::{account}:role/agentry"),
         "type": d.kind,
@@ -206,6 +221,158 @@ async fn publish_version(engine: &Engine, request: Value) -> Result<Response, Re
     Ok(ok(
         json!({"stateMachineVersionArn": v.state_machine_version_arn, "creationDate": seconds(v.creation_date)}),
     ))
+}
+
+async fn delete_state_machine(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    engine
+        .delete_state_machine(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
+async fn delete_state_machine_version(
+    engine: &Engine,
+    request: Value,
+) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineVersionArn")?;
+    engine
+        .delete_state_machine_version(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
+/// A `routingConfiguration` member, as AWS's JSON has it.
+fn routing(request: &Value) -> Result<Option<Vec<agentry_engine::Route>>, Response> {
+    let Some(v) = request.get("routingConfiguration") else {
+        return Ok(None);
+    };
+    serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("1 validation error detected: Value at 'routingConfiguration' failed to satisfy constraint: {e}"),
+        )
+    })
+}
+
+fn alias_json(d: &agentry_engine::AliasDescription) -> Value {
+    let mut out = json!({
+        "stateMachineAliasArn": d.state_machine_alias_arn,
+        "name": d.name,
+        "routingConfiguration": d.routing_configuration,
+        "creationDate": seconds(d.creation_date),
+    });
+    if let Some(desc) = &d.description {
+        out["description"] = json!(desc);
+    }
+    if let Some(t) = d.update_date {
+        out["updateDate"] = json!(seconds(t));
+    }
+    out
+}
+
+async fn create_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let name = field(&request, "name")?;
+    let Some(routes) = routing(&request)? else {
+        return Err(field(&request, "routingConfiguration").unwrap_err());
+    };
+    let (arn, created) = engine
+        .create_state_machine_alias(name, opt(&request, "description"), &routes)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(
+        json!({"stateMachineAliasArn": arn, "creationDate": seconds(created)}),
+    ))
+}
+
+async fn describe_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineAliasArn")?;
+    let d = engine
+        .describe_state_machine_alias(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(alias_json(&d)))
+}
+
+async fn list_aliases(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineArn")?;
+    let aliases = engine
+        .list_state_machine_aliases(arn)
+        .await
+        .map_err(engine_error)?;
+    let items: Vec<Value> = aliases
+        .iter()
+        .map(|a| json!({"stateMachineAliasArn": a.state_machine_alias_arn, "creationDate": seconds(a.creation_date)}))
+        .collect();
+    Ok(ok(json!({"stateMachineAliases": items})))
+}
+
+async fn update_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineAliasArn")?;
+    let routes = routing(&request)?;
+    let updated = engine
+        .update_state_machine_alias(arn, opt(&request, "description"), routes.as_deref())
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({"updateDate": seconds(updated)})))
+}
+
+async fn delete_alias(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "stateMachineAliasArn")?;
+    engine
+        .delete_state_machine_alias(arn)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
+fn activity_json(d: &agentry_engine::ActivityDescription) -> Value {
+    json!({"activityArn": d.activity_arn, "name": d.name, "creationDate": seconds(d.creation_date)})
+}
+
+async fn create_activity(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let name = field(&request, "name")?;
+    let d = engine.create_activity(name).await.map_err(engine_error)?;
+    Ok(ok(
+        json!({"activityArn": d.activity_arn, "creationDate": seconds(d.creation_date)}),
+    ))
+}
+
+async fn describe_activity(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "activityArn")?;
+    let d = engine.describe_activity(arn).await.map_err(engine_error)?;
+    Ok(ok(activity_json(&d)))
+}
+
+async fn list_activities(engine: &Engine) -> Result<Response, Response> {
+    let all = engine.list_activities().await.map_err(engine_error)?;
+    let items: Vec<Value> = all.iter().map(activity_json).collect();
+    Ok(ok(json!({"activities": items})))
+}
+
+async fn delete_activity(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "activityArn")?;
+    engine.delete_activity(arn).await.map_err(engine_error)?;
+    Ok(ok(json!({})))
+}
+
+/// How long GetActivityTask waits for a task, as on AWS.
+const ACTIVITY_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn get_activity_task(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "activityArn")?;
+    let task = engine
+        .get_activity_task(arn, opt(&request, "workerName"), ACTIVITY_POLL)
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(match task {
+        Some(t) => json!({"taskToken": t.task_token, "input": t.input}),
+        // No task within the poll: AWS answers without a token.
+        None => json!({}),
+    }))
 }
 
 async fn start_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
@@ -285,10 +452,20 @@ async fn describe_execution(engine: &Engine, request: Value) -> Result<Response,
         "startDate": seconds(d.start_date),
         "input": d.input,
         "inputDetails": {"included": true},
-        "redriveCount": 0,
+        "redriveCount": d.redrive_count,
+        "redriveStatus": d.redrive_status,
     });
+    if let Some(r) = &d.redrive_status_reason {
+        out["redriveStatusReason"] = json!(r);
+    }
+    if let Some(t) = d.redrive_date {
+        out["redriveDate"] = json!(seconds(t));
+    }
     if let Some(v) = &d.state_machine_version_arn {
         out["stateMachineVersionArn"] = json!(v);
+    }
+    if let Some(a) = &d.state_machine_alias_arn {
+        out["stateMachineAliasArn"] = json!(a);
     }
     if let Some(t) = d.stop_date {
         out["stopDate"] = json!(seconds(t));
@@ -325,6 +502,18 @@ async fn list_executions(engine: &Engine, request: Value) -> Result<Response, Re
                 "name": d.name, "status": d.status, "startDate": seconds(d.start_date)});
             if let Some(t) = d.stop_date {
                 v["stopDate"] = json!(seconds(t));
+            }
+            if let Some(a) = &d.state_machine_version_arn {
+                v["stateMachineVersionArn"] = json!(a);
+            }
+            if let Some(a) = &d.state_machine_alias_arn {
+                v["stateMachineAliasArn"] = json!(a);
+            }
+            if d.redrive_count > 0 {
+                v["redriveCount"] = json!(d.redrive_count);
+            }
+            if let Some(t) = d.redrive_date {
+                v["redriveDate"] = json!(seconds(t));
             }
             v
         })
@@ -375,6 +564,15 @@ async fn stop_execution(engine: &Engine, request: Value) -> Result<Response, Res
         .await
         .map_err(engine_error)?;
     Ok(ok(json!({"stopDate": seconds(stopped)})))
+}
+
+async fn redrive_execution(engine: &Engine, request: Value) -> Result<Response, Response> {
+    let arn = field(&request, "executionArn")?;
+    let date = engine
+        .redrive_execution(arn, opt(&request, "clientToken"))
+        .await
+        .map_err(engine_error)?;
+    Ok(ok(json!({"redriveDate": seconds(date)})))
 }
 
 enum TaskAnswer {

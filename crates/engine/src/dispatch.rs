@@ -66,6 +66,9 @@ impl Engine {
                     tasks.push(SendMessage::new(body));
                 }
                 Dispatch::Work(work) => messages.push(work_message(arn, work, Duration::ZERO)?),
+                Dispatch::Notify { execution, work } => {
+                    messages.push(work_message(&execution, work, Duration::ZERO)?)
+                }
                 _ => unreachable!("store writes are handled above"),
             }
         }
@@ -293,9 +296,26 @@ impl Engine {
         // Keep the message invisible while the handler runs and its result is applied, so no
         // other node runs it too.
         let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
-        let result = self.inner.resources.invoke(request).await;
+        let mut waits = waits_for_token;
+        let result = if crate::activities::parse_activity_arn(&request.resource).is_some() {
+            self.schedule_activity(&execution, &request)
+                .await
+                .map(|()| Value::Null)
+        } else if request.resource.starts_with(crate::nested::START_EXECUTION) {
+            match self.start_nested(&execution, &request).await {
+                Ok(Some(output)) => Ok(output),
+                // A `.sync` child answers when it ends.
+                Ok(None) => {
+                    waits = true;
+                    Ok(Value::Null)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.inner.resources.invoke(request).await
+        };
         let event = match result {
-            Ok(_) if waits_for_token => None,
+            Ok(_) if waits => None,
             Ok(output) => Some(Event::TaskSucceeded { task, output }),
             Err(TaskError { error, cause }) => Some(Event::TaskFailed {
                 task,
@@ -366,7 +386,7 @@ impl Engine {
 
     /// Extends a received message's invisibility every third of the visibility timeout until
     /// the returned task is aborted.
-    fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> AbortOnDrop {
+    pub(crate) fn keep_invisible(&self, queue: &str, receipt_handle: &str) -> AbortOnDrop {
         let (q, name, handle) = (
             self.inner.queue.clone(),
             queue.to_string(),
@@ -525,7 +545,7 @@ pub(crate) fn store_write(arn: &str, d: &Dispatch, open: Condition) -> Option<Wr
         Dispatch::DeleteTimer { timer, at_ms } => {
             Write::delete(TIMERS, tables::timer(*at_ms, arn, *timer))
         }
-        Dispatch::Invoke(_) | Dispatch::Work(_) => return None,
+        Dispatch::Invoke(_) | Dispatch::Work(_) | Dispatch::Notify { .. } => return None,
     })
 }
 

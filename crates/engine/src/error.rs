@@ -10,6 +10,26 @@ pub enum Error {
     StateMachineDoesNotExist(String),
     #[error("state machine already exists: {0}")]
     StateMachineAlreadyExists(String),
+    /// DeleteStateMachine was called; its running executions are finishing.
+    #[error("state machine is being deleted: {0}")]
+    StateMachineDeleting(String),
+    #[error("{0}")]
+    ActivityDoesNotExist(String),
+    /// An alias or version that does not exist (AWS's `ResourceNotFound`).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A change that contradicts another (a version an alias still routes to).
+    #[error("{0}")]
+    Conflict(String),
+    /// A request whose fields break AWS's constraints, in AWS's words.
+    #[error("{0}")]
+    Validation(String),
+    /// An operation EXPRESS state machines do not have (ListExecutions, for one).
+    #[error("{0}")]
+    StateMachineTypeNotSupported(String),
+    /// RedriveExecution of an execution that cannot be redriven (running, succeeded, too old).
+    #[error("{0}")]
+    ExecutionNotRedrivable(String),
     #[error("execution does not exist: {0}")]
     ExecutionDoesNotExist(String),
     /// Same name, different input (or a finished execution of that name, as AWS says).
@@ -54,6 +74,13 @@ impl Error {
         match self {
             Error::StateMachineDoesNotExist(_) => "StateMachineDoesNotExist",
             Error::StateMachineAlreadyExists(_) => "StateMachineAlreadyExists",
+            Error::StateMachineDeleting(_) => "StateMachineDeleting",
+            Error::ResourceNotFound(_) => "ResourceNotFound",
+            Error::ActivityDoesNotExist(_) => "ActivityDoesNotExist",
+            Error::Conflict(_) => "ConflictException",
+            Error::Validation(_) => "ValidationException",
+            Error::ExecutionNotRedrivable(_) => "ExecutionNotRedrivable",
+            Error::StateMachineTypeNotSupported(_) => "StateMachineTypeNotSupported",
             Error::ExecutionDoesNotExist(_) => "ExecutionDoesNotExist",
             Error::ExecutionAlreadyExists(_) => "ExecutionAlreadyExists",
             Error::InvalidDefinition { .. } => "InvalidDefinition",

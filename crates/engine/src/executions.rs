@@ -31,6 +31,8 @@ pub struct ExecutionDescription {
     pub state_machine_arn: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_machine_version_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_machine_alias_arn: Option<String>,
     pub name: String,
     pub status: String,
     pub start_date: i64,
@@ -43,6 +45,34 @@ pub struct ExecutionDescription {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// Times redriven (RedriveExecution), and when last.
+    pub redrive_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redrive_date: Option<i64>,
+    /// `REDRIVABLE` or `NOT_REDRIVABLE`, and why not.
+    pub redrive_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redrive_status_reason: Option<String>,
+}
+
+/// How long after it ended an execution may be redriven, as on AWS: 14 days.
+pub const REDRIVE_PERIOD_MS: i64 = 14 * 24 * 3600 * 1000;
+
+/// Why an execution cannot be redriven (AWS's `redriveStatusReason`), or `None`.
+fn redrive_blocker(record: &Record, now: i64) -> Option<&'static str> {
+    if let Some(reason) = record.execution.redrive_blocker() {
+        return Some(reason);
+    }
+    if !record.started {
+        return Some("Execution is RUNNING and cannot be redriven");
+    }
+    if record
+        .stop_ms
+        .is_some_and(|stop| now - stop > REDRIVE_PERIOD_MS)
+    {
+        return Some("Execution redrivable period exceeded");
+    }
+    None
 }
 
 impl ExecutionDescription {
@@ -63,12 +93,13 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
-fn describe(record: &Record) -> ExecutionDescription {
+pub(crate) fn describe(record: &Record) -> ExecutionDescription {
     let ex = &record.execution;
     let machine_arn = record.execution.info.state_machine_arn.clone();
     ExecutionDescription {
         execution_arn: ex.info.execution_arn.clone(),
         state_machine_version_arn: record.version.map(|v| format!("{machine_arn}:{v}")),
+        state_machine_alias_arn: record.alias.as_ref().map(|a| format!("{machine_arn}:{a}")),
         state_machine_arn: machine_arn,
         name: ex.info.name.clone(),
         status: ex.status.as_str().to_string(),
@@ -78,6 +109,14 @@ fn describe(record: &Record) -> ExecutionDescription {
         output: value_text(&ex.output),
         error: ex.error.clone(),
         cause: ex.cause.clone(),
+        redrive_count: ex.info.redrive_count,
+        redrive_date: record.redrive_ms,
+        redrive_status: match redrive_blocker(record, now_ms()) {
+            None => "REDRIVABLE",
+            Some(_) => "NOT_REDRIVABLE",
+        }
+        .to_string(),
+        redrive_status_reason: redrive_blocker(record, now_ms()).map(str::to_string),
     }
 }
 
@@ -101,7 +140,19 @@ impl Engine {
         name: Option<&str>,
         input: &str,
     ) -> Result<Started> {
-        let (machine, revision, version) = self.resolve_machine(machine_arn).await?;
+        self.start_execution_as(machine_arn, name, input, None)
+            .await
+    }
+
+    /// StartExecution of a nested execution, linked to the task that started it.
+    pub(crate) async fn start_execution_as(
+        &self,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: &str,
+        parent: Option<crate::nested::ParentLink>,
+    ) -> Result<Started> {
+        let (machine, revision, version, alias, kind) = self.resolve_machine(machine_arn).await?;
         let name = match name {
             Some(n) => tables::check_name(n)?,
             None => uuid::Uuid::new_v4().to_string(),
@@ -111,6 +162,11 @@ impl Engine {
                 code: e.code.to_string(),
                 message: e.message.to_string(),
             })?;
+        if kind == "EXPRESS" {
+            return self
+                .start_express(&machine, revision, Some(&name), input, parent)
+                .await;
+        }
         let now = now_ms();
         let info = ExecutionInfo::new(
             &self.scope.region,
@@ -119,16 +175,25 @@ impl Engine {
             &name,
             now,
         );
+        let machine_arn = self.scope.state_machine_arn(&machine);
+        let mut info = info;
+        info.state_machine_version_arn = version.map(|v| format!("{machine_arn}:{v}"));
+        info.state_machine_alias_arn = alias.as_ref().map(|a| format!("{machine_arn}:{a}"));
         let arn = info.execution_arn.clone();
         let mut record = Record {
             execution: Execution::new(info),
             machine_name: machine,
             revision,
             version,
+            alias,
             started: false,
             tokens: Default::default(),
             timers: Default::default(),
             stop_ms: None,
+            redrive_ms: None,
+            redrive_token: None,
+            parent,
+            children: Default::default(),
         };
         record.execution.input_text = Some(input.to_string());
         let _ = input_value;
@@ -226,12 +291,24 @@ impl Engine {
     /// DescribeExecution.
     pub async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription> {
         self.scope.execution(arn)?;
-        Ok(describe(&self.load(arn).await?))
+        let record = self.load(arn).await?;
+        let mut d = describe(&record);
+        if d.redrive_status == "REDRIVABLE" {
+            let machine_arn = self.scope.state_machine_arn(&record.machine_name);
+            if let Err(Error::StateMachineDeleting(_) | Error::StateMachineDoesNotExist(_)) = self
+                .machine_head(&record.machine_name, &machine_arn, true)
+                .await
+            {
+                d.redrive_status = "NOT_REDRIVABLE".into();
+                d.redrive_status_reason = Some("State machine is in DELETING status".into());
+            }
+        }
+        Ok(d)
     }
 
     /// ListExecutions of a state machine, newest first, optionally only those of one status
-    /// (`RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`). `max_results` 1 to 1000
-    /// (default 100).
+    /// (`RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`); given a version or alias
+    /// ARN, only the executions started through it. `max_results` 1 to 1000 (default 100).
     pub async fn list_executions(
         &self,
         machine_arn: &str,
@@ -239,9 +316,23 @@ impl Engine {
         max_results: Option<u32>,
         next_token: Option<String>,
     ) -> Result<Page<ExecutionDescription>> {
-        let (name, _) = self.scope.machine(machine_arn)?;
+        let (name, qualifier) = self.scope.machine(machine_arn)?;
         let arn = self.scope.state_machine_arn(&name);
-        self.describe_state_machine(&arn).await?;
+        // A version or alias ARN lists the executions started through it.
+        match &qualifier {
+            tables::Qualifier::Latest => {}
+            tables::Qualifier::Version(_) => {
+                self.describe_state_machine(machine_arn).await?;
+            }
+            tables::Qualifier::Alias(_) => {
+                self.describe_state_machine_alias(machine_arn).await?;
+            }
+        }
+        if self.describe_state_machine(&arn).await?.kind == "EXPRESS" {
+            return Err(Error::StateMachineTypeNotSupported(
+                "This operation is not supported by this type of state machine".into(),
+            ));
+        }
         let q = match status {
             Some(s) => Query::index(EXECUTIONS, tables::BY_MACHINE_STATUS, format!("{arn}#{s}")),
             None => Query::index(EXECUTIONS, tables::BY_MACHINE, arn),
@@ -262,8 +353,16 @@ impl Engine {
                 Some(r) => r,
                 None => self.load(&item.key.pk).await?,
             };
-            items.push(describe(&record));
+            let through = match &qualifier {
+                tables::Qualifier::Latest => true,
+                tables::Qualifier::Version(v) => record.version == Some(*v),
+                tables::Qualifier::Alias(a) => record.alias.as_deref() == Some(a.as_str()),
+            };
+            if through {
+                items.push(describe(&record));
+            }
         }
+        // Filtered pages may hold fewer than `max_results`; the token goes on all the same.
         Ok(Page {
             items,
             next_token: page.cursor,
@@ -336,6 +435,47 @@ impl Engine {
         self.advance(arn, &Work::Event(event)).await?;
         let record = self.load(arn).await?;
         Ok(record.stop_ms.unwrap_or_else(now_ms))
+    }
+
+    /// RedriveExecution: a FAILED, TIMED_OUT or ABORTED execution (ended within the last 14
+    /// days, its machine not being deleted) runs again from the top-level state that did not
+    /// finish, with that state's input; see [`agentry_asl::Execution::redrive`]. Returns the
+    /// redrive date. A repeated call with the same `client_token` answers with the same date.
+    pub async fn redrive_execution(&self, arn: &str, client_token: Option<&str>) -> Result<i64> {
+        self.scope.execution(arn)?;
+        let record = self.load(arn).await?;
+        if let (Some(token), Some(date)) = (client_token, record.redrive_ms)
+            && record.redrive_token.as_deref() == Some(token)
+        {
+            return Ok(date);
+        }
+        let not_redrivable = |reason: &str| {
+            Error::ExecutionNotRedrivable(format!("Execution {arn} cannot be redriven: {reason}"))
+        };
+        if let Some(reason) = redrive_blocker(&record, now_ms()) {
+            return Err(not_redrivable(reason));
+        }
+        let machine_arn = self.scope.state_machine_arn(&record.machine_name);
+        match self
+            .machine_head(&record.machine_name, &machine_arn, true)
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::StateMachineDeleting(_) | Error::StateMachineDoesNotExist(_)) => {
+                return Err(not_redrivable("State machine is in DELETING status"));
+            }
+            Err(e) => return Err(e),
+        }
+        let work = Work::Redrive {
+            client_token: client_token.map(str::to_string),
+        };
+        match self.advance(arn, &work).await? {
+            Some(record) => Ok(record.redrive_ms.unwrap_or_else(now_ms)),
+            // Redriven by a concurrent call meanwhile.
+            None => Err(not_redrivable(
+                "Execution is RUNNING and cannot be redriven",
+            )),
+        }
     }
 
     /// Finds the open task a token names.
@@ -424,5 +564,55 @@ impl Engine {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stop_ms: i64) -> Record {
+        let def = agentry_asl::StateMachine::from_value(&serde_json::json!({"StartAt": "F",
+            "States": {"F": {"Type": "Fail", "Error": "E"}}}))
+        .unwrap();
+        let mut ex = Execution::new(ExecutionInfo::local("m", "e", 0));
+        ex.start(
+            &def,
+            serde_json::json!({}),
+            &mut agentry_asl::FixedHost::new(0, 1),
+        );
+        assert_eq!(ex.status, Status::Failed);
+        Record {
+            execution: ex,
+            machine_name: "m".into(),
+            revision: 1,
+            version: None,
+            alias: None,
+            started: true,
+            tokens: Default::default(),
+            timers: Default::default(),
+            stop_ms: Some(stop_ms),
+            redrive_ms: None,
+            redrive_token: None,
+            parent: None,
+            children: Default::default(),
+        }
+    }
+
+    #[test]
+    fn executions_are_redrivable_for_fourteen_days_after_they_end() {
+        let stopped = 1_000_000;
+        let record = failed(stopped);
+        assert_eq!(redrive_blocker(&record, stopped + REDRIVE_PERIOD_MS), None);
+        assert_eq!(
+            redrive_blocker(&record, stopped + REDRIVE_PERIOD_MS + 1),
+            Some("Execution redrivable period exceeded")
+        );
+        let d = describe(&record);
+        assert_eq!(d.redrive_status, "NOT_REDRIVABLE");
+        assert_eq!(
+            d.redrive_status_reason.as_deref(),
+            Some("Execution redrivable period exceeded")
+        );
     }
 }

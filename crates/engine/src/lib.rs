@@ -37,11 +37,17 @@
 //! - `integrations`: service integrations served from the engine's backends (`sqs:sendMessage`)
 //! - `tables`: tables, item keys and ARNs
 //! - `record`: the stored execution record and the outbox entries
-//! - `machines`: state machines, revisions and published versions
+//! - `machines`: state machines, revisions and published versions; deleting them
+//! - `aliases`: state machine aliases routing executions to versions by weight
+//! - `activities`: activities, their task queues and GetActivityTask
+//! - `nested`: Task states that start executions (`states:startExecution[.sync[:2]]`)
+//! - `express`: asynchronous Express executions, in memory, at least once
 //! - `step`: one durable step: plan, commit (split when large), hand out
 //! - `dispatch`: handing out work; the work, task, timer, outbox and cleanup loops
 //! - `executions`: start, describe, list, history, stop, task token answers
 
+pub mod activities;
+pub mod aliases;
 pub mod error;
 pub mod integrations;
 pub mod resources;
@@ -49,7 +55,9 @@ pub mod tables;
 
 mod dispatch;
 mod executions;
+mod express;
 mod machines;
+mod nested;
 mod record;
 mod step;
 
@@ -65,6 +73,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use activities::{ActivityDescription, ActivityTask};
+pub use aliases::{AliasDescription, Route};
 pub use error::{Error, Result};
 pub use executions::{ExecutionDescription, Page, Started};
 pub use machines::{PublishedVersion, StateMachineDescription};
@@ -79,6 +89,8 @@ pub struct EngineConfig {
     pub work_queue: String,
     /// Queue of task invocations.
     pub task_queue: String,
+    /// Queue of asynchronous Express executions to run.
+    pub express_queue: String,
     /// How long a received message stays invisible: the time after which work a dead node
     /// held is taken up by another. Running tasks keep theirs extended.
     #[serde(with = "millis")]
@@ -110,6 +122,7 @@ impl Default for EngineConfig {
         Self {
             work_queue: "agentry-executions".into(),
             task_queue: "agentry-tasks".into(),
+            express_queue: "agentry-express".into(),
             visibility_timeout: Duration::from_secs(30),
             poll_wait: Duration::from_secs(1),
             timer_poll: Duration::from_secs(1),
@@ -244,7 +257,11 @@ impl Engine {
         }
         // Default attributes, so that nodes with different settings agree on the queues: every
         // receive names its own visibility timeout.
-        for name in [&config.work_queue, &config.task_queue] {
+        for name in [
+            &config.work_queue,
+            &config.task_queue,
+            &config.express_queue,
+        ] {
             queue
                 .create_queue(name, &QueueAttributes::default())
                 .await?;
@@ -276,6 +293,7 @@ impl Engine {
             tasks.push(tokio::spawn(self.clone().work_loop()));
         }
         tasks.push(tokio::spawn(self.clone().task_loop()));
+        tasks.push(tokio::spawn(self.clone().express_loop()));
         tasks.push(tokio::spawn(self.clone().timer_loop()));
         tasks.push(tokio::spawn(self.clone().outbox_loop()));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

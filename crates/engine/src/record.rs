@@ -19,6 +19,9 @@ pub(crate) struct Record {
     pub revision: u64,
     /// The published version the execution was started through, if any.
     pub version: Option<u64>,
+    /// The alias it was started through, if any.
+    #[serde(default)]
+    pub alias: Option<String>,
     /// `Execution::start` has been applied (a start too large for one transaction is created
     /// first and started by a queued message).
     pub started: bool,
@@ -30,6 +33,17 @@ pub(crate) struct Record {
     #[serde(default)]
     pub timers: BTreeMap<u64, i64>,
     pub stop_ms: Option<i64>,
+    /// When the execution was last redriven, and the client token that asked for it.
+    #[serde(default)]
+    pub redrive_ms: Option<i64>,
+    #[serde(default)]
+    pub redrive_token: Option<String>,
+    /// The execution (and task) that started this one as a nested execution.
+    #[serde(default)]
+    pub parent: Option<crate::nested::ParentLink>,
+    /// The `.sync` children of open tasks, by task: stopped when the task stops waiting.
+    #[serde(default)]
+    pub children: BTreeMap<u64, String>,
 }
 
 /// A record whose JSON is longer than this is stored in parts beside the record item (an
@@ -185,6 +199,11 @@ pub(crate) enum Dispatch {
     Invoke(Box<TaskRequest>),
     /// Advance the execution through the queue (a start too large for one transaction).
     Work(crate::step::Work),
+    /// Advance another execution: a parent's task its child ended, a child its parent stops.
+    Notify {
+        execution: String,
+        work: crate::step::Work,
+    },
 }
 
 /// A message on the work queue: advance this execution.

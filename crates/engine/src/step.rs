@@ -28,6 +28,10 @@ use crate::{Engine, now_ms, obj};
 pub enum Work {
     Start,
     Event(Event),
+    /// RedriveExecution, with the caller's idempotency token.
+    Redrive {
+        client_token: Option<String>,
+    },
 }
 
 const MAX_WRITES: usize = 100;
@@ -152,6 +156,7 @@ impl Engine {
                         Work::Event(event) => {
                             record.execution.handle(&def, event.clone(), &mut host)
                         }
+                        Work::Redrive { .. } => record.execution.redrive(&def, &mut host),
                     };
                     if !step.events.is_empty()
                         || !step.effects.is_empty()
@@ -353,18 +358,28 @@ impl Record {
     /// Keeps the engine's own books for one applied piece of work and its effects: open task
     /// tokens, pending timers, the stop date; adds the work to hand out to `outbox`.
     fn note(&mut self, work: &Work, effects: Vec<Effect>, outbox: &mut Vec<Dispatch>) {
+        if let Work::Redrive { client_token } = work {
+            self.stop_ms = None;
+            self.redrive_ms = Some(now_ms());
+            self.redrive_token = client_token.clone();
+        }
         if let Work::Event(Event::TimerFired { timer }) = work {
             self.timers.remove(timer);
         }
         if let Work::Event(Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. }) =
             work
-            && let Some(token) = self.tokens.remove(task)
         {
-            outbox.push(Dispatch::CloseToken { token, task: *task });
+            self.children.remove(task);
+            if let Some(token) = self.tokens.remove(task) {
+                outbox.push(Dispatch::CloseToken { token, task: *task });
+            }
         }
         for effect in effects {
             match effect {
                 Effect::Invoke(req) => {
+                    if let Some(child) = crate::nested::sync_child_arn(self.arn(), &req) {
+                        self.children.insert(req.task, child);
+                    }
                     if let Some(token) = &req.task_token {
                         self.tokens.insert(req.task, token.clone());
                         outbox.push(Dispatch::OpenToken {
@@ -382,9 +397,18 @@ impl Record {
                     if let Some(token) = self.tokens.remove(&task) {
                         outbox.push(Dispatch::CloseToken { token, task });
                     }
+                    if let Some(child) = self.children.remove(&task) {
+                        outbox.push(stop_child(child));
+                    }
                 }
                 Effect::Finish => {
                     self.stop_ms = Some(now_ms());
+                    for (_, child) in std::mem::take(&mut self.children) {
+                        outbox.push(stop_child(child));
+                    }
+                    if let Some((execution, work)) = Engine::parent_notice(self) {
+                        outbox.push(Dispatch::Notify { execution, work });
+                    }
                     for (task, token) in std::mem::take(&mut self.tokens) {
                         outbox.push(Dispatch::CloseToken { token, task });
                     }
@@ -394,6 +418,18 @@ impl Record {
                 }
             }
         }
+    }
+}
+
+/// Stops a `.sync` child whose parent no longer waits for it (a child not started yet, or
+/// ended, takes no notice).
+fn stop_child(child: String) -> Dispatch {
+    Dispatch::Notify {
+        execution: child,
+        work: Work::Event(Event::Stop {
+            error: Some("States.Aborted".into()),
+            cause: Some("the parent execution stopped waiting for this execution".into()),
+        }),
     }
 }
 

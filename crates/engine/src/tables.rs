@@ -3,7 +3,9 @@
 //!
 //! - `agentry_machines`: partition `machines#ACCOUNT` holds one head item per state machine of
 //!   an account (sort key: its name); partition `machine#ACCOUNT#NAME` holds its revisions
-//!   (`rev#00000001`) and published versions (`ver#00000001`).
+//!   (`rev#00000001`), published versions (`ver#00000001`) and aliases (`alias#NAME`).
+//!   Revisions outlive a deleted machine, so that a machine created again under the same name
+//!   numbers its revisions on and a cached definition never names two texts.
 //! - `agentry_executions`: partition = execution ARN; sort key `exec` is the execution record
 //!   (the serialised interpreter state, status, dates; a long one in `exec#part#TAG#0000`...
 //!   items beside it), `h#0000000001`... its history events.
@@ -72,17 +74,39 @@ impl Scope {
         region == self.region && account == self.account
     }
 
-    /// A state machine ARN (or bare name), optionally qualified by a version:
-    /// `(name, version)`. An ARN of another region or account names nothing here:
+    /// A state machine ARN (or bare name), optionally qualified by a version or an alias:
+    /// `(name, qualifier)`. An ARN of another region or account names nothing here:
     /// `StateMachineDoesNotExist`, exactly as for a machine that does not exist.
-    pub fn machine(&self, arn: &str) -> Result<(String, Option<u64>)> {
-        let (region, account, name, version) = parse_machine_arn(arn)?;
+    pub fn machine(&self, arn: &str) -> Result<(String, Qualifier)> {
+        let (region, account, name, qualifier) = parse_machine_arn(arn)?;
         match (region, account) {
             (Some(r), Some(a)) if !self.owns(&r, &a) => {
                 Err(Error::StateMachineDoesNotExist(arn.to_string()))
             }
-            _ => Ok((name, version)),
+            _ => Ok((name, qualifier)),
         }
+    }
+
+    /// An alias ARN of this scope: `(state machine name, alias name)`; of another region or
+    /// account, or not naming an alias, `ResourceNotFound` / `InvalidArn`.
+    pub fn alias(&self, arn: &str) -> Result<(String, String)> {
+        match self.machine(arn) {
+            Ok((name, Qualifier::Alias(alias))) => Ok((name, alias)),
+            Ok(_) => Err(Error::InvalidArn(format!(
+                "Invalid Arn: 'Resource type not valid in this context: {arn}'"
+            ))),
+            Err(Error::StateMachineDoesNotExist(_)) => Err(Error::ResourceNotFound(format!(
+                "Resource not found: '{arn}'"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn activity_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:activity:{name}",
+            self.region, self.account
+        )
     }
 
     /// An execution ARN of this scope: `(state machine name, execution name)`; of another
@@ -135,6 +159,22 @@ pub fn machine_version(account: &str, name: &str, version: u64) -> Key {
     )
 }
 
+pub fn machine_alias(account: &str, name: &str, alias: &str) -> Key {
+    Key::new(
+        format!("machine#{account}#{name}"),
+        format!("alias#{alias}"),
+    )
+}
+
+pub const REVISION_PREFIX: &str = "rev#";
+pub const VERSION_PREFIX: &str = "ver#";
+pub const ALIAS_PREFIX: &str = "alias#";
+
+/// The partition of a state machine's revisions, versions and aliases.
+pub fn machine_partition(account: &str, name: &str) -> String {
+    format!("machine#{account}#{name}")
+}
+
 pub fn execution(arn: &str) -> Key {
     Key::new(arn, "exec")
 }
@@ -177,13 +217,22 @@ pub fn outbox(created_ms: i64, execution: &str, version: u64, part: usize) -> Ke
     )
 }
 
-/// A state machine ARN (or bare name), optionally qualified by a version:
-/// `(region, account, name, version)`; a bare name has no region or account.
-pub fn parse_machine_arn(
-    arn: &str,
-) -> Result<(Option<String>, Option<String>, String, Option<u64>)> {
+/// What follows a state machine's name in its ARN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Qualifier {
+    /// The machine itself: its latest revision.
+    Latest,
+    /// A published version (`NAME:3`).
+    Version(u64),
+    /// An alias (`NAME:prod`).
+    Alias(String),
+}
+
+/// A state machine ARN (or bare name), optionally qualified by a version or an alias:
+/// `(region, account, name, qualifier)`; a bare name has no region or account.
+pub fn parse_machine_arn(arn: &str) -> Result<(Option<String>, Option<String>, String, Qualifier)> {
     let rest = match arn.strip_prefix("arn:aws:states:") {
-        None => return check_name(arn).map(|n| (None, None, n, None)),
+        None => return check_name(arn).map(|n| (None, None, n, Qualifier::Latest)),
         Some(rest) => rest,
     };
     let parts: Vec<&str> = rest.split(':').collect();
@@ -196,15 +245,18 @@ pub fn parse_machine_arn(
         ))
     };
     match parts.as_slice() {
-        [r, a, "stateMachine", name] => scoped(r, a, name, None),
-        [r, a, "stateMachine", name, version] => {
-            let v = version.parse::<u64>().map_err(|_| {
-                Error::InvalidArn(format!(
-                    "{arn:?}: version \"{version}\" is not a number (aliases are not supported yet)"
-                ))
-            })?;
-            scoped(r, a, name, Some(v))
-        }
+        [r, a, "stateMachine", name] => scoped(r, a, name, Qualifier::Latest),
+        [r, a, "stateMachine", name, qualifier] => match qualifier.parse::<u64>() {
+            Ok(v) => scoped(r, a, name, Qualifier::Version(v)),
+            Err(_) => {
+                let alias = check_alias_name(qualifier).map_err(|_| {
+                    Error::InvalidArn(format!(
+                        "Invalid Arn: 'Qualifier \"{qualifier}\" of {arn} is neither a version number nor an alias name'"
+                    ))
+                })?;
+                scoped(r, a, name, Qualifier::Alias(alias))
+            }
+        },
         _ => Err(Error::InvalidArn(format!(
             "{arn:?} is not a state machine arn"
         ))),
@@ -219,6 +271,9 @@ pub fn parse_execution_arn(arn: &str) -> Result<(String, String, String, String)
         .split(':')
         .collect();
     match parts.as_slice() {
+        [_, _, "express", ..] => Err(Error::InvalidArn(format!(
+            "Invalid Arn: '{arn}': executions of EXPRESS state machines are not supported by this operation"
+        ))),
         [r, a, "execution", machine, name] => Ok((
             (*r).to_string(),
             (*a).to_string(),
@@ -251,6 +306,22 @@ pub fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// AWS's rule for alias names: 1 to 80 letters, digits, `-`, `_` and `.`, not all digits (a
+/// number is a version).
+pub fn check_alias_name(name: &str) -> Result<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if name.is_empty()
+        || name.len() > 80
+        || !name.chars().all(allowed)
+        || name.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(Error::Validation(format!(
+            "1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: ^(?=.*[a-zA-Z_\\-\\.])[a-zA-Z0-9_\\-\\.]+$"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,12 +330,27 @@ mod tests {
     fn arns_round_trip_and_bad_ones_are_named() {
         let scope = Scope::new(REGION, ACCOUNT).unwrap();
         let arn = scope.state_machine_arn("flow");
-        assert_eq!(scope.machine(&arn).unwrap(), ("flow".into(), None));
-        assert_eq!(scope.machine("flow").unwrap(), ("flow".into(), None));
+        assert_eq!(
+            scope.machine(&arn).unwrap(),
+            ("flow".into(), Qualifier::Latest)
+        );
+        assert_eq!(
+            scope.machine("flow").unwrap(),
+            ("flow".into(), Qualifier::Latest)
+        );
         assert_eq!(
             scope.machine(&format!("{arn}:3")).unwrap(),
-            ("flow".into(), Some(3))
+            ("flow".into(), Qualifier::Version(3))
         );
+        assert_eq!(
+            scope.machine(&format!("{arn}:prod")).unwrap(),
+            ("flow".into(), Qualifier::Alias("prod".into()))
+        );
+        assert_eq!(scope.alias(&format!("{arn}:prod")).unwrap().1, "prod");
+        assert!(matches!(scope.alias(&arn), Err(Error::InvalidArn(_))));
+        assert!(scope.machine(&format!("{arn}:bad alias")).is_err());
+        assert!(check_alias_name("123").is_err());
+        assert!(check_alias_name("v1.2-beta_x").is_ok());
         assert!(scope.machine("arn:aws:states:local:0:activity:x").is_err());
         assert!(check_name("has space").is_err());
         assert!(check_name(&"x".repeat(81)).is_err());

@@ -238,7 +238,8 @@ fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
-/// Lists executions, newest first within each state machine; `machine` and `status` filter.
+/// Lists executions of STANDARD machines, newest first within each state machine; `machine`
+/// and `status` filter.
 #[utoipa::path(get, path = "/v1/executions", tag = "executions", params(ListParams),
     responses((status = 200, body = ExecutionList), (status = 400, body = ErrorBody),
         (status = 404, description = "no such machine", body = ErrorBody)))]
@@ -260,6 +261,8 @@ pub async fn list(t: Tenant, Query(q): Query<ListParams>) -> Result<Json<Executi
                 .list_state_machines()
                 .await?
                 .into_iter()
+                // EXPRESS executions are not recorded: nothing to list.
+                .filter(|m| m.kind != "EXPRESS")
                 .map(|m| m.name)
                 .collect();
             names.sort();

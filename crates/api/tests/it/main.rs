@@ -1,6 +1,7 @@
 //! The gateway's routes, called through the router as a client would, and on a real socket.
 
 mod auth;
+mod aws;
 mod events;
 mod isolation;
 mod v1;

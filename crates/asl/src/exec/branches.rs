@@ -237,9 +237,21 @@ impl Execution {
         raw_input: Value,
     ) {
         let n = pending.len();
+        // A redrive runs only what had not succeeded when the state failed.
+        let t = self.threads.get_mut(&tid).unwrap();
+        let kept = t
+            .kept_results
+            .take()
+            .filter(|k| t.redriving && k.len() == n);
+        let mut pending = pending;
+        let mut results = vec![None; n];
+        if let Some(kept) = kept {
+            pending.retain(|(slot, _)| kept[*slot].is_none());
+            results = kept;
+        }
         let join = Join {
             map,
-            results: vec![None; n],
+            results,
             pending,
             running: Vec::new(),
             max_concurrency,
@@ -248,9 +260,11 @@ impl Execution {
             tolerated_percentage,
             raw_input,
             last_iteration_event: None,
+            failed: Default::default(),
         };
+        let all_done = join.pending.is_empty();
         self.threads.get_mut(&tid).unwrap().status = TStatus::Join(Box::new(join));
-        if n == 0 {
+        if n == 0 || all_done {
             self.join_finished(cx, tid, state);
             return;
         }
@@ -310,6 +324,8 @@ impl Execution {
                 iteration_pending: map,
                 entered_prev: 0,
                 silent: parent.silent || (map && distributed),
+                kept_results: None,
+                redriving: false,
             };
             self.threads.insert(child, thread);
             if let TStatus::Join(j) = &mut self.threads.get_mut(&tid).unwrap().status {
@@ -376,6 +392,7 @@ impl Execution {
                 let tolerant =
                     j.map && (j.tolerated_count.is_some() || j.tolerated_percentage.is_some());
                 if tolerant {
+                    j.failed.insert(slot);
                     j.failures += 1;
                     j.results[slot] = Some(error_output(&f));
                     let total = j.results.len().max(1) as f64;
@@ -406,6 +423,7 @@ impl Execution {
             for c in running {
                 self.cancel_thread(cx, c);
             }
+            self.keep_results(ptid);
             self.threads.get_mut(&ptid).unwrap().status = TStatus::Ready;
             self.branch_failed(cx, ptid, state, f);
             return;
@@ -414,6 +432,23 @@ impl Execution {
         let done = matches!(&self.threads[&ptid].status, TStatus::Join(j) if j.running.is_empty() && j.pending.is_empty());
         if done {
             self.join_finished(cx, ptid, state);
+        }
+    }
+
+    /// Keeps the results of a joining thread's iterations (branches) that succeeded, for a
+    /// redrive to run only the others.
+    pub(super) fn keep_results(&mut self, tid: u64) {
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        if let TStatus::Join(j) = &t.status {
+            let kept = j
+                .results
+                .iter()
+                .enumerate()
+                .map(|(i, r)| r.clone().filter(|_| !j.failed.contains(&i)))
+                .collect();
+            t.kept_results = Some(kept);
         }
     }
 

@@ -12,6 +12,7 @@
 mod branches;
 pub mod drive;
 mod io;
+mod redrive;
 mod states;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -99,6 +100,11 @@ pub struct ExecutionInfo {
     /// Express executions have no redrive count in their context object.
     #[serde(default)]
     pub express: bool,
+    /// The version and alias the execution was started through, for its ExecutionStarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_machine_version_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_machine_alias_arn: Option<String>,
 }
 
 impl ExecutionInfo {
@@ -134,6 +140,8 @@ impl ExecutionInfo {
             start_time_ms,
             redrive_count: 0,
             express: false,
+            state_machine_version_arn: None,
+            state_machine_alias_arn: None,
         }
     }
 }
@@ -175,6 +183,11 @@ pub enum Event {
     /// A task's heartbeat arrived: its heartbeat deadline moves forward.
     TaskHeartbeat {
         task: u64,
+    },
+    /// A worker took an activity task (GetActivityTask): recorded as ActivityStarted.
+    ActivityStarted {
+        task: u64,
+        worker_name: Option<String>,
     },
     TimerFired {
         timer: u64,
@@ -269,6 +282,9 @@ struct Join {
     /// The last MapIterationSucceeded event: the Map's own closing events link to it.
     #[serde(default)]
     last_iteration_event: Option<u64>,
+    /// Iterations that failed within the tolerated threshold (their result is the error).
+    #[serde(default)]
+    failed: std::collections::BTreeSet<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -302,6 +318,13 @@ struct Thread {
     /// Runs inside a Distributed Map: its events belong to the map run, not this history.
     #[serde(default)]
     silent: bool,
+    /// The results of a Map's iterations (a Parallel's branches) that had succeeded when the
+    /// state failed, by index, kept for a redrive to run only the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kept_results: Option<Vec<Option<Value>>>,
+    /// The thread's state is being entered again by a redrive (and may use `kept_results`).
+    #[serde(default)]
+    redriving: bool,
 }
 
 /// An execution's whole interpreter state.
@@ -377,16 +400,18 @@ impl Execution {
             step: Step::default(),
         };
         self.input = input.clone();
-        self.emit(
-            &mut cx,
-            0,
-            "ExecutionStarted",
-            Some(json!({
-                "input": self.input_text.clone().unwrap_or_else(|| input.to_string()),
-                "inputDetails": {"truncated": false},
-                "roleArn": self.info.role_arn,
-            })),
-        );
+        let mut started = json!({
+            "input": self.input_text.clone().unwrap_or_else(|| input.to_string()),
+            "inputDetails": {"truncated": false},
+            "roleArn": self.info.role_arn,
+        });
+        if let Some(a) = &self.info.state_machine_alias_arn {
+            started["stateMachineAliasArn"] = json!(a);
+        }
+        if let Some(v) = &self.info.state_machine_version_arn {
+            started["stateMachineVersionArn"] = json!(v);
+        }
+        self.emit(&mut cx, 0, "ExecutionStarted", Some(started));
         if let Some(secs) = def.timeout_seconds {
             let at = cx.host.now_ms() + (secs as i64) * 1000;
             let timer = self.new_timer(&mut cx, 0, Wake::Execution, at);
@@ -417,6 +442,8 @@ impl Execution {
             iteration_pending: false,
             entered_prev: 0,
             silent: false,
+            kept_results: None,
+            redriving: false,
         };
         self.threads.insert(0, thread);
         self.run(&mut cx);
@@ -459,6 +486,15 @@ impl Execution {
                 }
             }
             Event::TaskHeartbeat { task } => self.heartbeat(&mut cx, task),
+            Event::ActivityStarted { task, worker_name } => {
+                if let Some(&(tid, _)) = self.tasks.get(&task) {
+                    let mut d = Map::new();
+                    if let Some(w) = worker_name {
+                        d.insert("workerName".into(), json!(w));
+                    }
+                    self.emit(&mut cx, tid, "ActivityStarted", Some(Value::Object(d)));
+                }
+            }
             Event::TimerFired { timer } => {
                 if let Some((tid, wake)) = self.timers.remove(&timer) {
                     self.timer_fired(&mut cx, tid, wake);
@@ -481,7 +517,9 @@ impl Execution {
                 self.status = Status::Aborted;
                 self.error = error;
                 self.cause = cause;
-                self.threads.clear();
+                // The top-level thread stays, at the state it was in, for a redrive.
+                self.keep_results(0);
+                self.threads.retain(|id, _| *id == 0);
                 cx.step.effects.push(Effect::Finish);
             }
         }
@@ -700,6 +738,7 @@ impl Execution {
     }
 
     fn cancel_all(&mut self, cx: &mut Cx) {
+        self.keep_results(0);
         for task in std::mem::take(&mut self.tasks).into_keys() {
             cx.step.effects.push(Effect::CancelTask { task });
         }
@@ -768,7 +807,19 @@ impl Execution {
                 } else {
                     "States.Timeout"
                 };
-                self.emit(cx, tid, "TaskTimedOut", Some(json!({"error": kind})));
+                let activity = self
+                    .state_of(cx, tid)
+                    .and_then(|s| match &s.kind {
+                        crate::definition::Kind::Task(t) => t.resource.as_str(),
+                        _ => None,
+                    })
+                    .is_some_and(states::is_activity);
+                let event = if activity {
+                    "ActivityTimedOut"
+                } else {
+                    "TaskTimedOut"
+                };
+                self.emit(cx, tid, event, Some(json!({"error": kind})));
                 self.task_done(
                     cx,
                     tid,

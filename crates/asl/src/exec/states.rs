@@ -86,6 +86,13 @@ impl Execution {
             self.threads.get_mut(&tid).unwrap().entered_event = id;
         }
         let flow = self.work(cx, tid, state);
+        // Results kept for a redrive serve only the state's first entry after it.
+        if let Some(t) = self.threads.get_mut(&tid)
+            && !std::mem::replace(&mut t.redriving, false)
+            && !matches!(t.status, TStatus::Join(_))
+        {
+            t.kept_results = None;
+        }
         self.after(cx, tid, state, flow);
     }
 
@@ -368,9 +375,9 @@ impl Execution {
         context: &Value,
     ) -> Result<Flow, Failure> {
         let resource = task.resource.as_str().unwrap_or_default().to_string();
-        let token = resource
-            .ends_with(".waitForTaskToken")
-            .then(|| cx.host.uuid());
+        let activity = is_activity(&resource);
+        // An activity's worker answers with a task token as a callback task does.
+        let token = (activity || resource.ends_with(".waitForTaskToken")).then(|| cx.host.uuid());
         let mut context = context.clone();
         if let Some(tok) = &token {
             context["Task"] = json!({"Token": tok});
@@ -428,6 +435,20 @@ impl Execution {
             (t.retry_count, t.entered_event)
         };
         let task_id = self.new_id();
+        if activity {
+            // AWS records ActivityScheduled, and ActivityStarted once a worker takes the task.
+            let mut sched = Map::new();
+            sched.insert("resource".into(), json!(resource));
+            sched.insert("input".into(), json!(input.to_string()));
+            sched.insert("inputDetails".into(), json!({"truncated": false}));
+            if let Some(t) = timeout {
+                sched.insert("timeoutInSeconds".into(), json!(t));
+            }
+            if let Some(h) = heartbeat {
+                sched.insert("heartbeatInSeconds".into(), json!(h));
+            }
+            self.emit(cx, tid, "ActivityScheduled", Some(Value::Object(sched)));
+        }
         let mut sched = Map::new();
         sched.insert("resourceType".into(), json!(resource_type(&resource)));
         sched.insert("resource".into(), json!(resource_name(&resource)));
@@ -446,13 +467,15 @@ impl Execution {
         if let Some(h) = heartbeat {
             sched.insert("heartbeatInSeconds".into(), json!(h));
         }
-        self.emit(cx, tid, "TaskScheduled", Some(Value::Object(sched)));
-        self.emit(
-            cx,
-            tid,
-            "TaskStarted",
-            Some(json!({"resourceType": resource_type(&resource), "resource": resource_name(&resource)})),
-        );
+        if !activity {
+            self.emit(cx, tid, "TaskScheduled", Some(Value::Object(sched)));
+            self.emit(
+                cx,
+                tid,
+                "TaskStarted",
+                Some(json!({"resourceType": resource_type(&resource), "resource": resource_name(&resource)})),
+            );
+        }
         let now = cx.host.now_ms();
         let deadline = match (timeout, heartbeat) {
             (Some(t), Some(h)) if h < t => Some((h, true)),
@@ -494,20 +517,23 @@ impl Execution {
             return;
         };
         let resource = task.resource.as_str().unwrap_or_default();
+        let activity = is_activity(resource);
         self.threads.get_mut(&tid).unwrap().status = TStatus::Ready;
         let flow = match result {
             Ok(output) => {
-                self.emit(
-                    cx,
-                    tid,
-                    "TaskSucceeded",
-                    Some(json!({
-                        "resourceType": resource_type(resource),
-                        "resource": resource_name(resource),
-                        "output": output.to_string(),
-                        "outputDetails": {"truncated": false},
-                    })),
-                );
+                let mut d = Map::new();
+                if !activity {
+                    d.insert("resourceType".into(), json!(resource_type(resource)));
+                    d.insert("resource".into(), json!(resource_name(resource)));
+                }
+                d.insert("output".into(), json!(output.to_string()));
+                d.insert("outputDetails".into(), json!({"truncated": false}));
+                let kind = if activity {
+                    "ActivitySucceeded"
+                } else {
+                    "TaskSucceeded"
+                };
+                self.emit(cx, tid, kind, Some(Value::Object(d)));
                 let context = self.context_for(tid, state);
                 let io = self.io(tid, state, &context);
                 let next = state.common.next.clone();
@@ -516,8 +542,10 @@ impl Execution {
             }
             Err(f) => {
                 let mut d = Map::new();
-                d.insert("resourceType".into(), json!(resource_type(resource)));
-                d.insert("resource".into(), json!(resource_name(resource)));
+                if !activity {
+                    d.insert("resourceType".into(), json!(resource_type(resource)));
+                    d.insert("resource".into(), json!(resource_name(resource)));
+                }
                 if let Some(e) = &f.error {
                     d.insert("error".into(), json!(e));
                 }
@@ -528,7 +556,12 @@ impl Execution {
                     f.error.as_deref(),
                     Some("States.Timeout" | "States.HeartbeatTimeout")
                 ) {
-                    self.emit(cx, tid, "TaskFailed", Some(Value::Object(d)));
+                    let kind = if activity {
+                        "ActivityFailed"
+                    } else {
+                        "TaskFailed"
+                    };
+                    self.emit(cx, tid, kind, Some(Value::Object(d)));
                 }
                 Err(f)
             }
@@ -741,6 +774,11 @@ impl Execution {
         }
         self.thread_done(cx, tid, Err(f));
     }
+}
+
+/// Whether a Task's resource is an activity (`arn:aws:states:REGION:ACCOUNT:activity:NAME`).
+pub(crate) fn is_activity(resource: &str) -> bool {
+    resource_type(resource) == "activity"
 }
 
 /// `arn:aws:states:::lambda:invoke` → `lambda`; an activity ARN → `activity`.

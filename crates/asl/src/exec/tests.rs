@@ -239,3 +239,270 @@ fn a_loop_that_never_waits_fails_at_the_history_limit() {
     );
     assert_eq!(ex.error.as_deref(), Some("States.Runtime"));
 }
+
+#[test]
+fn redrive_runs_again_from_the_state_that_failed() {
+    let def = machine(json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:aws:lambda:local:000000000000:function:f",
+              "Parameters": {"count.$": "$$.Execution.RedriveCount", "a.$": "$.a"}, "Next": "B"},
+        "B": {"Type": "Pass", "End": true}}}));
+    let mut host = FixedHost::new(1_000, 7);
+    let mut ex = Execution::new(ExecutionInfo::local("m", "e", 1_000));
+    let step = ex.start(&def, json!({}), &mut host);
+    let task = match &step.effects[..] {
+        [Effect::Invoke(req)] => {
+            assert_eq!(req.input, json!({"count": 0, "a": 1}));
+            req.task
+        }
+        other => panic!("{other:?}"),
+    };
+    let step = ex.handle(
+        &def,
+        Event::TaskFailed {
+            task,
+            error: Some("Boom".into()),
+            cause: None,
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Failed);
+    assert!(step.effects.contains(&Effect::Finish));
+    assert_eq!(ex.redrive_blocker(), None);
+    let failed_id = step.events.last().unwrap().id;
+
+    let step = ex.redrive(&def, &mut host);
+    assert_eq!(ex.status, Status::Running);
+    assert_eq!(ex.error, None);
+    let kinds: Vec<&str> = step.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ExecutionRedriven",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted"
+        ]
+    );
+    assert_eq!(step.events[0].previous_event_id, failed_id);
+    assert_eq!(step.events[0].details, Some(json!({"redriveCount": 1})));
+    assert_eq!(step.events[1].previous_event_id, step.events[0].id);
+    let task = match &step.effects[..] {
+        [Effect::Invoke(req)] => {
+            // The state's input as it was: Pass "A" is not run again.
+            assert_eq!(req.input, json!({"count": 1, "a": 1}));
+            req.task
+        }
+        other => panic!("{other:?}"),
+    };
+    ex.handle(
+        &def,
+        Event::TaskSucceeded {
+            task,
+            output: json!("ok"),
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(ex.output, Some(json!("ok")));
+    assert_eq!(
+        ex.redrive_blocker(),
+        Some("Execution is SUCCEEDED and cannot be redriven")
+    );
+    assert!(ex.redrive(&def, &mut host).events.is_empty());
+}
+
+#[test]
+fn a_stopped_execution_redrives_from_where_it_stood() {
+    let def = machine(json!({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 10, "Next": "P"},
+        "P": {"Type": "Pass", "End": true}}}));
+    let mut host = FixedHost::new(1_000, 7);
+    let mut ex = Execution::new(ExecutionInfo::local("m", "e", 1_000));
+    ex.start(&def, json!({"x": 1}), &mut host);
+    assert_eq!(
+        ex.redrive_blocker(),
+        Some("Execution is RUNNING and cannot be redriven")
+    );
+    ex.handle(
+        &def,
+        Event::Stop {
+            error: None,
+            cause: None,
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Aborted);
+    let step = ex.redrive(&def, &mut host);
+    let kinds: Vec<&str> = step.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["ExecutionRedriven", "WaitStateEntered"]);
+    let timer = match &step.effects[..] {
+        [Effect::StartTimer { timer, .. }] => *timer,
+        other => panic!("{other:?}"),
+    };
+    ex.handle(&def, Event::TimerFired { timer }, &mut host);
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(ex.output, Some(json!({"x": 1})));
+}
+
+#[test]
+fn redriving_a_failed_map_runs_only_the_iterations_that_did_not_succeed() {
+    let def = machine(json!({"StartAt": "Each", "States": {"Each": {"Type": "Map",
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "arn:aws:lambda:local:000000000000:function:f", "End": true}}},
+        "End": true}}}));
+    let mut host = FixedHost::new(1_000, 7);
+    let mut ex = Execution::new(ExecutionInfo::local("m", "e", 1_000));
+    let step = ex.start(&def, json!([10, 20, 30, 40]), &mut host);
+    let reqs: Vec<TaskRequest> = step
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Invoke(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reqs.len(), 4);
+    // Items 10, 20 and 40 succeed; 30 fails and fails the Map (40 finishes first).
+    for r in [&reqs[0], &reqs[1], &reqs[3]] {
+        ex.handle(
+            &def,
+            Event::TaskSucceeded {
+                task: r.task,
+                output: json!({"done": r.input}),
+            },
+            &mut host,
+        );
+    }
+    ex.handle(
+        &def,
+        Event::TaskFailed {
+            task: reqs[2].task,
+            error: Some("Boom".into()),
+            cause: None,
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Failed);
+    let step = ex.redrive(&def, &mut host);
+    let again: Vec<TaskRequest> = step
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Invoke(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again.len(), 1, "only the failed iteration runs again");
+    assert_eq!(again[0].input, json!(30));
+    let started = step
+        .events
+        .iter()
+        .filter(|e| e.kind == "MapIterationStarted")
+        .count();
+    assert_eq!(started, 1);
+    ex.handle(
+        &def,
+        Event::TaskSucceeded {
+            task: again[0].task,
+            output: json!({"done": 30}),
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(
+        ex.output,
+        Some(json!([{"done": 10}, {"done": 20}, {"done": 30}, {"done": 40}]))
+    );
+}
+
+#[test]
+fn a_retried_map_runs_every_iteration_again() {
+    // Kept results serve a redrive only: a Retry of the Map runs it whole, as AWS does.
+    let def = machine(json!({"StartAt": "Each", "States": {"Each": {"Type": "Map",
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "arn:aws:lambda:local:000000000000:function:f", "End": true}}},
+        "End": true}}}));
+    let mut calls = Vec::new();
+    let (ex, _) = drive(&def, json!([1, 2]), |req| {
+        calls.push(req.input.clone());
+        if req.input == json!(2) && calls.len() == 2 {
+            Event::TaskFailed {
+                task: req.task,
+                error: Some("Boom".into()),
+                cause: None,
+            }
+        } else {
+            Event::TaskSucceeded {
+                task: req.task,
+                output: req.input.clone(),
+            }
+        }
+    });
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(calls, vec![json!(1), json!(2), json!(1), json!(2)]);
+}
+
+#[test]
+fn redriving_a_stopped_parallel_runs_only_the_unfinished_branch() {
+    let task = |name: &str| {
+        json!({"StartAt": name, "States": {name: {"Type": "Task",
+            "Resource": "arn:aws:lambda:local:000000000000:function:f", "End": true}}})
+    };
+    let def = machine(
+        json!({"StartAt": "Both", "States": {"Both": {"Type": "Parallel",
+        "Branches": [task("A"), task("B")], "End": true}}}),
+    );
+    let mut host = FixedHost::new(1_000, 7);
+    let mut ex = Execution::new(ExecutionInfo::local("m", "e", 1_000));
+    let step = ex.start(&def, json!({"x": 1}), &mut host);
+    let reqs: Vec<TaskRequest> = step
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Invoke(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reqs.len(), 2);
+    ex.handle(
+        &def,
+        Event::TaskSucceeded {
+            task: reqs[0].task,
+            output: json!("a"),
+        },
+        &mut host,
+    );
+    ex.handle(
+        &def,
+        Event::Stop {
+            error: None,
+            cause: None,
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Aborted);
+    let step = ex.redrive(&def, &mut host);
+    let again: Vec<&TaskRequest> = step
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Invoke(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].state, "B");
+    let task = again[0].task;
+    ex.handle(
+        &def,
+        Event::TaskSucceeded {
+            task,
+            output: json!("b"),
+        },
+        &mut host,
+    );
+    assert_eq!(ex.status, Status::Succeeded);
+    assert_eq!(ex.output, Some(json!(["a", "b"])));
+}

@@ -109,6 +109,7 @@ fn run_case(case: &Value) -> Actual {
                 start_time_ms: now,
                 redrive_count: 0,
                 express: case["state_machine_type"] == "EXPRESS",
+                ..ExecutionInfo::default()
             };
             let info = if info.express {
                 ExecutionInfo {
@@ -185,6 +186,7 @@ fn test_state_case(case: &Value) -> Actual {
             start_time_ms: capture_time_ms(case),
             redrive_count: 0,
             express: true,
+            ..ExecutionInfo::default()
         }),
     };
     let mut host = FixedHost::new(capture_time_ms(case), 0x5eed);

@@ -464,7 +464,35 @@ fn boto3_and_the_aws_cli_work_unchanged() {
         json!({"sync on standard": "StateMachineTypeNotSupported",
                "missing execution": "ExecutionDoesNotExist", "bad definition": "InvalidDefinition",
                "name reused": "ExecutionAlreadyExists", "bad input": "InvalidExecutionInput",
-               "wrong secret": "InvalidSignatureException"})
+               "wrong secret": "InvalidSignatureException",
+               "redrive succeeded": "ExecutionNotRedrivable", "deleted activity": "ActivityDoesNotExist",
+               "version in use": "ConflictException", "deleted alias": "ResourceNotFound",
+               "deleted machine": "StateMachineDoesNotExist", "deleted version": "StateMachineDoesNotExist"})
+    );
+    // An activity worker fails the first attempt; the execution is redriven from that state.
+    assert_eq!(
+        v["activity_redrive"],
+        json!({
+            "first": {"doc": "draft", "attempt": 0},
+            "second": {"doc": "draft", "attempt": 1},
+            "failed": ["FAILED", "REDRIVABLE"],
+            "redrive_date": true,
+            "done": ["SUCCEEDED", {"approved": true}, 1],
+            "redriven_events": 1,
+            "activity_events": ["ActivityFailed", "ActivityScheduled", "ActivityStarted", "ActivitySucceeded"],
+            "activities": ["reviewer"]
+        })
+    );
+    assert_eq!(
+        v["alias"],
+        json!({
+            "arn_suffix": ["aliased", "live"],
+            "status": "SUCCEEDED",
+            "output": {"greeting": "Hello, alias!"},
+            "via": [true, true],
+            "routing": [[true, 100]],
+            "listed": 1
+        })
     );
     assert_eq!(
         v["test_state"],

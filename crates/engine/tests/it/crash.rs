@@ -153,3 +153,108 @@ async fn futures_done(engine: &agentry_engine::Engine, arns: &[String]) -> usize
     }
     n
 }
+
+/// Runs a child node on `dir` for `ms` milliseconds after it is ready, then kills it with
+/// SIGKILL; returns the idempotency keys it invoked.
+async fn child_node_killed_after(dir: &std::path::Path, ms: u64) -> Vec<String> {
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crash::crash_child_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("AGENTRY_ENGINE_CRASH_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let reader = tokio::spawn(async move {
+        let mut keys = Vec::new();
+        let mut ready_tx = Some(ready_tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(k) = line.strip_prefix("CALL ") {
+                keys.push(k.to_string());
+            } else if line.contains("READY") {
+                ready_tx.take().map(|t| t.send(()));
+            }
+        }
+        keys
+    });
+    ready.await.expect("child exited before it was ready");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    reader.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_of_200_tasks_survives_kill_nine_with_every_result_once() {
+    const ITEMS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let engine = open(dir.path(), "parent", &calls).await;
+    let m = engine
+        .create_state_machine(
+            "fan-out",
+            &serde_json::json!({"StartAt": "Each", "States": {"Each": {"Type": "Map",
+                "ItemsPath": "$.items", "MaxConcurrency": 10,
+                "ItemProcessor": {"StartAt": "Work", "States": {"Work": {"Type": "Task",
+                    "Resource": SLOW,
+                    "Parameters": {"item.$": "$", "double.$": "States.MathAdd($, $)"},
+                    "End": true}}},
+                "End": true}}})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    let items: Vec<u64> = (0..ITEMS).collect();
+    let arn = engine
+        .start_execution(
+            &m,
+            Some("fan-out"),
+            &serde_json::json!({ "items": items }).to_string(),
+        )
+        .await
+        .unwrap()
+        .execution_arn;
+    // Two child nodes killed mid-run (the Map takes about 4 s uninterrupted), then a node of
+    // the parent's own takes over what they left.
+    let mut child_keys = Vec::new();
+    for round in 0..2 {
+        // The second child first waits out the visibility timeout (2 s) of the tasks the
+        // first one held.
+        let keys = child_node_killed_after(dir.path(), 2_000 * round + 500 + random(1000)).await;
+        eprintln!(
+            "round {round}: child killed after {} invocations",
+            keys.len()
+        );
+        child_keys.extend(keys);
+    }
+    let status = engine.describe_execution(&arn).await.unwrap().status;
+    assert_eq!(status, "RUNNING", "the Map finished before any kill");
+    let _node = engine.run();
+    let d = finish(&engine, &arn).await;
+    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
+    let expected: Vec<serde_json::Value> = (0..ITEMS)
+        .map(|i| serde_json::json!({"item": i, "double": 2 * i}))
+        .collect();
+    assert_eq!(d.output_json(), Some(serde_json::Value::Array(expected)));
+    let events = engine.history(&arn).await.unwrap();
+    let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(count("MapIterationSucceeded"), ITEMS as usize);
+    assert_eq!(count("TaskScheduled"), ITEMS as usize);
+    assert_eq!(count("TaskSucceeded"), ITEMS as usize);
+    let mut keys = child_keys;
+    keys.extend(calls.keys());
+    let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), ITEMS as usize, "every item's task invoked");
+    eprintln!(
+        "{ITEMS} items: {} invocations, {} repeated after kill -9",
+        keys.len(),
+        keys.len() - distinct.len()
+    );
+}

@@ -215,7 +215,8 @@ pub async fn finish(engine: &Engine, arn: &str) -> ExecutionDescription {
     d
 }
 
-/// Ids run 1, 2, 3... each once; each event links to an earlier one; one terminal event, last.
+/// Ids run 1, 2, 3... each once; each event links to an earlier one; one terminal event per
+/// run (a redrive follows the terminal event of the run before it), last.
 pub fn check_history(events: &[Value]) {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(
@@ -225,22 +226,30 @@ pub fn check_history(events: &[Value]) {
         );
         assert!(e["previousEventId"].as_u64().unwrap() < i as u64 + 1);
     }
-    let terminal = events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e["type"].as_str().unwrap(),
-                "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut"
-            )
-        })
-        .count();
-    assert!(terminal <= 1, "more than one terminal event");
-    if terminal == 1 {
-        let last = events.last().unwrap()["type"].as_str().unwrap();
-        assert!(
-            last.starts_with("Execution"),
-            "terminal event is not last: {last}"
-        );
+    let terminal = |e: &Value| {
+        matches!(
+            e["type"].as_str().unwrap(),
+            "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut"
+        )
+    };
+    for run in events.split(|e| e["type"] == "ExecutionRedriven") {
+        let n = run.iter().filter(|e| terminal(e)).count();
+        assert!(n <= 1, "more than one terminal event in a run");
+        if n == 1 {
+            let last = run.last().unwrap()["type"].as_str().unwrap();
+            assert!(
+                last.starts_with("Execution"),
+                "terminal event is not last: {last}"
+            );
+        }
+    }
+    for (i, e) in events.iter().enumerate() {
+        if e["type"] == "ExecutionRedriven" {
+            assert!(
+                i > 0 && terminal(&events[i - 1]),
+                "a redrive follows no end"
+            );
+        }
     }
 }
 
