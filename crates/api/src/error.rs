@@ -73,11 +73,17 @@ impl From<agentry_engine::Error> for ApiError {
     fn from(e: agentry_engine::Error) -> Self {
         use agentry_engine::Error as E;
         let status = match &e {
-            E::StateMachineDoesNotExist(_) | E::ExecutionDoesNotExist(_) | E::InvalidToken(_) => {
-                StatusCode::NOT_FOUND
-            }
-            E::StateMachineAlreadyExists(_) | E::ExecutionAlreadyExists(_) => StatusCode::CONFLICT,
-            E::TaskTimedOut(_) => StatusCode::CONFLICT,
+            E::StateMachineDoesNotExist(_)
+            | E::ExecutionDoesNotExist(_)
+            | E::InvalidToken(_)
+            | E::ActivityDoesNotExist(_)
+            | E::ResourceNotFound(_) => StatusCode::NOT_FOUND,
+            E::StateMachineAlreadyExists(_)
+            | E::ExecutionAlreadyExists(_)
+            | E::StateMachineDeleting(_)
+            | E::Conflict(_)
+            | E::ExecutionNotRedrivable(_)
+            | E::TaskTimedOut(_) => StatusCode::CONFLICT,
             E::Store(_) | E::Queue(_) | E::Corrupt(_) | E::Contended(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

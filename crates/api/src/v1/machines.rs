@@ -235,6 +235,20 @@ pub struct Published {
     pub creation_date: String,
 }
 
+/// Deletes a state machine: it starts no more executions and is gone, with its versions,
+/// once its running executions have ended (`NAME:VERSION` deletes a version).
+#[utoipa::path(delete, path = "/v1/state-machines/{name}", tag = "state machines",
+    params(("name" = String, Path, description = "the state machine's name, or NAME:VERSION")),
+    responses((status = 204, description = "deleted, or deleting while executions run"),
+        (status = 404, body = ErrorBody), (status = 409, description = "a version an alias routes to", body = ErrorBody)))]
+pub async fn delete(t: Tenant, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    let arn = t.machine_arn(&name);
+    // AWS answers a delete of nothing with success; this API says it was not there.
+    t.engine.describe_state_machine(&arn).await?;
+    t.engine.delete_state_machine(&arn).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Publishes the current revision as the next version.
 #[utoipa::path(post, path = "/v1/state-machines/{name}/versions", tag = "state machines",
     params(("name" = String, Path)), request_body = Publish,

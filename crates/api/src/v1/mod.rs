@@ -8,8 +8,8 @@
 //! - `tasks`: answers to task tokens
 //! - `graph`: a definition as nodes and edges for drawing
 //!
-//! Activities, redrive and aliases go in modules of their own beside these, each adding its
-//! routes to [`routes`].
+//! Activities, redrive and aliases (which the engine and the AWS endpoint have) go in modules
+//! of their own beside these, each adding its routes to [`routes`].
 
 pub mod events;
 pub mod executions;
@@ -38,7 +38,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(
             machines::describe,
             machines::update,
-            machines::patch
+            machines::patch,
+            machines::delete
         ))
         .routes(routes!(machines::publish))
         .routes(routes!(machines::graph))

@@ -65,6 +65,7 @@ async fn another_tenants_ids_answer_as_unknown_ones() {
             ("GET", format!("/v1/state-machines/{machine}")),
             ("PUT", format!("/v1/state-machines/{machine}")),
             ("PATCH", format!("/v1/state-machines/{machine}")),
+            ("DELETE", format!("/v1/state-machines/{machine}")),
             ("GET", format!("/v1/state-machines/{machine}/graph")),
             ("POST", format!("/v1/state-machines/{machine}/versions")),
             ("POST", format!("/v1/state-machines/{machine}/executions")),

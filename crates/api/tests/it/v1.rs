@@ -209,6 +209,7 @@ async fn state_machines_create_list_describe_update_publish_graph() {
         ("GET", "/v1/state-machines/nope/graph"),
         ("POST", "/v1/state-machines/nope/versions"),
         ("POST", "/v1/state-machines/nope/executions"),
+        ("DELETE", "/v1/state-machines/nope"),
     ] {
         let (s, v) = call(&app, m, p, t, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m} {p}: {v}");
@@ -223,6 +224,14 @@ async fn state_machines_create_list_describe_update_publish_graph() {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Delete: gone from describe and the listing.
+    let (s, v) = call(&app, "DELETE", "/v1/state-machines/branchy", t, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _) = call(&app, "GET", "/v1/state-machines/branchy", t, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = call(&app, "GET", "/v1/state-machines", t, None).await;
+    assert!(!v.to_string().contains("branchy"), "{v}");
 }
 
 #[tokio::test]
@@ -754,6 +763,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/state-machines/{name}"),
         ("put", "/v1/state-machines/{name}"),
         ("patch", "/v1/state-machines/{name}"),
+        ("delete", "/v1/state-machines/{name}"),
         ("post", "/v1/state-machines/{name}/versions"),
         ("get", "/v1/state-machines/{name}/graph"),
         ("post", "/v1/state-machines/{name}/executions"),
