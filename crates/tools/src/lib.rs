@@ -133,6 +133,16 @@ impl HttpAccess {
         self.send(reqwest::Method::GET, url, None, &[]).await
     }
 
+    pub async fn get_with(&self, url: &str, headers: &[(String, String)]) -> Result<Fetched> {
+        self.send(reqwest::Method::GET, url, None, headers).await
+    }
+
+    /// The tool's network guard (for protocols other than HTTP: resolve with
+    /// [`policy::NetGuard::resolve`] and connect to what it returns).
+    pub fn guard(&self) -> &policy::NetGuard {
+        &self.guard
+    }
+
     pub async fn post_json(
         &self,
         url: &str,

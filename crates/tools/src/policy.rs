@@ -272,6 +272,35 @@ impl NetGuard {
         })
     }
 
+    /// Resolves `host` (checked against the allow-list) to the addresses the tool may connect
+    /// to, for protocols that connect by themselves: connect to these, not to the name.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+        let url: Url = format!("http://{}:{port}/", bracket(host))
+            .parse()
+            .map_err(|_| self.forbidden(format!("\"{host}\" is not a host name")))?;
+        self.check_url(&url)?;
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| self.forbidden(format!("resolving {host}: {e}")))?
+            .collect();
+        let mut first_refusal = None;
+        let ok: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match self.check_ip(a.ip()) {
+                Ok(()) => true,
+                Err(e) => {
+                    first_refusal.get_or_insert(e);
+                    false
+                }
+            })
+            .collect();
+        match (ok.is_empty(), first_refusal) {
+            (true, Some(e)) => Err(e),
+            (true, None) => Err(self.forbidden(format!("{host} resolves to no address"))),
+            _ => Ok(ok),
+        }
+    }
+
     /// Whether the tool may request `url`: scheme http(s), host on the allow-list, and a
     /// literal IP address allowed by the network rules (names are checked when resolved).
     pub fn check_url(&self, url: &Url) -> Result<()> {
@@ -301,6 +330,14 @@ impl NetGuard {
             self.check_ip(ip)?;
         }
         Ok(())
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }
 
