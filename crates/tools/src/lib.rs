@@ -179,6 +179,16 @@ impl HttpAccess {
             .map_err(|e| policy::from_reqwest(&self.tool, e))?;
         let status = resp.status().as_u16();
         let final_url = resp.url().clone();
+        // A redirect the client did not follow (its scheme is not HTTP): say why.
+        if resp.status().is_redirection()
+            && let Some(to) = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| final_url.join(l).ok())
+        {
+            self.guard.check_url(&to)?;
+        }
         let content_type = resp
             .headers()
             .get("content-type")

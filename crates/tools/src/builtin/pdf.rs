@@ -369,18 +369,12 @@ mod tests {
     fn xref_offsets_point_at_their_objects() {
         let long = "word ".repeat(4000);
         let pdf = markdown_to_pdf(&format!("# Title (1)\n\n{long}\n\n- a\n- b\n"), "T");
-        let text = String::from_utf8_lossy(&pdf);
-        let start: usize = text
-            .rsplit("startxref\n")
-            .next()
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(text[start..].starts_with("xref\n"));
-        let entries: Vec<&str> = text[start..]
+        let find = |pat: &[u8]| pdf.windows(pat.len()).rposition(|w| w == pat).unwrap();
+        let tail = String::from_utf8(pdf[find(b"startxref\n")..].to_vec()).unwrap();
+        let start: usize = tail.lines().nth(1).unwrap().parse().unwrap();
+        assert!(pdf[start..].starts_with(b"xref\n"));
+        let table = String::from_utf8(pdf[start..].to_vec()).unwrap();
+        let entries: Vec<&str> = table
             .lines()
             .skip(3)
             .take_while(|l| l.ends_with(" n "))
@@ -389,11 +383,12 @@ mod tests {
         for (i, e) in entries.iter().enumerate() {
             let off: usize = e[..10].parse().unwrap();
             assert!(
-                text[off..].starts_with(&format!("{} 0 obj", i + 1)),
+                pdf[off..].starts_with(format!("{} 0 obj", i + 1).as_bytes()),
                 "object {}",
                 i + 1
             );
         }
+        let text = String::from_utf8_lossy(&pdf);
         assert!(text.contains("(Title \\(1\\)) Tj"));
     }
 

@@ -1,0 +1,1 @@
+//! Lambda tools against moto in server mode.
