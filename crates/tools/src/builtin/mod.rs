@@ -11,7 +11,9 @@ mod web;
 pub use data::{DataAnalysis, Table, analyse, describe, percentile};
 pub use document::{CreateDocument, markdown_to_html};
 pub use email::{EmailConfig, SendEmail};
-pub use knowledge::{KnowledgeAdd, KnowledgeBase, KnowledgeSearch};
+pub use knowledge::{
+    KnowledgeAdd, KnowledgeBase, KnowledgeDoc, KnowledgeHit, KnowledgeQuery, KnowledgeSearch,
+};
 pub use web::{
     ApiBackend, Link, Page, SearchBackend, SearchConfig, SearchHit, WebFetch, WebSearch, parse_page,
 };

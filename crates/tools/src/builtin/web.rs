@@ -82,7 +82,21 @@ fn squash(s: &str) -> String {
 
 fn collect_text(node: NodeRef<'_, Node>, out: &mut String) {
     match node.value() {
-        Node::Text(t) => out.push_str(t),
+        Node::Text(t) => {
+            // Source line breaks inside a paragraph are spaces; blocks make the lines.
+            let mut last_space = out.ends_with(' ');
+            for c in t.chars() {
+                if c.is_whitespace() {
+                    if !last_space {
+                        out.push(' ');
+                    }
+                    last_space = true;
+                } else {
+                    out.push(c);
+                    last_space = false;
+                }
+            }
+        }
         Node::Element(e) => {
             let name = e.name();
             if SKIP.contains(&name) {
