@@ -85,6 +85,12 @@ impl Policy {
         self
     }
 
+    /// Runs a process tool in `dir` (builder style).
+    pub fn with_working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = Some(dir.into());
+        self
+    }
+
     pub fn with_max_output(mut self, bytes: usize) -> Self {
         self.max_output_bytes = bytes;
         self

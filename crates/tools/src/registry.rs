@@ -199,9 +199,12 @@ pub(crate) struct Entry {
     pub secret_values: Vec<String>,
 }
 
+/// (owning tenant, or `None` for a global tool; name)
+type ToolKey = (Option<String>, String);
+
 /// The tools, their metrics and their remembered results.
 pub struct Registry {
-    tools: RwLock<HashMap<(Option<String>, String), Arc<Entry>>>,
+    tools: RwLock<HashMap<ToolKey, Arc<Entry>>>,
     builtins: RwLock<HashMap<String, Arc<dyn Builtin>>>,
     secrets: RwLock<BTreeMap<String, String>>,
     metrics: Metrics,

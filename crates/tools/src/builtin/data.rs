@@ -154,6 +154,9 @@ fn aggregate(op: &str, values: &[f64], rows: usize) -> std::result::Result<Value
     })
 }
 
+/// A group's key values and its rows.
+type Group<'a> = (Vec<Value>, Vec<&'a Map<String, Value>>);
+
 fn key_of(row: &Map<String, Value>, by: &[String]) -> Vec<Value> {
     by.iter()
         .map(|c| row.get(c).cloned().unwrap_or(Value::Null))
@@ -215,7 +218,7 @@ pub fn analyse(table: &Table, req: &Value) -> std::result::Result<Value, String>
         for c in &by {
             check(c)?;
         }
-        let mut groups: BTreeMap<String, (Vec<Value>, Vec<&Map<String, Value>>)> = BTreeMap::new();
+        let mut groups: BTreeMap<String, Group<'_>> = BTreeMap::new();
         for r in &all {
             let k = key_of(r, &by);
             groups

@@ -164,14 +164,14 @@ fn blocks(markdown: &str) -> Vec<Block> {
                 };
                 cur = Some(new(Font::Bold, size, 0.0, size * 0.8));
             }
-            Event::Start(Tag::Paragraph) => {
+            // A paragraph inside a list item continues the item's block.
+            Event::Start(Tag::Paragraph)
                 if cur
                     .as_ref()
-                    .is_none_or(|b| !b.text.is_empty() && list_depth == 0)
-                {
-                    flush(&mut cur, &mut out);
-                    cur = Some(new(Font::Regular, 11.0, 18.0 * list_depth as f32, 6.0));
-                }
+                    .is_none_or(|b| !b.text.is_empty() && list_depth == 0) =>
+            {
+                flush(&mut cur, &mut out);
+                cur = Some(new(Font::Regular, 11.0, 18.0 * list_depth as f32, 6.0));
             }
             Event::Start(Tag::CodeBlock(_)) => {
                 flush(&mut cur, &mut out);
@@ -202,9 +202,21 @@ fn blocks(markdown: &str) -> Vec<Block> {
                 };
                 cur = Some(b);
             }
-            Event::Start(Tag::TableRow) | Event::Start(Tag::TableHead) => {
+            Event::Start(t @ (Tag::TableRow | Tag::TableHead)) => {
                 flush(&mut cur, &mut out);
-                cur = Some(new(Font::Regular, 10.0, 0.0, 2.0));
+                let font = if matches!(t, Tag::TableHead) {
+                    Font::Bold
+                } else {
+                    Font::Regular
+                };
+                cur = Some(new(font, 10.0, 0.0, 2.0));
+            }
+            Event::End(TagEnd::TableRow | TagEnd::TableHead) => {
+                if let Some(b) = cur.as_mut() {
+                    let kept = b.text.trim_end_matches(" | ").len();
+                    b.text.truncate(kept);
+                }
+                flush(&mut cur, &mut out);
             }
             Event::End(TagEnd::TableCell) => {
                 if let Some(b) = cur.as_mut() {
@@ -212,12 +224,7 @@ fn blocks(markdown: &str) -> Vec<Block> {
                 }
             }
             Event::End(
-                TagEnd::Heading(_)
-                | TagEnd::Paragraph
-                | TagEnd::CodeBlock
-                | TagEnd::Item
-                | TagEnd::TableRow
-                | TagEnd::TableHead,
+                TagEnd::Heading(_) | TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::Item,
             ) => flush(&mut cur, &mut out),
             Event::Text(t) | Event::Code(t) => {
                 cur.get_or_insert_with(|| new(Font::Regular, 11.0, 0.0, 6.0))

@@ -87,8 +87,7 @@ fn side_effect_tool(dir: &Path, work: &Path, name: &str) -> agentry_tools::ToolS
         &format!("{name}.sh"),
         "read -r event; echo \"$event\" >> sent; printf '{\"sent\":true,\"count\":%s}' \"$(/usr/bin/wc -l < sent)\"",
     );
-    let mut p = Policy::default();
-    p.working_dir = Some(work.to_path_buf());
+    let p = Policy::default().with_working_dir(work);
     process_tool(name, &s).policy(p)
 }
 
@@ -146,8 +145,7 @@ async fn retry_and_catch_apply_to_tool_errors() {
     let d = dir.path();
     let r = Arc::new(Registry::new());
     // Fails (exit 1) on its first two runs, then succeeds.
-    let mut p = Policy::default();
-    p.working_dir = Some(work.path().to_path_buf());
+    let p = Policy::default().with_working_dir(work.path());
     r.register(
         process_tool(
             "flaky",

@@ -85,8 +85,7 @@ printf '{"event":%s,"cwd":"%s","home":"%s","custom":"%s","key_len":%s,"key":"%s"
     );
     let r = Registry::new();
     r.add_secrets([("search-key", "s3cr3t-value")]);
-    let mut policy = Policy::default();
-    policy.working_dir = Some(work.path().to_path_buf());
+    let mut policy = Policy::default().with_working_dir(work.path());
     policy.allowed_paths = vec!["/srv/reports".into()];
     policy.env.insert("CUSTOM".into(), "declared".into());
     policy.secrets.push(SecretRef {
@@ -293,8 +292,7 @@ fn counting_tool(dir: &std::path::Path, work: &std::path::Path) -> ToolSpec {
         "count.sh",
         "echo run >> runs; printf '{\"runs\":%s}' \"$(/usr/bin/wc -l < runs)\"",
     );
-    let mut p = Policy::default();
-    p.working_dir = Some(work.to_path_buf());
+    let p = Policy::default().with_working_dir(work);
     process_tool("count", &s).policy(p)
 }
 
