@@ -98,6 +98,24 @@ async fn lambda_tools_invoke_functions_through_the_aws_sdk() {
         .unwrap()
         .error_for_status()
         .unwrap();
+    // IAM's CreateRole (Lambda checks the function's role can be assumed), as the query API
+    // takes it.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "CreateRole")
+        .append_pair("Version", "2010-05-08")
+        .append_pair("RoleName", "lambda-role")
+        .append_pair("AssumeRolePolicyDocument", trust)
+        .finish();
+    http.post(format!("{}/", moto.url))
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
     // CreateFunction, as Lambda's REST API takes it.
     http.post(format!("{}/2015-03-31/functions", moto.url))
         .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0")
@@ -124,9 +142,17 @@ async fn lambda_tools_invoke_functions_through_the_aws_sdk() {
         .output_schema(json!({"type": "object"}))
     };
     r.register(spec("pricing", "pricing")).unwrap();
-    r.register(spec(
-        "missing",
-        "arn:aws:lambda:us-east-1:123456789012:function:nope",
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    r.register(ToolSpec::new(
+        "unreachable",
+        InvokerSpec::Lambda {
+            function: "pricing".into(),
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(format!("http://{closed}")),
+        },
     ))
     .unwrap();
     // moto's Lambda echoes the event.
@@ -163,12 +189,18 @@ async fn lambda_tools_invoke_functions_through_the_aws_sdk() {
     queue(r#"{"errorType": "Pricing.NoData", "errorMessage": "none"}"#)
         .await
         .unwrap();
-    let e = r.invoke(Call::new("pricing", json!({}))).await.unwrap_err();
-    assert_eq!(e.name(), "Pricing.NoData");
+    // Lambda marks a failure with X-Amz-Function-Error, not by the payload's shape: a
+    // function that returns such a document has succeeded.
+    let out = r.invoke(Call::new("pricing", json!({}))).await.unwrap();
+    assert_eq!(out["errorType"], json!("Pricing.NoData"));
     queue(r#"[1, 2]"#).await.unwrap();
     let e = r.invoke(Call::new("pricing", json!({}))).await.unwrap_err();
     assert_eq!(e.name(), "Tools.SchemaValidation");
-    let e = r.invoke(Call::new("missing", json!({}))).await.unwrap_err();
+    // No Lambda endpoint answering: a clear failure naming the function.
+    let e = r
+        .invoke(Call::new("unreachable", json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(e.name(), "Tools.Failed");
-    assert!(e.to_string().contains("not found"), "{e}");
+    assert!(e.to_string().contains("Lambda Invoke of pricing"), "{e}");
 }
