@@ -115,12 +115,7 @@ pub struct HttpAccess {
 }
 
 impl HttpAccess {
-    pub(crate) fn new(
-        tool: &str,
-        guard: Arc<policy::NetGuard>,
-        policy: &Policy,
-        _secrets: Vec<String>,
-    ) -> Result<Self> {
+    pub(crate) fn new(tool: &str, guard: Arc<policy::NetGuard>, policy: &Policy) -> Result<Self> {
         Ok(Self {
             tool: tool.to_owned(),
             client: policy::client(guard.clone(), policy.timeout())?,

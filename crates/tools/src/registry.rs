@@ -314,12 +314,7 @@ impl Registry {
         }
         drop(known);
         let guard = Arc::new(NetGuard::new(&name, &spec.policy)?);
-        let http = crate::HttpAccess::new(
-            &name,
-            guard,
-            &spec.policy,
-            secrets.values().cloned().collect(),
-        )?;
+        let http = crate::HttpAccess::new(&name, guard, &spec.policy)?;
         let builtin = match &spec.invoker {
             InvokerSpec::Builtin { name: b } => Some(
                 self.builtins

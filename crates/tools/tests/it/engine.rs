@@ -160,7 +160,7 @@ async fn retry_and_catch_apply_to_tool_errors() {
     ))
     .unwrap();
     r.register(
-        process_tool("slow", &script(d, "slow.sh", "/bin/sleep 10; echo '{}'"))
+        process_tool("slow", &script(d, "slow.sh", "exec /bin/sleep 10"))
             .policy(Policy::default().with_timeout(Duration::from_millis(300))),
     )
     .unwrap();

@@ -169,7 +169,7 @@ async fn failing_processes_are_clear_errors() {
     ))
     .unwrap();
     r.register(
-        process_tool("slow", &script(d, "slow.sh", "/bin/sleep 5; echo '{}'"))
+        process_tool("slow", &script(d, "slow.sh", "exec /bin/sleep 5"))
             .policy(Policy::default().with_timeout(Duration::from_millis(300))),
     )
     .unwrap();
