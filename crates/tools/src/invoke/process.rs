@@ -76,6 +76,8 @@ impl ProcessInvoker {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so everything it started ends with it.
+            .process_group(0)
             .kill_on_drop(true);
         for s in &policy.secrets {
             if let (Some(var), Some(v)) = (&s.env, cx.secrets.get(&s.name)) {
@@ -88,6 +90,7 @@ impl ProcessInvoker {
                 format!("cannot start {}: {e}", self.command.display()),
             )
         })?;
+        let group = Group(child.id());
         let mut stdin = child.stdin.take().expect("piped");
         let body = serde_json::to_vec(event).expect("json serializes");
         let writer = tokio::spawn(async move {
@@ -115,6 +118,8 @@ impl ProcessInvoker {
             .wait()
             .await
             .map_err(|e| Error::failed(&self.tool, format!("waiting for the process: {e}")))?;
+        // The call is over: whatever the tool left running ends with it.
+        drop(group);
         let _ = writer.await;
         let text = String::from_utf8_lossy(&out);
         let stderr = String::from_utf8_lossy(&err);
@@ -168,6 +173,21 @@ async fn read_limited(mut r: impl AsyncRead + Unpin, limit: usize) -> std::io::R
         if out.len() > limit {
             out.truncate(limit + 1);
             return Ok(out);
+        }
+    }
+}
+
+/// A tool's process group, killed when the call ends, times out or is abandoned (dropping the
+/// child alone would only kill its first process).
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: killpg only sends a signal; a group that is gone makes it fail harmlessly.
+            unsafe {
+                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+            }
         }
     }
 }

@@ -225,6 +225,42 @@ async fn failing_processes_are_clear_errors() {
 }
 
 #[tokio::test]
+async fn a_timed_out_process_tool_ends_with_everything_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = script(
+        dir.path(),
+        "spawner.sh",
+        "/bin/sleep 30 & echo $! > pid; wait",
+    );
+    let r = Registry::new();
+    r.register(
+        process_tool("spawner", &s).policy(
+            Policy::default()
+                .with_working_dir(work.path())
+                .with_timeout(Duration::from_millis(500)),
+        ),
+    )
+    .unwrap();
+    let e = r.invoke(Call::new("spawner", json!({}))).await.unwrap_err();
+    assert_eq!(e.name(), "Tools.Timeout");
+    let pid = std::fs::read_to_string(work.path().join("pid")).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    for _ in 0..50 {
+        // Gone, or a zombie waiting for its new parent to reap it.
+        match std::fs::read_to_string(&stat) {
+            Err(_) => return,
+            Ok(s) if s.rsplit(')').next().unwrap().trim_start().starts_with('Z') => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!(
+        "the tool's background process {} outlived the call",
+        pid.trim()
+    );
+}
+
+#[tokio::test]
 async fn http_tools_post_the_event_with_secret_headers() {
     let app = axum::Router::new()
         .route(
