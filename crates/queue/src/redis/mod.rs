@@ -8,10 +8,14 @@
 //! `appendfsync always` for the SQLite backend's guarantee).
 //!
 //! What the server spends per message is what bounds throughput, so the scripts are written
-//! for it: a message is a field of two per-queue hashes, not a key of its own, and a script
-//! handles a whole coalesced batch with one command per hash and sorted set; the client's
-//! part of a message (`blob`) is stored and returned without the script parsing it; numbers
-//! are formatted as few times as possible. The key layout is described in `lua/common.lua`.
+//! for it: a message is a field of a per-queue hash, not a key of its own, and a script
+//! handles a whole coalesced batch with one command per hash and sorted set; a message's
+//! receive state is its member in the sorted sets, and the receipt handle is that member, so
+//! a delete is one ZREM and one HDEL; the client's part of a message (`blob`) is stored and
+//! returned without the script parsing it; numbers are formatted as few times as possible.
+//! The key layout is described in `lua/common.lua`; it is versioned (`LAYOUT` in each
+//! queue's settings), and queues stored in another layout are refused with an error saying
+//! to delete and create them again.
 //!
 //! Scripts touch keys they compute from the prefix and queue name, so the backend needs a
 //! single Redis server (or a primary), not a cluster. Time is the callers' clock: nodes'
@@ -176,7 +180,7 @@ impl RedisQueue {
                 script(include_str!("lua/receive.lua")),
                 true,
                 1,
-                3,
+                2,
             ),
             scripts: Scripts {
                 visibility: script(include_str!("lua/visibility.lua")),
@@ -215,6 +219,14 @@ impl RedisQueue {
             "NOQUEUE" => {
                 self.forget(queue);
                 Err(Error::QueueDoesNotExist(queue.to_owned()))
+            }
+            "LAYOUT" => {
+                self.forget(queue);
+                Err(Error::Backend(format!(
+                    "queue \"{queue}\" (or its dead-letter queue) is stored in an older Redis key \
+                     layout than this version reads (layout {LAYOUT}); delete the queue and create \
+                     it again"
+                )))
             }
             _ => Ok(Answer::Refused(status)),
         }
@@ -324,15 +336,15 @@ impl RedisQueue {
             .first()
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f as i64);
-        let mut messages = Vec::with_capacity(out.len().saturating_sub(1) / 3);
+        let mut messages = Vec::with_capacity(out.len().saturating_sub(1) / 2);
         let mut fields = out.into_iter().skip(1);
-        while let Some(id) = fields.next() {
-            let (Some(stored), Some(rcv)) = (fields.next(), fields.next()) else {
+        while let Some(handle) = fields.next() {
+            let Some(stored) = fields.next() else {
                 return Err(Error::Backend(
                     "redis receive answered a partial message".into(),
                 ));
             };
-            messages.push(blob::message(id, &stored, &rcv)?);
+            messages.push(blob::message(handle, &stored)?);
         }
         Ok((messages, next_due))
     }
@@ -352,17 +364,29 @@ fn parse_stored(queue: &str, stored: &str) -> Result<QueueInfo> {
     })
 }
 
-/// A receipt handle's message id and receive token.
-fn parse_handle(handle: &str) -> Result<(&str, &str)> {
-    match handle.split_once(':') {
-        Some((id, tok))
-            if uuid::Uuid::parse_str(id).is_ok()
-                && tok.len() == 16
-                && tok.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            Ok((id, tok))
-        }
-        _ => Err(Error::ReceiptHandleIsInvalid(handle.to_owned())),
+/// The layout of a queue's keys these scripts read and write (`lua/common.lua`). Queues
+/// stored in another layout are refused with an error saying so; deleting them works.
+const LAYOUT: u32 = 2;
+
+/// Checks a receipt handle's form, "ID:rc:first:tok" (the message's member in the in-flight
+/// set): the scripts compare it whole, so only its form matters here.
+fn check_handle(handle: &str) -> Result<()> {
+    let mut parts = handle.split(':');
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let ok = parts
+        .next()
+        .is_some_and(|id| id.len() == 36 && uuid::Uuid::parse_str(id).is_ok())
+        && digits(parts.next())
+        && digits(parts.next())
+        && parts
+            .next()
+            .is_some_and(|tok| tok.len() == 16 && tok.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts.next().is_none();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::ReceiptHandleIsInvalid(handle.to_owned()))
     }
 }
 
@@ -595,18 +619,17 @@ impl Queue for RedisQueue {
         validate::delete_batch(&receipt_handles)?;
         let mut args = Vec::new();
         let results: Vec<Result<()>> = receipt_handles
-            .iter()
+            .into_iter()
             .map(|h| {
-                let (id, tok) = parse_handle(h)?;
-                args.push(id.to_owned());
-                args.push(tok.to_owned());
+                check_handle(&h)?;
+                args.push(h);
                 Ok(())
             })
             .collect();
         let job = batch::Job {
             queue: queue.to_owned(),
             key: Vec::new(),
-            entries: args.len() / 2,
+            entries: args.len(),
             args,
             now: self.clock.now_ms(),
             reply: oneshot::channel().0,
@@ -623,12 +646,8 @@ impl Queue for RedisQueue {
         timeout: Duration,
     ) -> Result<()> {
         validate::visibility(timeout)?;
-        let (id, tok) = parse_handle(receipt_handle)?;
-        let args = [
-            id.to_owned(),
-            tok.to_owned(),
-            millis_of(timeout).to_string(),
-        ];
+        check_handle(receipt_handle)?;
+        let args = [receipt_handle.to_owned(), millis_of(timeout).to_string()];
         match self
             .run(&self.scripts.visibility, queue, self.clock.now_ms(), &args)
             .await?
