@@ -1,8 +1,9 @@
-//! A message as the scripts store it (`msg` hash): a line of space-separated fields the
-//! scripts write ("exp seq ord sent vis prio src group"), then the client's part, one string
-//! the client encodes and decodes and the scripts never parse, so sending and receiving cost
-//! the server no decoding. A receive answers that value and the receipt handle, which holds
-//! the receive state ("ID:rc:first:tok"), and they are read here.
+//! A message as the scripts store it (`msg` hash): a line of space-separated fields ("seq
+//! exp sent vis prio src group"), then the client's part, one string the client encodes and
+//! decodes and the scripts never parse, so sending and receiving cost the server no decoding.
+//! A send writes all of it but the sequence number, which the send script puts in front. A
+//! receive answers that value and the receipt handle, which holds the receive state
+//! ("ID:rc:first:tok"), and they are read here.
 //!
 //! The blob is `<dedup length>:<dedup><attributes length>:<attributes JSON><body>`, lengths in
 //! bytes and decimal, so a plain message is stored as `0:0:` and its body.
@@ -26,6 +27,24 @@ pub(super) fn encode(m: &SendMessage, dedup: &str) -> String {
     }
     out.push_str(&m.body);
     out
+}
+
+/// The stored value of a message about to be sent, but its sequence number: the end of its
+/// retention (15 digits, so the scripts find it at a fixed place), when it was sent and when
+/// it becomes visible (milliseconds), its priority and group, and the blob.
+pub(super) fn stored(
+    expires: i64,
+    sent: i64,
+    visible: i64,
+    priority: u8,
+    group: &str,
+    m: &SendMessage,
+    dedup: &str,
+) -> String {
+    format!(
+        "{expires:015} {sent} {visible} {priority}  {group}\n{}",
+        encode(m, dedup)
+    )
 }
 
 fn unreadable(what: &str) -> Error {
@@ -61,8 +80,7 @@ pub(super) fn message(handle: String, stored: &str) -> Result<Message> {
     let (dedup, attributes, body) = decode(blob)?;
     let mut f = info.split(' ');
     let mut next = || f.next().ok_or_else(|| unreadable("value"));
-    let (_exp, seq, _ord, sent, _vis, prio, _src, group) = (
-        next()?,
+    let (seq, _exp, sent, _vis, prio, _src, group) = (
         next()?,
         next()?,
         next()?,
@@ -104,7 +122,20 @@ mod tests {
             .attribute("k", AttributeValue::String("v:1".into()))
             .group("g1");
         let blob = encode(&m, "dé:dup");
-        let stored = format!("001700000060000 7 7 1700000000000 1700000000000 3  g1\n{blob}");
+        let stored = format!(
+            "00000000000000000007 {}",
+            stored(
+                1_700_000_060_000,
+                1_700_000_000_000,
+                1_700_000_000_000,
+                3,
+                "g1",
+                &m,
+                "dé:dup"
+            )
+        );
+        assert!(stored.starts_with("00000000000000000007 001700000060000 1700000000000 "));
+        assert!(stored.ends_with(&format!("\n{blob}")));
         let handle = "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10:2:1700000000001:0123456789abcdef";
         let got = message(handle.into(), &stored).unwrap();
         assert_eq!(got.body, m.body);

@@ -512,6 +512,8 @@ impl Queue for RedisQueue {
             } else {
                 self.fetch_info(queue).await?
             };
+            let now = self.clock.now_ms();
+            let expires = now + millis_of(info.attributes.retention);
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
             let mut args = Vec::with_capacity(messages.len() * 3);
             let mut ids = Vec::with_capacity(messages.len());
@@ -525,22 +527,21 @@ impl Queue for RedisQueue {
                         let id = uuid::Uuid::new_v4().to_string();
                         let dedup = checked.deduplication_id.unwrap_or_default();
                         let group = m.group_id.as_deref().unwrap_or_default();
+                        let visible = now + millis_of(checked.delay);
                         // Most messages have none of these: an empty field spares the
-                        // script four arguments.
+                        // script parsing four.
                         let opts = if group.is_empty()
                             && dedup.is_empty()
                             && m.priority == 0
-                            && checked.delay.is_zero()
+                            && visible == now
                         {
                             String::new()
                         } else {
-                            format!(
-                                "{group} {dedup} {} {}",
-                                m.priority,
-                                millis_of(checked.delay)
-                            )
+                            format!("{group} {dedup} {} {visible}", m.priority)
                         };
-                        args.extend([id.clone(), blob::encode(m, &dedup), opts]);
+                        let stored =
+                            blob::stored(expires, now, visible, m.priority, group, m, &dedup);
+                        args.extend([id.clone(), stored, opts]);
                         ids.push(id);
                     }
                 }
@@ -556,7 +557,7 @@ impl Queue for RedisQueue {
                 key: vec![info.created_at.to_string()],
                 entries: count,
                 args,
-                now: self.clock.now_ms(),
+                now,
                 reply: oneshot::channel().0,
             };
             let raw = self.sends.submit(job).await?;

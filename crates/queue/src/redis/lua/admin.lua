@@ -18,7 +18,7 @@ local function purge(q, old)
       if old then
         group = string.match(m, '^%d+ %d+ %d+ %d+ %d+ %S* (%S*)\n')
       else
-        group = select(8, parse_msg(m))
+        group = select(7, parse_msg(m))
       end
       if group then groups[group] = true end
     end
@@ -79,7 +79,7 @@ elseif op == 'redrive' then
   for i = 1, #all, 2 do
     local id = all[i]
     if id ~= '' and not staying[id] then
-      local _, seq = parse_msg(all[i + 1])
+      local seq = parse_msg(all[i + 1])
       if seq then
         ids[#ids + 1] = id
         stored[id], seqs[id] = all[i + 1], tonumber(seq)
@@ -91,7 +91,7 @@ elseif op == 'redrive' then
   for _, id in ipairs(ids) do
     local m = member[id]
     if m then redis.call('ZREM', m[1], m[2]) end
-    local group = select(8, parse_msg(stored[id]))
+    local group = select(7, parse_msg(stored[id]))
     if group ~= '' then groups[qkey(Q, 'g:' .. group)] = true end
   end
   -- A group's messages all move but an invisible head, which stays alone.
@@ -107,7 +107,7 @@ elseif op == 'redrive' then
   local moved, targets, infos = 0, {}, {}
   for _, id in ipairs(ids) do
     local v = stored[id]
-    local _, _, _, sent, _, prio, src, group = parse_msg(v)
+    local src = select(6, parse_msg(v))
     local to, to_info = dest, dest_info
     if to == '' then
       to = src
@@ -118,17 +118,18 @@ elseif op == 'redrive' then
     end
     if to_info then
       local w = writes()
-      insert(to, to_info, w, id, int(redis.call('INCR', qkey(to, 'seq'))), sent,
-        exp_of(tonumber(sent) + to_info.retention), NOW_S, prio, '', group, string.sub(v, string.find(v, '\n', 1, true) + 1),
-        id)
+      local seq = seq_of(redis.call('INCR', qkey(to, 'seq')))
+      local value, prio, group = restore(to_info, seq, v, '')
+      insert(to, w, id, seq, value, NOW_S, prio, group, id)
       flush(to, w)
       moved = moved + 1
       targets[to] = true
     else
       -- Nowhere to go (its source queue is gone): it stays, visible now.
       local w = writes()
-      insert(Q, info, w, id, int(redis.call('INCR', qkey(Q, 'seq'))), sent, string.sub(v, 1, 15), NOW_S, prio, src,
-        group, string.sub(v, string.find(v, '\n', 1, true) + 1), (member[id] and member[id][2]) or id)
+      local seq = seq_of(redis.call('INCR', qkey(Q, 'seq')))
+      local value, prio, group = restore(info, seq, v, src, string.sub(v, 22, 36))
+      insert(Q, w, id, seq, value, NOW_S, prio, group, (member[id] and member[id][2]) or id)
       flush(Q, w)
     end
   end

@@ -6,13 +6,14 @@
 --   P:q:Q:meta        hash: the settings scripts use (retention, priority, dlq, mrc, created)
 --                     and the layout of the queue's keys ("layout" = LAYOUT)
 --   P:q:Q:seq         counter: the queue's sequence numbers
---   P:q:Q:msg         hash: message id -> "exp seq ord sent vis prio src group" and a newline,
+--   P:q:Q:msg         hash: message id -> "seq exp sent vis prio src group" and a newline,
 --                     then what the client sent (body, attributes, deduplication id) as the
---                     client encodes it, which scripts store, move and return unread. exp is
---                     the end of the message's retention, 15 digits with leading zeros so a
---                     script reads it without parsing the rest; ord is the delivery order,
---                     vis when the message first became visible, src the queue it was
---                     dead-lettered from. Set when the message enters the queue.
+--                     client encodes it, which scripts store, move and return unread. seq
+--                     is 20 digits and exp (the end of the message's retention) 15, with
+--                     leading zeros, so a script reads exp without parsing the rest; vis is
+--                     when the message first became visible, src the queue it was
+--                     dead-lettered from. A send's caller writes all but seq. Set when the
+--                     message enters the queue.
 --   P:q:Q:ready       zset: deliverable messages, score = delivery order
 --   P:q:Q:inv         zset: delayed or in-flight messages, score = visible-at time
 --   P:q:Q:g:GROUP     list (FIFO): the group's messages in order, as the member each enters
@@ -50,7 +51,8 @@ local function is_fifo(q) return string.sub(q, -5) == '.fifo' end
 local function int(x) return string.format('%d', x) end
 -- The end of retention as stored: fixed width, so reading it back is a substring.
 local function exp_of(x) return string.format('%015d', x) end
-local function expired(stored) return tonumber(string.sub(stored, 1, 15)) <= NOW end
+local function seq_of(x) return string.format('%020d', x) end
+local function expired(stored) return tonumber(string.sub(stored, 22, 36)) <= NOW end
 local function id_of(member) return string.sub(member, 1, 36) end
 
 -- Commands over many members, split so `unpack` stays within Lua's stack.
@@ -74,12 +76,16 @@ local function keep_big_encodings(q)
   for _, z in ipairs({ 'ready', 'inv' }) do redis.call('ZADD', qkey(q, z), '+inf', sentinel) end
 end
 
+-- Whether each queue read so far orders by priority.
+local priorities = {}
+
 -- What the scripts need of a queue's settings, kept flat beside the JSON (no decoding):
 -- nil when there is no such queue, false when its keys are in another layout.
 local function queue_info(q)
   local f = redis.call('HMGET', qkey(q, 'meta'), 'retention', 'priority', 'dlq', 'mrc', 'created', 'layout')
   if not f[1] then return nil end
   if f[6] ~= LAYOUT then return false end
+  priorities[q] = f[2] == '1'
   return { retention = tonumber(f[1]), priority = f[2] == '1', dlq = f[3], max_receive_count = tonumber(f[4]),
     created_at = tonumber(f[5]) }
 end
@@ -95,17 +101,24 @@ local function queue_status(q)
   return nil
 end
 
--- The delivery order of a message with sequence number seq (a string).
-local function order_key(info, prio, seq)
-  if info.priority then
+-- Whether queue q orders by priority, looked up once per script run.
+local function has_priority(q)
+  if priorities[q] == nil then priorities[q] = redis.call('HGET', qkey(q, 'meta'), 'priority') == '1' end
+  return priorities[q]
+end
+
+-- The delivery order (ready's score) of a message of queue q with sequence number seq and
+-- priority prio (strings).
+local function order_key(q, prio, seq)
+  if has_priority(q) then
     return int((255 - tonumber(prio)) * 17592186044416 + tonumber(seq))
   end
   return seq
 end
 
--- exp, seq, ord, sent, vis, prio, src, group of a message's stored value.
+-- seq, exp, sent, vis, prio, src, group of a message's stored value.
 local function parse_msg(s)
-  return string.match(s, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%S*) (%S*)\n')
+  return string.match(s, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S*) (%S*)\n')
 end
 
 local polling = {}
@@ -129,9 +142,9 @@ local function promote(q, gkey)
     local id = id_of(head)
     local stored = redis.call('HGET', qkey(q, 'msg'), id)
     if stored and not expired(stored) then
-      local _, _, ord, _, vis = parse_msg(stored)
+      local seq, _, _, vis, prio = parse_msg(stored)
       if tonumber(vis) <= NOW then
-        redis.call('ZADD', qkey(q, 'ready'), ord, head)
+        redis.call('ZADD', qkey(q, 'ready'), order_key(q, prio, seq), head)
         notify(q)
       else
         redis.call('ZADD', qkey(q, 'inv'), vis, head)
@@ -150,7 +163,7 @@ local function remove_messages(q, ids, stored)
   if is_fifo(q) then
     local advanced = {}
     for k, id in ipairs(ids) do
-      local group = select(8, parse_msg(stored[k]))
+      local group = select(7, parse_msg(stored[k]))
       local gkey = qkey(q, 'g:' .. group)
       local head = redis.call('LINDEX', gkey, 0)
       if head and id_of(head) == id then
@@ -185,13 +198,12 @@ local function push2(t, a, b)
 end
 
 -- Stores a message entering queue q in w and places it: ready, or inv when vis (a string)
--- is later than now, or behind its FIFO group's head. Strings: seq, sent, exp (end of
--- retention, as exp_of formats it), vis, prio, src, group, blob (the client's part), member
--- (its member in ready or inv: the id, or "ID:rc:first" when received before).
-local function insert(q, info, w, id, seq, sent, exp, vis, prio, src, group, blob, member)
-  local ord = order_key(info, prio, seq)
-  push2(w.msg, id, exp .. ' ' .. seq .. ' ' .. ord .. ' ' .. sent .. ' ' .. vis .. ' ' .. prio .. ' ' .. src .. ' '
-    .. group .. '\n' .. blob)
+-- is later than now, or behind its FIFO group's head. Strings: seq (as seq_of formats it),
+-- stored (the whole stored value), vis, prio, group, member (its member in ready or inv: the
+-- id, or "ID:rc:first" when received before).
+local function insert(q, w, id, seq, stored, vis, prio, group, member)
+  local ord = order_key(q, prio, seq)
+  push2(w.msg, id, stored)
   if group ~= '' then
     local len = redis.call('RPUSH', qkey(q, 'g:' .. group), member)
     if len > 1 then return end
@@ -216,9 +228,17 @@ end
 -- `from` to queue `to`, visible now. Dead-lettering records the source and keeps the receive
 -- count and first receive (rc, a number, and fr, a string); a redrive clears them. The
 -- receipt token goes: no handle of the old queue deletes the message in the new one.
+-- The stored value of a message entering queue q (retention from its settings `info`), or
+-- staying (`exp` its end of retention), visible now, with sequence number seq (a string).
+local function restore(info, seq, old, src, exp)
+  local _, _, sent, _, prio, _, group = parse_msg(old)
+  local blob = string.sub(old, string.find(old, '\n', 1, true) + 1)
+  exp = exp or exp_of(tonumber(sent) + info.retention)
+  return seq .. ' ' .. exp .. ' ' .. sent .. ' ' .. NOW_S .. ' ' .. prio .. ' ' .. src .. ' ' .. group .. '\n' .. blob,
+    prio, group
+end
+
 local function move(from, id, stored, to, to_info, dead_letter, rc, fr)
-  local _, _, _, sent, _, prio, _, group = parse_msg(stored)
-  local blob = string.sub(stored, string.find(stored, '\n', 1, true) + 1)
   remove_messages(from, { id }, { stored })
   local src, member = '', id
   if dead_letter then
@@ -226,8 +246,9 @@ local function move(from, id, stored, to, to_info, dead_letter, rc, fr)
     if rc and rc > 0 then member = id .. ':' .. int(rc) .. ':' .. fr end
   end
   local w = writes()
-  insert(to, to_info, w, id, int(redis.call('INCR', qkey(to, 'seq'))), sent, exp_of(tonumber(sent) + to_info.retention),
-    NOW_S, prio, src, group, blob, member)
+  local seq = seq_of(redis.call('INCR', qkey(to, 'seq')))
+  local value, prio, group = restore(to_info, seq, stored, src)
+  insert(to, w, id, seq, value, NOW_S, prio, group, member)
   flush(to, w)
 end
 

@@ -4,29 +4,29 @@
 -- Answers {"OK"}, {"NOQUEUE"} or {"LAYOUT"}.
 local status = queue_status(Q)
 if status then return {status} end
+if #ARGV < 4 then return {'OK'} end
 local inv = qkey(Q, 'inv')
-local handles, seen = {}, {}
-for i = 4, #ARGV do
-  local h = ARGV[i]
-  if not seen[h] then
-    seen[h] = true
-    handles[#handles + 1] = h
-  end
-end
-if #handles == 0 then return {'OK'} end
-local found = redis.call('ZMSCORE', inv, unpack(handles))
-local live, ids, missing = {}, {}, nil
-for k, h in ipairs(handles) do
+-- A handle twice over is harmless: the second ZREM and HDEL of it remove nothing.
+local found = redis.call('ZMSCORE', inv, unpack(ARGV, 4))
+local ids, missing = {}, nil
+for k = 1, #found do
   if found[k] then
-    live[#live + 1] = h
-    ids[#ids + 1] = id_of(h)
+    ids[#ids + 1] = id_of(ARGV[k + 3])
   else
     missing = missing or {}
-    missing[#missing + 1] = h
+    missing[#missing + 1] = ARGV[k + 3]
   end
 end
-if #live > 0 then redis.call('ZREM', inv, unpack(live)) end
-if missing then
+if not missing then
+  redis.call('ZREM', inv, unpack(ARGV, 4))
+else
+  if #ids > 0 then
+    local live = {}
+    for k = 1, #found do
+      if found[k] then live[#live + 1] = ARGV[k + 3] end
+    end
+    redis.call('ZREM', inv, unpack(live))
+  end
   local ready = qkey(Q, 'ready')
   local back = redis.call('ZMSCORE', ready, unpack(missing))
   local late = {}
@@ -40,7 +40,14 @@ if missing then
 end
 if #ids > 0 then
   if is_fifo(Q) then
-    remove_messages(Q, ids, redis.call('HMGET', qkey(Q, 'msg'), unpack(ids)))
+    local distinct, seen = {}, {}
+    for _, id in ipairs(ids) do
+      if not seen[id] then
+        seen[id] = true
+        distinct[#distinct + 1] = id
+      end
+    end
+    remove_messages(Q, distinct, redis.call('HMGET', qkey(Q, 'msg'), unpack(distinct)))
   else
     redis.call('HDEL', qkey(Q, 'msg'), unpack(ids))
   end

@@ -25,7 +25,8 @@ if #due > 0 then
         gone[#gone + 1] = ids[k]
         gone_stored[#gone_stored + 1] = v
       else
-        push2(scored, select(3, parse_msg(v)), m)
+        local seq, _, _, _, prio = parse_msg(v)
+        push2(scored, order_key(Q, prio, seq), m)
       end
     end
   end
@@ -48,7 +49,9 @@ while got < max and guard < 100 do
   if #ms == 0 then break end
   redis.call('ZREM', ready, unpack(ms))
   local ids = {}
-  for k, m in ipairs(ms) do ids[k] = id_of(m) end
+  for k, m in ipairs(ms) do
+    if #m == 36 then ids[k] = m else ids[k] = id_of(m) end
+  end
   local stored = redis.call('HMGET', msg, unpack(ids))
   local gone, gone_stored
   for k, m in ipairs(ms) do

@@ -15,7 +15,8 @@ if timeout == 0 then
   local stored = redis.call('HGET', qkey(Q, 'msg'), id_of(handle))
   redis.call('ZREM', inv, handle)
   if stored then
-    redis.call('ZADD', qkey(Q, 'ready'), select(3, parse_msg(stored)), handle)
+    local seq, _, _, _, prio = parse_msg(stored)
+    redis.call('ZADD', qkey(Q, 'ready'), order_key(Q, prio, seq), handle)
     notify(Q)
   end
 else
