@@ -13,20 +13,27 @@ use std::collections::BTreeMap;
 use crate::{AttributeValue, Error, Message, Result, SendMessage};
 
 /// The blob of a message about to be sent with deduplication id `dedup` (or "").
-pub(super) fn encode(m: &SendMessage, dedup: &str) -> String {
+#[cfg(test)]
+fn encode(m: &SendMessage, dedup: &str) -> String {
+    let mut out = String::new();
+    encode_into(&mut out, m, dedup);
+    out
+}
+
+/// Appends the blob of a message about to be sent with deduplication id `dedup` (or "").
+fn encode_into(out: &mut String, m: &SendMessage, dedup: &str) {
+    use std::fmt::Write;
     let attrs = if m.attributes.is_empty() {
         String::new()
     } else {
         serde_json::to_string(&m.attributes).expect("attributes serialize")
     };
-    let mut out = String::with_capacity(m.body.len() + dedup.len() + attrs.len() + 24);
+    out.reserve(m.body.len() + dedup.len() + attrs.len() + 24);
     for part in [dedup, &attrs] {
-        out.push_str(&part.len().to_string());
-        out.push(':');
+        let _ = write!(out, "{}:", part.len());
         out.push_str(part);
     }
     out.push_str(&m.body);
-    out
 }
 
 /// The stored value of a message about to be sent, but its sequence number: the end of its
@@ -41,10 +48,11 @@ pub(super) fn stored(
     m: &SendMessage,
     dedup: &str,
 ) -> String {
-    format!(
-        "{expires:015} {sent} {visible} {priority}  {group}\n{}",
-        encode(m, dedup)
-    )
+    use std::fmt::Write;
+    let mut out = String::with_capacity(m.body.len() + group.len() + 80);
+    let _ = writeln!(out, "{expires:015} {sent} {visible} {priority}  {group}");
+    encode_into(&mut out, m, dedup);
+    out
 }
 
 fn unreadable(what: &str) -> Error {
