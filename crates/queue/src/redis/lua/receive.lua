@@ -35,7 +35,10 @@ if #due > 0 then
 end
 
 local dlq_info
-if info.dlq ~= '' then dlq_info = queue_info(info.dlq) end
+if info.dlq ~= '' then
+  dlq_info = queue_info(info.dlq)
+  if dlq_info == false then return {'LAYOUT'} end
+end
 
 local got = 0
 local guard = 0
