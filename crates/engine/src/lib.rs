@@ -332,6 +332,11 @@ impl Engine {
         self.scope.state_machine_arn(name)
     }
 
+    /// The ARN an activity of this handle's account has.
+    pub fn activity_arn(&self, name: &str) -> String {
+        self.scope.activity_arn(name)
+    }
+
     /// Completes once this node commits a step of any execution after the call: a hint for
     /// whoever follows a history, which reading the store confirms (steps of other nodes
     /// come without one).

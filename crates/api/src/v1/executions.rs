@@ -403,3 +403,37 @@ pub async fn stop(
         stop_date: rfc3339(at),
     }))
 }
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedriveExecution {
+    /// A repeated redrive with the same token answers with the first one's date.
+    pub client_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redriven {
+    pub redrive_date: String,
+}
+
+/// Redrives a FAILED, TIMED_OUT or ABORTED execution (ended within 14 days) from the
+/// top-level state that did not finish.
+#[utoipa::path(post, path = "/v1/executions/{id}/redrive", tag = "executions",
+    params(("id" = String, Path, description = "the execution ARN, URL-encoded")),
+    request_body = RedriveExecution,
+    responses((status = 200, body = Redriven), (status = 404, body = ErrorBody),
+        (status = 409, description = "the execution cannot be redriven", body = ErrorBody)))]
+pub async fn redrive(
+    t: Tenant,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<RedriveExecution>,
+) -> Result<Json<Redriven>, ApiError> {
+    let at = t
+        .engine
+        .redrive_execution(&id, req.client_token.as_deref())
+        .await?;
+    Ok(Json(Redriven {
+        redrive_date: rfc3339(at),
+    }))
+}

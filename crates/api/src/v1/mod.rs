@@ -3,14 +3,16 @@
 //! as ones that do not exist.
 //!
 //! - `machines`: state machines, their versions and graphs
-//! - `executions`: starting, listing, describing, history, stopping
+//! - `executions`: starting, listing, describing, history, stopping, redriving
 //! - `events`: an execution's history live, over Server-Sent Events and WebSocket
 //! - `tasks`: answers to task tokens
 //! - `graph`: a definition as nodes and edges for drawing
 //!
-//! Activities, redrive and aliases (which the engine and the AWS endpoint have) go in modules
-//! of their own beside these, each adding its routes to [`routes`].
+//! - `aliases`: a machine's aliases, routing starts to published versions by weight
+//! - `activities`: activities and their workers' polls for tasks
 
+pub mod activities;
+pub mod aliases;
 pub mod events;
 pub mod executions;
 pub mod graph;
@@ -48,6 +50,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(executions::describe))
         .routes(routes!(executions::history))
         .routes(routes!(executions::stop))
+        .routes(routes!(executions::redrive))
+        .routes(routes!(aliases::create, aliases::list))
+        .routes(routes!(aliases::describe, aliases::update, aliases::delete))
+        .routes(routes!(activities::create, activities::list))
+        .routes(routes!(activities::describe, activities::delete))
+        .routes(routes!(activities::poll))
         .routes(routes!(events::sse))
         .routes(routes!(events::websocket))
         .routes(routes!(tasks::success))

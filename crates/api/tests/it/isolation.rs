@@ -40,6 +40,17 @@ async fn another_tenants_ids_answer_as_unknown_ones() {
     )
     .await;
     let exec = v["executionArn"].as_str().unwrap().to_string();
+    for (path, body) in [
+        ("/v1/state-machines/secret/versions", json!({})),
+        (
+            "/v1/state-machines/secret/aliases",
+            json!({"name": "live", "routing": [{"version": 1, "weight": 100}]}),
+        ),
+        ("/v1/activities", json!({"name": "secret"})),
+    ] {
+        let (s, v) = call(&app, "POST", path, Some(&acme), Some(body.to_string())).await;
+        assert!(s.is_success(), "{path}: {v}");
+    }
     let token = loop {
         if let Some(t) = e.tokens.lock().unwrap().first().cloned() {
             break t;
@@ -51,6 +62,12 @@ async fn another_tenants_ids_answer_as_unknown_ones() {
     let body = |p: &str| -> Option<String> {
         if p.ends_with("/success") {
             Some(json!({"output": {}}).to_string())
+        } else if p.ends_with("/aliases") {
+            Some(json!({"name": "other", "routing": [{"version": 1, "weight": 100}]}).to_string())
+        } else if p.ends_with("/aliases/live") {
+            Some(json!({"description": "changed"}).to_string())
+        } else if p.ends_with("/tasks") {
+            Some(json!({"waitSeconds": 0}).to_string())
         } else if p.ends_with("/state-machines/secret") {
             Some(
                 json!({"definition": {"StartAt": "B", "States": {"B": {"Type": "Succeed"}}}})
@@ -77,6 +94,18 @@ async fn another_tenants_ids_answer_as_unknown_ones() {
             ("POST", format!("/v1/task-tokens/{}/success", enc(token))),
             ("POST", format!("/v1/task-tokens/{}/failure", enc(token))),
             ("POST", format!("/v1/task-tokens/{}/heartbeat", enc(token))),
+            ("POST", format!("/v1/executions/{}/redrive", enc(exec))),
+            ("GET", format!("/v1/state-machines/{machine}/aliases")),
+            ("POST", format!("/v1/state-machines/{machine}/aliases")),
+            ("GET", format!("/v1/state-machines/{machine}/aliases/live")),
+            ("PUT", format!("/v1/state-machines/{machine}/aliases/live")),
+            (
+                "DELETE",
+                format!("/v1/state-machines/{machine}/aliases/live"),
+            ),
+            ("GET", format!("/v1/activities/{machine}")),
+            ("POST", format!("/v1/activities/{machine}/tasks")),
+            ("DELETE", format!("/v1/activities/{machine}")),
         ]
     };
     // globex names acme's resources (by name, and by acme's full ARNs)...

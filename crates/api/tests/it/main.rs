@@ -5,6 +5,7 @@ mod aws;
 mod events;
 mod isolation;
 mod v1;
+mod workers;
 
 use std::time::Duration;
 

@@ -783,6 +783,17 @@ async fn openapi_documents_every_route() {
         ("post", "/v1/task-tokens/{token}/success"),
         ("post", "/v1/task-tokens/{token}/failure"),
         ("post", "/v1/task-tokens/{token}/heartbeat"),
+        ("post", "/v1/executions/{id}/redrive"),
+        ("post", "/v1/state-machines/{name}/aliases"),
+        ("get", "/v1/state-machines/{name}/aliases"),
+        ("get", "/v1/state-machines/{name}/aliases/{alias}"),
+        ("put", "/v1/state-machines/{name}/aliases/{alias}"),
+        ("delete", "/v1/state-machines/{name}/aliases/{alias}"),
+        ("post", "/v1/activities"),
+        ("get", "/v1/activities"),
+        ("get", "/v1/activities/{name}"),
+        ("delete", "/v1/activities/{name}"),
+        ("post", "/v1/activities/{name}/tasks"),
     ];
     for (m, p) in served {
         assert!(
