@@ -9,6 +9,7 @@
 mod config;
 mod local;
 mod serve;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
