@@ -21,6 +21,18 @@ pub fn token(
     user: &str,
     ttl: Duration,
 ) -> anyhow::Result<ExitCode> {
+    println!("{}", issue_token(config, data, tenant, user, ttl)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A development token signed with the data directory's key.
+pub fn issue_token(
+    config: &Config,
+    data: Option<PathBuf>,
+    tenant: &str,
+    user: &str,
+    ttl: Duration,
+) -> anyhow::Result<String> {
     if !dev_tokens(config) {
         anyhow::bail!(
             "development tokens are off in this config (auth.dev_tokens); use your identity provider's tokens"
@@ -33,11 +45,7 @@ pub fn token(
             data.display()
         )
     })?;
-    let token = key
-        .issue(tenant, user, ttl)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    println!("{token}");
-    Ok(ExitCode::SUCCESS)
+    key.issue(tenant, user, ttl).map_err(|e| anyhow::anyhow!(e))
 }
 
 pub fn serve(
