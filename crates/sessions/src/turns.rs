@@ -451,10 +451,21 @@ impl Sessions {
 }
 
 /// The tools an execution used, in first-use order: Lambda function names for
-/// `lambda:invoke` tasks, else the task's resource (`sqs:sendMessage`, ...).
+/// `lambda:invoke` tasks, else the task's resource (`sqs:sendMessage`, ...), and
+/// `activity:NAME` for activities (whose workers run outside).
 pub fn tools_used(history: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for e in history {
+        if let Some(arn) = e
+            .get("activityScheduledEventDetails")
+            .and_then(|d| d["resource"].as_str())
+        {
+            let name = format!("activity:{}", arn.rsplit(':').next().unwrap_or(arn));
+            if !out.contains(&name) {
+                out.push(name);
+            }
+            continue;
+        }
         let Some(d) = e.get("taskScheduledEventDetails") else {
             continue;
         };

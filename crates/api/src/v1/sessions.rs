@@ -158,7 +158,7 @@ pub async fn list(
         .sessions()?
         .list_sessions(&p.tenant, &p.user, limit, q.cursor)
         .await?;
-    let sessions: Vec<Value> = sessions.iter().map(|s| session_json(s, &[])).collect();
+    // The stored summaries (`turns` is their count); a session's turns are on its own page.
     Ok(Json(json!({"sessions": sessions, "cursor": cursor})))
 }
 
