@@ -60,8 +60,13 @@ pub struct AppState {
     pub engine: Option<agentry_engine::Engine>,
     /// Agents, profiles and sessions (the `/v1/agents`, `/v1/sessions` routes), when served.
     pub sessions: Option<agentry_sessions::Sessions>,
+    /// Model output as it streams, by execution ARN (for the session event streams).
+    pub deltas: Option<Deltas>,
     pub gateway: Arc<Gateway>,
 }
+
+/// Pieces of model output as they stream on this node: `(execution ARN, {"text": ...})`.
+pub type Deltas = tokio::sync::broadcast::Sender<(String, Value)>;
 
 /// The gateway's own parts, built once from its config.
 pub struct Gateway {
@@ -76,6 +81,7 @@ impl AppState {
         Self {
             engine,
             sessions: None,
+            deltas: None,
             gateway: Arc::new(Gateway { auth, limits, rate }),
         }
     }
@@ -83,6 +89,12 @@ impl AppState {
     /// Serves agents and sessions from `sessions`.
     pub fn with_sessions(mut self, sessions: agentry_sessions::Sessions) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// Sends the model output that `deltas` carries to the session event streams.
+    pub fn with_deltas(mut self, deltas: Deltas) -> Self {
+        self.deltas = Some(deltas);
         self
     }
 

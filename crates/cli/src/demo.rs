@@ -492,8 +492,25 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !events.status().is_success() {
         bail!("following the session: HTTP {}", events.status());
     }
+    let mut streaming = false;
     read_events(events, |event, data| {
-        if let Some(line) = progress(event, data) {
+        if event == "llm_delta" {
+            if !streaming {
+                print!("   model: ");
+                streaming = true;
+            }
+            print!(
+                "{}",
+                data["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\n', "\n          ")
+            );
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        } else if let Some(line) = progress(event, data) {
+            if std::mem::take(&mut streaming) {
+                println!();
+            }
             println!("{line}");
         }
     })

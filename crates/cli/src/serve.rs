@@ -63,7 +63,8 @@ pub fn serve(
     rt.block_on(async {
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create the data directory {}", data.display()))?;
-        let (engine, sessions) = open_engine(&config, data).await?;
+        let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(1024).0;
+        let (engine, sessions) = open_engine(&config, data, deltas.clone()).await?;
         let node = engine.run();
         let watch = sessions.watch(engine.clone(), Duration::from_millis(500));
         let dev = if dev_tokens(&config) {
@@ -92,7 +93,8 @@ pub fn serve(
             );
         }
         let state = agentry_api::AppState::new(Some(engine), auth, config.limits.clone())
-            .with_sessions(sessions);
+            .with_sessions(sessions)
+            .with_deltas(deltas);
         agentry_api::run(listener, state, shutdown_signal())
             .await
             .context("server failed")?;
@@ -109,6 +111,7 @@ pub fn serve(
 async fn open_engine(
     config: &Config,
     data: &Path,
+    deltas: agentry_api::Deltas,
 ) -> anyhow::Result<(agentry_engine::Engine, agentry_sessions::Sessions)> {
     let store_url = format!("sqlite://{}", data.join("agentry.db").display());
     let queue_url = format!("sqlite://{}", data.join("queue.db").display());
@@ -129,7 +132,9 @@ async fn open_engine(
             engine_config.task_queue.clone(),
         ],
     );
-    let llm = crate::wiring::llm(config.llm.as_ref()).await?;
+    let llm = crate::wiring::llm(config.llm.as_ref())
+        .await?
+        .with_delta_sink(std::sync::Arc::new(crate::wiring::BroadcastDeltas(deltas)));
     agentry_llm::register(&mut resources, std::sync::Arc::new(llm));
     let kb = crate::wiring::knowledge(data)?;
     let registry = crate::wiring::tools(config, data, &kb)?;

@@ -63,6 +63,22 @@ pub async fn llm(config: Option<&agentry_llm::LlmConfig>) -> anyhow::Result<agen
     agentry_llm::Llm::new(c, providers).context("the offline model")
 }
 
+/// Sends the text of streamed model output to the gateway's session event streams.
+pub struct BroadcastDeltas(pub agentry_api::Deltas);
+
+impl agentry_llm::DeltaSink for BroadcastDeltas {
+    fn on_event(&self, execution_arn: &str, event: &agentry_llm::StreamEvent) {
+        if let agentry_llm::StreamEvent::ContentBlockDelta(d) = event
+            && let agentry_llm::BlockDelta::Text(text) = &d.delta
+        {
+            // No receiver (nobody follows the session) is not an error.
+            let _ = self
+                .0
+                .send((execution_arn.to_string(), serde_json::json!({"text": text})));
+        }
+    }
+}
+
 /// The built-in tools and the configured ones.
 pub fn tools(
     config: &Config,

@@ -8,7 +8,9 @@
 //! they are recorded (`event:` the history event type, `data:` the event as
 //! GetExecutionHistory returns it, plus `"turn"`), then `turn_ended` (the turn as stored:
 //! status, output, tools used, artifacts) and, when the output holds one, `answer`
-//! (`{"turn", "text"}`). It follows the session's turns from the first open one (or the one
+//! (`{"turn", "text"}`). While a turn's model calls stream, `llm_delta` events
+//! (`{"turn", "text"}`) carry their output as it comes (from the node serving the stream). It
+//! follows the session's turns from the first open one (or the one
 //! asked for) and ends once no turn is open.
 
 use std::collections::VecDeque;
@@ -232,6 +234,7 @@ pub async fn events(
         id,
         next,
         follower: None,
+        deltas: state.deltas.as_ref().map(|d| d.subscribe()),
         pending: VecDeque::new(),
         poll: Duration::from_millis(state.gateway.limits.events_poll_ms.max(1)),
         ended: false,
@@ -253,7 +256,8 @@ struct TurnStream {
     id: String,
     /// The turn to follow next.
     next: u64,
-    follower: Option<(u64, Follower)>,
+    follower: Option<(u64, String, Follower)>,
+    deltas: Option<tokio::sync::broadcast::Receiver<(String, Value)>>,
     pending: VecDeque<Event>,
     poll: Duration,
     ended: bool,
@@ -277,9 +281,32 @@ impl TurnStream {
 
     /// Queues the next events, waiting for some.
     async fn advance(&mut self) -> Result<(), ApiError> {
-        if let Some((n, f)) = &mut self.follower {
+        if let Some((n, arn, f)) = &mut self.follower {
             let n = *n;
-            let batch = f.next_batch().await?;
+            let batch = match &mut self.deltas {
+                None => f.next_batch().await?,
+                Some(rx) => tokio::select! {
+                    batch = f.next_batch() => batch?,
+                    delta = rx.recv() => {
+                        match delta {
+                            Ok((of, d)) if of == *arn => {
+                                // The history up to the model call goes first.
+                                let before = f.ready().await?;
+                                push_history(&mut self.pending, n, before);
+                                let data = json!({"turn": n, "text": d["text"]});
+                                self.pending.push_back(
+                                    Event::default().event("llm_delta").data(data.to_string()),
+                                );
+                            }
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                self.deltas = None;
+                            }
+                        }
+                        return Ok(());
+                    }
+                },
+            };
             if !batch.is_empty() {
                 for e in batch {
                     let mut e = super::executions::aws_event(e);
@@ -321,7 +348,7 @@ impl TurnStream {
                             .data(data.to_string()),
                     );
                     let f = Follower::new(self.engine.clone(), arn.clone(), 0, self.poll);
-                    self.follower = Some((t.n, f));
+                    self.follower = Some((t.n, arn.clone(), f));
                 }
                 (None, _) => tokio::time::sleep(self.poll).await,
             },
@@ -358,6 +385,26 @@ impl TurnStream {
             .sessions
             .refresh(&self.engine, &self.tenant, &self.user, &self.id)
             .await?)
+    }
+}
+
+/// Queues a turn's history events: `id:` `TURN:EVENT`, `event:` the history event type.
+fn push_history(pending: &mut VecDeque<Event>, n: u64, batch: Vec<Value>) {
+    for e in batch {
+        let mut e = super::executions::aws_event(e);
+        let id = e.get("id").and_then(Value::as_u64).unwrap_or(0);
+        let kind = e
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        e["turn"] = json!(n);
+        pending.push_back(
+            Event::default()
+                .id(format!("{n}:{id}"))
+                .event(kind)
+                .data(e.to_string()),
+        );
     }
 }
 

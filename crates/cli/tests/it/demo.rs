@@ -58,6 +58,11 @@ fn the_pricing_research_example_runs_end_to_end() {
     ] {
         assert!(out.contains(line), "no {line:?} in:\n{out}");
     }
+    // The analysis streamed from the model (the offline model sends its text in one piece).
+    assert!(
+        out.contains("   model: The three competitors that answered"),
+        "{out}"
+    );
     // The report holds the fixture pages' figures, computed, and names the missing source.
     for row in [
         "| Fabrikam Metrics | Solo | entry | $19 |",
