@@ -81,8 +81,9 @@ fn execution(d: agentry_engine::ExecutionDescription) -> Execution {
     }
 }
 
-/// Starts an execution. Standard machines answer 201 at once; EXPRESS machines run with
-/// `?sync=true` and answer with the execution's result.
+/// Starts an execution and answers 201 at once: STANDARD executions durably, EXPRESS ones in
+/// memory (not described afterwards, as on AWS). With `?sync=true` an EXPRESS execution runs
+/// to its end and the answer is its result.
 #[utoipa::path(post, path = "/v1/state-machines/{name}/executions", tag = "executions",
     params(("name" = String, Path, description = "the state machine, or NAME:VERSION"), StartParams),
     request_body = StartExecution,
@@ -111,14 +112,6 @@ pub async fn start(
     }
     if q.sync {
         return start_sync(&t, &arn, input, req.name).await;
-    }
-    let machine = t.engine.describe_state_machine(&arn).await?;
-    if machine.kind == "EXPRESS" {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "StateMachineTypeNotSupported",
-            format!("state machine \"{name}\" is EXPRESS: start it with ?sync=true"),
-        ));
     }
     let s = t
         .engine

@@ -511,9 +511,16 @@ async fn executions_start_list_describe_history_stop_and_sync() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"], "StateMachineTypeNotSupported");
+    // Without ?sync, an EXPRESS execution starts and runs on its own, as on AWS.
     let (s, v) = call(&app, "POST", "/v1/state-machines/quick/executions", t, None).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["error"], "StateMachineTypeNotSupported");
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(
+        v["executionArn"]
+            .as_str()
+            .unwrap()
+            .contains(":express:quick:"),
+        "{v}"
+    );
     let (s, v) = call(
         &app,
         "POST",
