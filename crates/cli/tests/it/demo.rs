@@ -123,6 +123,32 @@ fn the_pricing_research_example_runs_end_to_end() {
             .starts_with(b"%PDF")
     );
 
+    // The timed-out source waits in the dead-letter queue; the notification was sent.
+    let queued = |name: &str| -> Vec<Value> {
+        let url = format!("sqlite://{}", data.path().join("queue.db").display());
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let q = agentry_queue::open(&url).await.unwrap();
+            q.receive(name, agentry_queue::ReceiveOptions::max(10))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| serde_json::from_str(&m.body).unwrap())
+                .collect()
+        })
+    };
+    let dead = queued("dead-letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["source"]["name"], "Tailspin BI");
+    assert_eq!(dead[0]["error"], "States.Timeout");
+    let sent = queued("notifications");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["session"], id.as_str());
+    assert_eq!(
+        sent[0]["documents"].as_array().unwrap().len(),
+        3,
+        "{sent:?}"
+    );
+
     // A later question finds what the turn found.
     let hits = get(
         &server,
