@@ -14,6 +14,7 @@ use super::{TOKEN_RESOURCE, TestEngine, call, engine, state_with, token, token_o
 struct World {
     app: axum::Router,
     te: TestEngine,
+    deltas: agentry_api::Deltas,
 }
 
 async fn world() -> World {
@@ -28,11 +29,14 @@ async fn world() -> World {
         .await
         .unwrap()
         .with_knowledge(Arc::new(MemoryKnowledge::default()));
-    let state =
-        state_with(Some(te.engine.clone()), LimitsConfig::default()).with_sessions(sessions);
+    let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(16).0;
+    let state = state_with(Some(te.engine.clone()), LimitsConfig::default())
+        .with_sessions(sessions)
+        .with_deltas(deltas.clone());
     World {
         app: agentry_api::router(state),
         te,
+        deltas,
     }
 }
 
@@ -285,6 +289,20 @@ async fn a_session_runs_turns_streams_them_and_files_what_they_found() {
         String::from_utf8(bytes.to_vec()).unwrap()
     });
     let task_token = wait_token(&w.te, 1).await;
+    // Model output streamed during the turn reaches its followers (and only this turn's).
+    while w.deltas.receiver_count() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let arn = turn["execution_arn"].as_str().unwrap().to_string();
+    w.deltas
+        .send((
+            "arn:of:another:execution".into(),
+            json!({"text": "not this turn's"}),
+        ))
+        .unwrap();
+    w.deltas
+        .send((arn, json!({"text": "Contoso prices per seat"})))
+        .unwrap();
     w.te.engine
         .send_task_success(
             &task_token,
