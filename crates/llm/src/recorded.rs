@@ -313,9 +313,11 @@ async fn append(
         .open(path)
         .await
         .map_err(|e| Error::Config(format!("recording {}: {e}", path.display())))?;
-    f.write_all(line.as_bytes())
-        .await
-        .map_err(|e| Error::Config(format!("recording {}: {e}", path.display())))
+    let failed = |e: std::io::Error| Error::Config(format!("recording {}: {e}", path.display()));
+    f.write_all(line.as_bytes()).await.map_err(failed)?;
+    // tokio's files write in the background: without the flush the line may land only after
+    // the call has answered.
+    f.flush().await.map_err(failed)
 }
 
 #[async_trait]

@@ -19,19 +19,38 @@
 //! operation (`INFO commandstats`) is printed with the ceiling it implies: the rate the
 //! server would reach doing nothing but run the scripts.
 //!
-//! Where it stands on the 2-core development machine (redis 7.0, redis-benchmark ≈ 1.3 M/s
-//! when the machine is quiet): the goal of 30 % is not met. The batched loop reaches about
-//! 22 % (≈ 300 k ops/s, 100 k messages/s; 2.4 µs of script per operation), the single loop
-//! about 7 % (≈ 90 k ops/s; 5 µs of script per operation, the fixed cost of a script call
-//! spread over the ~6 operations concurrent callers coalesce into one). The floor is the
-//! server's: about 0.75 µs per operation goes to the hash and sorted-set commands a message
-//! needs (store, index by delivery order, move to in flight, record the receipt, remove:
-//! about 14 element operations per message), the rest to Lua itself (arguments and answers
-//! converted between Redis and Lua, strings interned, per-message bookkeeping). At 2.4 µs
-//! the ceiling is about 30 % of redis-benchmark, before the server spends anything on the
-//! network, so the goal would need the per-message script work cut by another third or
-//! more. Runs where another process slows redis-benchmark show higher ratios; the best-round
-//! comparison is there so they do not pass for the goal being met.
+//! Where it stands on the 2-core development machine (redis 7.0; redis-benchmark ≈ 1.6-1.7 M/s
+//! when the machine is quiet, 0.75-0.95 M/s while other builds run). Each message costs the
+//! server 9 element operations in the scripts (send: HSET msg, ZADD ready; receive: ZRANGE
+//! and ZREM ready, HMGET msg, ZADD inv; delete: ZMSCORE, ZREM inv, HDEL msg), down from 14
+//! before the receipt state moved into the in-flight member and the expiry index went
+//! (layout 2, `src/redis/lua/common.lua`). Measured in alternating runs against the previous
+//! layout on the same server:
+//!
+//! - batched loop: 1.36-1.59 µs of script per operation (was 1.63-2.18), 0.37-0.43 µs of it
+//!   in the commands (was 0.56-0.70). Quiet machine: ≈ 520 k ops/s, 31-32 % of
+//!   redis-benchmark (was ≈ 445 k, 26-27 %); busy machine: 306-384 k ops/s, 39-42 % best
+//!   round against best round (was 233-332 k, 30-38 %). The goal of 30 % is met, barely,
+//!   when the machine is quiet.
+//! - single loop: 2.55-2.78 µs of script per operation (was 2.8-3.5); ≈ 160 k ops/s, about
+//!   10 % when quiet and 15-18 % when busy (was ≈ 155 k, 9-10 % and 14-17 %). Not met.
+//!
+//! Where the time goes now. Batched, the scripts keep the server busy about 72 % of the time
+//! when the machine is quiet; of their 1.4 µs per operation, about 0.4 µs are the commands
+//! (ZADD, whose scores Redis parses as doubles, is the largest; ZMSCORE answers scores
+//! formatted as doubles, ≈ 0.25 µs a handle) and 1 µs is Lua: every argument and every
+//! command answer is copied into a Lua string and every command argument out again (in the
+//! send script, taking a message's three arguments in costs ≈ 0.5 µs and its own loop, one
+//! sequence number formatted and one concatenation, ≈ 0.4 µs), plus ≈ 3.5 µs per script call
+//! (the shared prologue defining its functions, ≈ 2.3 µs, and the call itself). Past ≈ 32 %
+//! the remaining server time is mostly that conversion work, which only fewer, larger values
+//! per message would cut (or a server-side module instead of scripts). The single loop is
+//! bound by the client, not the server: the scripts keep the server busy only 35-45 % of the
+//! time, and the client's per-call work (allocation, task wake-ups, the reply parser) takes
+//! the machine's other core; concurrent callers coalesce only ≈ 7 operations into a script
+//! call, so the per-call cost also weighs ≈ 0.5 µs per operation. Runs where another
+//! process slows redis-benchmark show higher ratios; the best-round comparison is there so
+//! they do not pass for the goal being met.
 //!
 //! `cargo bench -p agentry-queue --features redis --bench queue`; `AGENTRY_BENCH_SECS` sets
 //! each measurement's length (default 3), `AGENTRY_BENCH_CLIENTS` the concurrency (default 32),

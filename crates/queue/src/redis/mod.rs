@@ -8,10 +8,14 @@
 //! `appendfsync always` for the SQLite backend's guarantee).
 //!
 //! What the server spends per message is what bounds throughput, so the scripts are written
-//! for it: a message is a field of two per-queue hashes, not a key of its own, and a script
-//! handles a whole coalesced batch with one command per hash and sorted set; the client's
-//! part of a message (`blob`) is stored and returned without the script parsing it; numbers
-//! are formatted as few times as possible. The key layout is described in `lua/common.lua`.
+//! for it: a message is a field of a per-queue hash, not a key of its own, and a script
+//! handles a whole coalesced batch with one command per hash and sorted set; a message's
+//! receive state is its member in the sorted sets, and the receipt handle is that member, so
+//! a delete is one ZREM and one HDEL; the client's part of a message (`blob`) is stored and
+//! returned without the script parsing it; numbers are formatted as few times as possible.
+//! The key layout is described in `lua/common.lua`; it is versioned (`LAYOUT` in each
+//! queue's settings), and queues stored in another layout are refused with an error saying
+//! to delete and create them again.
 //!
 //! Scripts touch keys they compute from the prefix and queue name, so the backend needs a
 //! single Redis server (or a primary), not a cluster. Time is the callers' clock: nodes'
@@ -76,6 +80,7 @@ pub struct RedisQueue {
     deletes: batch::Coalescer,
     receives: batch::Coalescer,
     tokens: Tokens,
+    ids: Ids,
 }
 
 /// Receipt tokens: distinct for every receive this process makes, and not guessable from
@@ -102,6 +107,36 @@ impl Tokens {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         format!("{:016x}", z ^ (z >> 31))
+    }
+}
+
+/// Message ids: UUIDs of version 4's form, distinct for every send this process makes,
+/// without a call to the system's random source each. The first half (60 random bits) is
+/// drawn once per process; the second counts on from a random start in its 62 free bits.
+struct Ids {
+    hi: u64,
+    lo: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Ids {
+    const COUNT: u64 = u64::MAX >> 2;
+    /// RFC 4122's variant in the top two bits.
+    const VARIANT: u64 = 0b10 << 62;
+
+    fn new() -> Self {
+        let (hi, lo) = uuid::Uuid::new_v4().as_u64_pair();
+        Self {
+            hi,
+            lo,
+            next: Default::default(),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lo = (self.lo.wrapping_add(n) & Self::COUNT) | Self::VARIANT;
+        uuid::Uuid::from_u64_pair(self.hi, lo).to_string()
     }
 }
 
@@ -176,7 +211,7 @@ impl RedisQueue {
                 script(include_str!("lua/receive.lua")),
                 true,
                 1,
-                3,
+                2,
             ),
             scripts: Scripts {
                 visibility: script(include_str!("lua/visibility.lua")),
@@ -185,6 +220,7 @@ impl RedisQueue {
             infos: Mutex::default(),
             listener,
             tokens: Tokens::new(),
+            ids: Ids::new(),
         })
     }
 
@@ -215,6 +251,14 @@ impl RedisQueue {
             "NOQUEUE" => {
                 self.forget(queue);
                 Err(Error::QueueDoesNotExist(queue.to_owned()))
+            }
+            "LAYOUT" => {
+                self.forget(queue);
+                Err(Error::Backend(format!(
+                    "queue \"{queue}\" (or its dead-letter queue) is stored in an older Redis key \
+                     layout than this version reads (layout {LAYOUT}); delete the queue and create \
+                     it again"
+                )))
             }
             _ => Ok(Answer::Refused(status)),
         }
@@ -324,15 +368,15 @@ impl RedisQueue {
             .first()
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f as i64);
-        let mut messages = Vec::with_capacity(out.len().saturating_sub(1) / 3);
+        let mut messages = Vec::with_capacity(out.len().saturating_sub(1) / 2);
         let mut fields = out.into_iter().skip(1);
-        while let Some(id) = fields.next() {
-            let (Some(stored), Some(rcv)) = (fields.next(), fields.next()) else {
+        while let Some(handle) = fields.next() {
+            let Some(stored) = fields.next() else {
                 return Err(Error::Backend(
                     "redis receive answered a partial message".into(),
                 ));
             };
-            messages.push(blob::message(id, &stored, &rcv)?);
+            messages.push(blob::message(handle, &stored)?);
         }
         Ok((messages, next_due))
     }
@@ -352,17 +396,29 @@ fn parse_stored(queue: &str, stored: &str) -> Result<QueueInfo> {
     })
 }
 
-/// A receipt handle's message id and receive token.
-fn parse_handle(handle: &str) -> Result<(&str, &str)> {
-    match handle.split_once(':') {
-        Some((id, tok))
-            if uuid::Uuid::parse_str(id).is_ok()
-                && tok.len() == 16
-                && tok.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            Ok((id, tok))
-        }
-        _ => Err(Error::ReceiptHandleIsInvalid(handle.to_owned())),
+/// The layout of a queue's keys these scripts read and write (`lua/common.lua`). Queues
+/// stored in another layout are refused with an error saying so; deleting them works.
+const LAYOUT: u32 = 2;
+
+/// Checks a receipt handle's form, "ID:rc:first:tok" (the message's member in the in-flight
+/// set): the scripts compare it whole, so only its form matters here.
+fn check_handle(handle: &str) -> Result<()> {
+    let mut parts = handle.split(':');
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let ok = parts
+        .next()
+        .is_some_and(|id| id.len() == 36 && uuid::Uuid::parse_str(id).is_ok())
+        && digits(parts.next())
+        && digits(parts.next())
+        && parts
+            .next()
+            .is_some_and(|tok| tok.len() == 16 && tok.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts.next().is_none();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::ReceiptHandleIsInvalid(handle.to_owned()))
     }
 }
 
@@ -488,6 +544,8 @@ impl Queue for RedisQueue {
             } else {
                 self.fetch_info(queue).await?
             };
+            let now = self.clock.now_ms();
+            let expires = now + millis_of(info.attributes.retention);
             let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
             let mut args = Vec::with_capacity(messages.len() * 3);
             let mut ids = Vec::with_capacity(messages.len());
@@ -498,25 +556,24 @@ impl Queue for RedisQueue {
                     Ok(checked) => {
                         count += 1;
                         results.push(None);
-                        let id = uuid::Uuid::new_v4().to_string();
+                        let id = self.ids.next();
                         let dedup = checked.deduplication_id.unwrap_or_default();
                         let group = m.group_id.as_deref().unwrap_or_default();
+                        let visible = now + millis_of(checked.delay);
                         // Most messages have none of these: an empty field spares the
-                        // script four arguments.
+                        // script parsing four.
                         let opts = if group.is_empty()
                             && dedup.is_empty()
                             && m.priority == 0
-                            && checked.delay.is_zero()
+                            && visible == now
                         {
                             String::new()
                         } else {
-                            format!(
-                                "{group} {dedup} {} {}",
-                                m.priority,
-                                millis_of(checked.delay)
-                            )
+                            format!("{group} {dedup} {} {visible}", m.priority)
                         };
-                        args.extend([id.clone(), blob::encode(m, &dedup), opts]);
+                        let stored =
+                            blob::stored(expires, now, visible, m.priority, group, m, &dedup);
+                        args.extend([id.clone(), stored, opts]);
                         ids.push(id);
                     }
                 }
@@ -532,7 +589,7 @@ impl Queue for RedisQueue {
                 key: vec![info.created_at.to_string()],
                 entries: count,
                 args,
-                now: self.clock.now_ms(),
+                now,
                 reply: oneshot::channel().0,
             };
             let raw = self.sends.submit(job).await?;
@@ -595,18 +652,17 @@ impl Queue for RedisQueue {
         validate::delete_batch(&receipt_handles)?;
         let mut args = Vec::new();
         let results: Vec<Result<()>> = receipt_handles
-            .iter()
+            .into_iter()
             .map(|h| {
-                let (id, tok) = parse_handle(h)?;
-                args.push(id.to_owned());
-                args.push(tok.to_owned());
+                check_handle(&h)?;
+                args.push(h);
                 Ok(())
             })
             .collect();
         let job = batch::Job {
             queue: queue.to_owned(),
             key: Vec::new(),
-            entries: args.len() / 2,
+            entries: args.len(),
             args,
             now: self.clock.now_ms(),
             reply: oneshot::channel().0,
@@ -623,12 +679,8 @@ impl Queue for RedisQueue {
         timeout: Duration,
     ) -> Result<()> {
         validate::visibility(timeout)?;
-        let (id, tok) = parse_handle(receipt_handle)?;
-        let args = [
-            id.to_owned(),
-            tok.to_owned(),
-            millis_of(timeout).to_string(),
-        ];
+        check_handle(receipt_handle)?;
+        let args = [receipt_handle.to_owned(), millis_of(timeout).to_string()];
         match self
             .run(&self.scripts.visibility, queue, self.clock.now_ms(), &args)
             .await?
@@ -671,5 +723,56 @@ impl Queue for RedisQueue {
             in_flight: n(1),
             delayed: n(2),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_distinct_version_4_uuids() {
+        let ids = Ids::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = ids.next();
+            let u = uuid::Uuid::parse_str(&id).unwrap();
+            assert_eq!(u.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert!(seen.insert(id));
+        }
+        // Where the counter wraps, its 62 bits roll over without touching the variant.
+        let wrap = Ids::new();
+        wrap.next.store(
+            Ids::COUNT - (wrap.lo & Ids::COUNT),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let (a, b) = (wrap.next(), wrap.next());
+        assert!(a.ends_with("-bfff-ffffffffffff"), "{a}");
+        assert!(b.ends_with("-8000-000000000000"), "{b}");
+        assert_eq!(
+            uuid::Uuid::parse_str(&b).unwrap().get_variant(),
+            uuid::Variant::RFC4122
+        );
+    }
+
+    #[test]
+    fn receipt_handles_are_checked_for_their_form() {
+        let good = "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10:2:1700000000001:0123456789abcdef";
+        assert!(check_handle(good).is_ok());
+        for bad in [
+            "",
+            "not-a-handle",
+            "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10:0123456789abcdef",
+            "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10:2:x:0123456789abcdef",
+            "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10:2:1700000000001:0123456789abcdeg",
+            "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10:2:1700000000001:0123456789abcdef:1",
+            "4bd3c5c68d8e4d0b9a532e1f1f6f2a10xxxx:2:1700000000001:0123456789abcdef",
+        ] {
+            assert!(
+                matches!(check_handle(bad), Err(Error::ReceiptHandleIsInvalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -67,6 +67,43 @@ pub async fn stale_receipt_handle_deletes_nothing(q: &dyn Queue, clock: &ManualC
     assert_eq!(again.receive_count, 3);
 }
 
+/// A handle deletes its message until the message is received again, even once its
+/// visibility timeout has passed, as in SQS.
+pub async fn handle_deletes_until_received_again(q: &dyn Queue, clock: &ManualClock) {
+    create(
+        q,
+        "late",
+        QueueAttributes {
+            visibility_timeout: secs(10),
+            ..Default::default()
+        },
+    )
+    .await;
+    send(q, "late", SendMessage::new("a")).await;
+    send(q, "late", SendMessage::new("b")).await;
+    let first = receive(q, "late", ReceiveOptions::max(10)).await;
+    assert_eq!(first.len(), 2);
+    clock.advance(secs(11));
+    let again = receive(q, "late", ReceiveOptions::max(1)).await;
+    assert_eq!(again.len(), 1);
+    let (held, other): (Vec<_>, Vec<_>) = first
+        .iter()
+        .partition(|m| m.message_id == again[0].message_id);
+    // Visible again, not received since: its handle still deletes it.
+    q.delete("late", &other[0].receipt_handle).await.unwrap();
+    // Received since: the old handle deletes nothing.
+    q.delete("late", &held[0].receipt_handle).await.unwrap();
+    clock.advance(secs(11));
+    let last = receive(q, "late", ReceiveOptions::max(10)).await;
+    assert_eq!(
+        last.iter()
+            .map(|m| m.message_id.as_str())
+            .collect::<Vec<_>>(),
+        [again[0].message_id.as_str()]
+    );
+    assert_eq!(last[0].receive_count, 3);
+}
+
 pub async fn change_visibility(q: &dyn Queue, clock: &ManualClock) {
     create(
         q,

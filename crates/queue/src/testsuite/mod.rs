@@ -35,6 +35,7 @@ macro_rules! testsuite {
             send_receive_delete,
             visibility_timeout_expires_and_receive_count_grows,
             stale_receipt_handle_deletes_nothing,
+            handle_deletes_until_received_again,
             change_visibility,
             per_receive_visibility_timeout,
             message_and_queue_delay,

@@ -106,6 +106,85 @@ mod suite {
         );
     }
 
+    /// Queues written by the first key layout (receive state in a `rcv` hash, an expiry index
+    /// `exp`, no layout in the settings) are refused with an error that says what to do, and
+    /// deleting them removes every key they had, so they can be created again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queue_in_an_older_key_layout_is_refused_until_made_again() {
+        let Some(url) = redis_url() else { return };
+        let prefix = unique_prefix();
+        let q = Arc::new(
+            RedisQueue::connect(&url, &prefix, Arc::new(ManualClock::new()))
+                .await
+                .unwrap(),
+        );
+        let _cleanup = Cleanup(q.clone());
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for name in ["old", "old.fifo"] {
+            q.create_queue(name, &QueueAttributes::default())
+                .await
+                .unwrap();
+            let key = |suffix: &str| format!("{prefix}:q:{name}:{suffix}");
+            let id = "4bd3c5c6-8d8e-4d0b-9a53-2e1f1f6f2a10";
+            let group = if name.ends_with(".fifo") { "g1" } else { "" };
+            // The first layout's value: "seq ord sent vis prio src group", then the blob.
+            let mut old = redis::pipe();
+            if !group.is_empty() {
+                old.rpush(key("g:g1"), id);
+            }
+            let _: () = old
+                .hdel(key("meta"), "layout")
+                .hset(
+                    key("msg"),
+                    id,
+                    format!("1 1 1700000000000 1700000000000 0  {group}\n0:0:body"),
+                )
+                .hset(key("rcv"), id, "1 1700000000000 0123456789abcdef")
+                .zadd(key("exp"), id, 1_800_000_000_000_i64)
+                .zadd(key("ready"), id, 1)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let mut m = SendMessage::new("new");
+            if !group.is_empty() {
+                m = m.group("g1").dedup("d0");
+            }
+            let e = q.send(name, m).await.unwrap_err();
+            assert!(
+                e.to_string().contains("older Redis key layout")
+                    && e.to_string().contains("delete the queue"),
+                "{e}"
+            );
+            let e = q.receive(name, ReceiveOptions::max(1)).await.unwrap_err();
+            assert!(e.to_string().contains("older Redis key layout"), "{e}");
+            let e = q
+                .create_queue(name, &QueueAttributes::default())
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("older Redis key layout"), "{e}");
+            q.delete_queue(name).await.unwrap();
+            for suffix in ["meta", "msg", "rcv", "exp", "ready", "inv", "g:g1"] {
+                let exists: bool = redis::cmd("EXISTS")
+                    .arg(key(suffix))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert!(!exists, "{name}: {suffix} left behind");
+            }
+            q.create_queue(name, &QueueAttributes::default())
+                .await
+                .unwrap();
+            let mut m = SendMessage::new("again");
+            if name.ends_with(".fifo") {
+                m = m.group("g1").dedup("d1");
+            }
+            q.send(name, m).await.unwrap();
+            let got = q.receive(name, ReceiveOptions::max(1)).await.unwrap();
+            assert_eq!(got[0].body, "again");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unreachable_server_is_unavailable_and_retryable() {
         let started = std::time::Instant::now();

@@ -1,16 +1,25 @@
--- ARGV[4] message id, ARGV[5] receipt token, ARGV[6] new timeout (ms).
--- Answers {"OK"}, {"NOQUEUE"}, {"INVALID"} or {"NOTINFLIGHT"}.
-if redis.call('EXISTS', qkey(Q, 'meta')) == 0 then return {'NOQUEUE'} end
-local id, tok, timeout = ARGV[4], ARGV[5], tonumber(ARGV[6])
-if not token_is(redis.call('HGET', qkey(Q, 'rcv'), id), tok) then return {'INVALID'} end
-local vis = redis.call('ZSCORE', qkey(Q, 'inv'), id)
-if not vis or tonumber(vis) <= NOW then return {'NOTINFLIGHT'} end
+-- ARGV[4] receipt handle ("ID:rc:first:tok"), ARGV[5] new timeout (ms).
+-- Answers {"OK"}, {"NOQUEUE"}, {"LAYOUT"}, {"INVALID"} or {"NOTINFLIGHT"}.
+local status = queue_status(Q)
+if status then return {status} end
+local handle, timeout = ARGV[4], tonumber(ARGV[5])
+local inv = qkey(Q, 'inv')
+local vis = redis.call('ZSCORE', inv, handle)
+if not vis then
+  -- Its visibility timeout passed and it is back in ready, not received since.
+  if redis.call('ZSCORE', qkey(Q, 'ready'), handle) then return {'NOTINFLIGHT'} end
+  return {'INVALID'}
+end
+if tonumber(vis) <= NOW then return {'NOTINFLIGHT'} end
 if timeout == 0 then
-  local _, ord = parse_msg(redis.call('HGET', qkey(Q, 'msg'), id))
-  redis.call('ZREM', qkey(Q, 'inv'), id)
-  redis.call('ZADD', qkey(Q, 'ready'), ord, id)
-  notify(Q)
+  local stored = redis.call('HGET', qkey(Q, 'msg'), id_of(handle))
+  redis.call('ZREM', inv, handle)
+  if stored then
+    local seq, _, _, _, prio = parse_msg(stored)
+    redis.call('ZADD', qkey(Q, 'ready'), order_key(Q, prio, seq), handle)
+    notify(Q)
+  end
 else
-  redis.call('ZADD', qkey(Q, 'inv'), int(NOW + timeout), id)
+  redis.call('ZADD', inv, 'XX', int(NOW + timeout), handle)
 end
 return {'OK'}
