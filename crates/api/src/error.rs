@@ -104,6 +104,31 @@ impl From<agentry_engine::Error> for ApiError {
     }
 }
 
+impl From<agentry_sessions::Error> for ApiError {
+    fn from(e: agentry_sessions::Error) -> Self {
+        use agentry_sessions::Error as E;
+        match e {
+            E::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{what} not found"),
+            ),
+            E::Invalid { .. } => ApiError::bad_request(e.to_string()),
+            E::Busy(_) => ApiError::new(StatusCode::CONFLICT, "SessionBusy", e.to_string()),
+            E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+            E::Engine(e) => e.into(),
+            E::Store(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                e.to_string(),
+            ),
+            E::Corrupt(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Corrupt", e.to_string())
+            }
+        }
+    }
+}
+
 /// Reads a body of at most `limit` bytes; a larger one is 413.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), limit)

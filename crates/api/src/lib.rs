@@ -12,6 +12,7 @@
 //! - `limits`: the per-tenant token bucket
 //! - `error`: the JSON API's errors and its body extractor
 //! - `v1`: the JSON API over the engine (state machines, executions, task tokens, live events)
+//!   and over the sessions service (agents, profiles, sessions, knowledge)
 //! - `openapi`: the OpenAPI 3.1 document, generated from the routes
 //! - `aws`: the Step Functions API in AWS's JSON 1.0 protocol (`X-Amz-Target`)
 //! - `time`: RFC 3339 and SigV4 dates
@@ -57,8 +58,15 @@ pub const SYNC_RUN_LIMIT: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Option<agentry_engine::Engine>,
+    /// Agents, profiles and sessions (the `/v1/agents`, `/v1/sessions` routes), when served.
+    pub sessions: Option<agentry_sessions::Sessions>,
+    /// Model output as it streams, by execution ARN (for the session event streams).
+    pub deltas: Option<Deltas>,
     pub gateway: Arc<Gateway>,
 }
+
+/// Pieces of model output as they stream on this node: `(execution ARN, {"text": ...})`.
+pub type Deltas = tokio::sync::broadcast::Sender<(String, Value)>;
 
 /// The gateway's own parts, built once from its config.
 pub struct Gateway {
@@ -72,8 +80,33 @@ impl AppState {
         let rate = limits::RateLimiter::new(limits.requests_per_second, limits.burst);
         Self {
             engine,
+            sessions: None,
+            deltas: None,
             gateway: Arc::new(Gateway { auth, limits, rate }),
         }
+    }
+
+    /// Serves agents and sessions from `sessions`.
+    pub fn with_sessions(mut self, sessions: agentry_sessions::Sessions) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Sends the model output that `deltas` carries to the session event streams.
+    pub fn with_deltas(mut self, deltas: Deltas) -> Self {
+        self.deltas = Some(deltas);
+        self
+    }
+
+    /// The sessions service, or 503 when this server runs none.
+    pub fn sessions(&self) -> Result<&agentry_sessions::Sessions, ApiError> {
+        self.sessions.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SessionsUnavailable",
+                "this server runs no sessions service",
+            )
+        })
     }
 
     /// The engine's handle on the principal's account: everything created, listed or looked

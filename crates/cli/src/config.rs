@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA: &str = "data";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
@@ -20,6 +20,39 @@ pub struct Config {
     pub data: Option<PathBuf>,
     pub auth: agentry_api::AuthConfig,
     pub limits: agentry_api::LimitsConfig,
+    /// The models (`[llm]`); without it, the built-in offline model of the example.
+    pub llm: Option<agentry_llm::LlmConfig>,
+    /// Tools beside the built-in ones (`[[tools]]`).
+    pub tools: Vec<agentry_tools::ToolSpec>,
+    /// The search backend of `web_search` (`[search]`).
+    pub search: Option<agentry_tools::builtin::SearchConfig>,
+    /// The SMTP server of `send_email` (`[email]`); the tool is off without it.
+    pub email: Option<agentry_tools::builtin::EmailConfig>,
+    /// Queues state machines send to with `sqs:sendMessage`, created at start.
+    #[serde(default = "default_queues")]
+    pub queues: Vec<String>,
+}
+
+/// The queues every server has: where agents send notifications, and where work that failed
+/// goes for special handling.
+pub fn default_queues() -> Vec<String> {
+    vec!["notifications".into(), "dead-letters".into()]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: None,
+            data: None,
+            auth: Default::default(),
+            limits: Default::default(),
+            llm: None,
+            tools: Vec::new(),
+            search: None,
+            email: None,
+            queues: default_queues(),
+        }
+    }
 }
 
 impl Config {
@@ -116,6 +149,25 @@ mod tests {
         assert_eq!(c.auth.jwks.as_ref().unwrap().tenant_claim, "tenant");
         assert_eq!(c.auth.access_keys[0].tenant, "acme");
         assert_eq!(c.limits.max_body_bytes, 1 << 20);
+        assert_eq!(c.queues, ["notifications", "dead-letters"]);
+        assert!(c.llm.is_none());
+        let c: Config = toml::from_str(
+            r#"
+            queues = ["jobs"]
+            [llm.providers.local]
+            kind = "openai"
+            base_url = "http://localhost:11434/v1"
+            [llm.routes]
+            complex = { provider = "local", model = "llama3.1:70b" }
+            [[tools]]
+            name = "lookup"
+            invoker = { type = "http", url = "http://tools.internal/lookup" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.queues, ["jobs"]);
+        assert_eq!(c.llm.unwrap().routes["complex"].model, "llama3.1:70b");
+        assert_eq!(c.tools[0].name, "lookup");
         let e = toml::from_str::<Config>("[limits]\nmax_body = 3\n").unwrap_err();
         assert!(e.to_string().contains("max_body"), "{e}");
     }

@@ -7,8 +7,10 @@
 //! - `serve.rs`: `serve`, the HTTP gateway
 
 mod config;
+mod demo;
 mod local;
 mod serve;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +103,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run an example agent end to end against a running `agentry serve`.
+    Demo {
+        /// The example: pricing-research.
+        example: String,
+        /// The server [default: http:// and the config's address].
+        #[arg(long, env = "AGENTRY_URL")]
+        url: Option<String>,
+        /// A Bearer token [default: a development token signed with the data directory's key].
+        #[arg(long, env = "AGENTRY_TOKEN")]
+        token: Option<String>,
+        /// The server's data directory, for the development token [default: data].
+        #[arg(long, env = "AGENTRY_DATA")]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, default_value = "demo")]
+        user: String,
+        /// What to ask the agent.
+        #[arg(
+            long,
+            default_value = "Research competitive pricing for our new product and create a summary report"
+        )]
+        message: String,
+        /// How long a page fetch may take before its source goes to the dead-letter queue.
+        #[arg(long, default_value = "3")]
+        fetch_timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +145,39 @@ fn main() -> ExitCode {
             ttl,
         } => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::token(&c, data, &tenant, &user, ttl)),
+        Command::Demo {
+            example,
+            url,
+            token,
+            data,
+            tenant,
+            user,
+            message,
+            fetch_timeout,
+        } => config::Config::load(cli.config.as_deref()).and_then(|c| {
+            if example != demo::NAME {
+                anyhow::bail!(
+                    "unknown example {example:?}: the examples are {}",
+                    demo::NAME
+                );
+            }
+            let token = match token {
+                Some(t) => t,
+                None => serve::issue_token(
+                    &c,
+                    data,
+                    &tenant,
+                    &user,
+                    std::time::Duration::from_secs(3600),
+                )?,
+            };
+            demo::run(demo::DemoArgs {
+                url: url.unwrap_or_else(|| format!("http://{}", c.addr(None))),
+                token,
+                message,
+                fetch_timeout,
+            })
+        }),
         Command::Validate {
             file,
             machine_type,

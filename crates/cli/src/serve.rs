@@ -21,6 +21,18 @@ pub fn token(
     user: &str,
     ttl: Duration,
 ) -> anyhow::Result<ExitCode> {
+    println!("{}", issue_token(config, data, tenant, user, ttl)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A development token signed with the data directory's key.
+pub fn issue_token(
+    config: &Config,
+    data: Option<PathBuf>,
+    tenant: &str,
+    user: &str,
+    ttl: Duration,
+) -> anyhow::Result<String> {
     if !dev_tokens(config) {
         anyhow::bail!(
             "development tokens are off in this config (auth.dev_tokens); use your identity provider's tokens"
@@ -33,11 +45,7 @@ pub fn token(
             data.display()
         )
     })?;
-    let token = key
-        .issue(tenant, user, ttl)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    println!("{token}");
-    Ok(ExitCode::SUCCESS)
+    key.issue(tenant, user, ttl).map_err(|e| anyhow::anyhow!(e))
 }
 
 pub fn serve(
@@ -55,8 +63,10 @@ pub fn serve(
     rt.block_on(async {
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create the data directory {}", data.display()))?;
-        let engine = open_engine(data).await?;
+        let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(1024).0;
+        let (engine, sessions) = open_engine(&config, data, deltas.clone()).await?;
         let node = engine.run();
+        let watch = sessions.watch(engine.clone(), Duration::from_millis(500));
         let dev = if dev_tokens(&config) {
             Some(agentry_api::DevKey::load_or_create(data).with_context(|| {
                 format!(
@@ -82,18 +92,27 @@ pub fn serve(
                 data.display()
             );
         }
-        let state = agentry_api::AppState::new(Some(engine), auth, config.limits);
+        let state = agentry_api::AppState::new(Some(engine), auth, config.limits.clone())
+            .with_sessions(sessions)
+            .with_deltas(deltas);
         agentry_api::run(listener, state, shutdown_signal())
             .await
             .context("server failed")?;
+        watch.abort();
         node.stop().await;
         eprintln!("agentry: stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// The durable engine on the embedded defaults: SQLite store and queue under `data`.
-async fn open_engine(data: &Path) -> anyhow::Result<agentry_engine::Engine> {
+/// The durable engine on the embedded defaults (SQLite store and queue under `data`), with
+/// SQS, the models and the tools as its Task resources; and the sessions service on the same
+/// store, filing finished turns into the knowledge index.
+async fn open_engine(
+    config: &Config,
+    data: &Path,
+    deltas: agentry_api::Deltas,
+) -> anyhow::Result<(agentry_engine::Engine, agentry_sessions::Sessions)> {
     let store_url = format!("sqlite://{}", data.join("agentry.db").display());
     let queue_url = format!("sqlite://{}", data.join("queue.db").display());
     let store = agentry_storage::open(&store_url)
@@ -102,16 +121,33 @@ async fn open_engine(data: &Path) -> anyhow::Result<agentry_engine::Engine> {
     let queue = agentry_queue::open(&queue_url)
         .await
         .with_context(|| format!("cannot open the queue at {queue_url}"))?;
-    let config = agentry_engine::EngineConfig::default();
+    let engine_config = agentry_engine::EngineConfig::default();
     let mut resources = agentry_engine::ResourceTable::new();
+    crate::wiring::create_queues(&*queue, &config.queues).await?;
     agentry_engine::integrations::register_sqs(
         &mut resources,
         queue.clone(),
-        [config.work_queue.clone(), config.task_queue.clone()],
+        [
+            engine_config.work_queue.clone(),
+            engine_config.task_queue.clone(),
+        ],
     );
-    agentry_engine::Engine::open(store, queue, resources, config)
+    let llm = crate::wiring::llm(config.llm.as_ref())
+        .await?
+        .with_delta_sink(std::sync::Arc::new(crate::wiring::BroadcastDeltas(deltas)));
+    agentry_llm::register(&mut resources, std::sync::Arc::new(llm));
+    let kb = crate::wiring::knowledge(data)?;
+    let registry = crate::wiring::tools(config, data, &kb)?;
+    let tools = agentry_tools::engine::register(&mut resources, std::sync::Arc::new(registry));
+    let engine = agentry_engine::Engine::open(store.clone(), queue, resources, engine_config)
         .await
-        .context("cannot start the engine")
+        .context("cannot start the engine")?;
+    tools.connect(std::sync::Arc::new(engine.clone()));
+    let sessions = agentry_sessions::Sessions::open(store)
+        .await
+        .context("cannot open the sessions tables")?
+        .with_knowledge(std::sync::Arc::new(crate::wiring::FtsKnowledge(kb)));
+    Ok((engine, sessions))
 }
 
 async fn shutdown_signal() {

@@ -33,7 +33,7 @@ use agentry_storage::ItemStore;
 
 pub use knowledge::MemoryKnowledge;
 pub use model::{Agent, AgentConfig, Session, Turn, TurnPolicy, TurnStatus, check_id};
-pub use turns::{Knowledge, KnowledgeHit, tools_used};
+pub use turns::{Knowledge, KnowledgeFilter, KnowledgeHit, tools_used};
 
 /// What can go wrong, each naming what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -88,5 +88,10 @@ impl Sessions {
     pub fn with_knowledge(mut self, knowledge: Arc<dyn Knowledge>) -> Self {
         self.knowledge = Some(knowledge);
         self
+    }
+
+    /// The knowledge base finished turns are filed into, if any.
+    pub fn knowledge(&self) -> Option<&Arc<dyn Knowledge>> {
+        self.knowledge.as_ref()
     }
 }

@@ -38,6 +38,40 @@ pub trait Knowledge: Send + Sync {
 
     /// Files what a finished turn found.
     async fn add(&self, tenant: &str, user: &str, hit: KnowledgeHit) -> Result<()>;
+
+    /// Entries of the user matching `query` and `filter`, best first. The default filters the
+    /// best unfiltered matches; a backend that can filter while searching should.
+    async fn search_filtered(
+        &self,
+        tenant: &str,
+        user: &str,
+        query: &str,
+        filter: &KnowledgeFilter,
+        limit: usize,
+    ) -> Result<Vec<KnowledgeHit>> {
+        let mut hits = self.search(tenant, user, query, limit.max(1) * 10).await?;
+        hits.retain(|h| filter.admits(h));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+}
+
+/// What a knowledge search is narrowed to, beside the tenant and user.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KnowledgeFilter {
+    /// Only entries filed by this agent's turns.
+    pub agent: Option<String>,
+    /// Only entries filed at or after (epoch ms).
+    pub since_ms: Option<i64>,
+}
+
+impl KnowledgeFilter {
+    pub fn admits(&self, hit: &KnowledgeHit) -> bool {
+        self.agent
+            .as_ref()
+            .is_none_or(|a| hit.agent.as_ref() == Some(a))
+            && self.since_ms.is_none_or(|s| hit.at_ms >= s)
+    }
 }
 
 /// One entry of the knowledge base.
@@ -417,10 +451,21 @@ impl Sessions {
 }
 
 /// The tools an execution used, in first-use order: Lambda function names for
-/// `lambda:invoke` tasks, else the task's resource (`sqs:sendMessage`, ...).
+/// `lambda:invoke` tasks, else the task's resource (`sqs:sendMessage`, ...), and
+/// `activity:NAME` for activities (whose workers run outside).
 pub fn tools_used(history: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for e in history {
+        if let Some(arn) = e
+            .get("activityScheduledEventDetails")
+            .and_then(|d| d["resource"].as_str())
+        {
+            let name = format!("activity:{}", arn.rsplit(':').next().unwrap_or(arn));
+            if !out.contains(&name) {
+                out.push(name);
+            }
+            continue;
+        }
         let Some(d) = e.get("taskScheduledEventDetails") else {
             continue;
         };

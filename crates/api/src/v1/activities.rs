@@ -78,7 +78,10 @@ pub async fn list(t: Tenant) -> Result<Json<Activities>, ApiError> {
     params(("name" = String, Path, description = "the activity's name")),
     responses((status = 200, body = Activity), (status = 404, body = ErrorBody)))]
 pub async fn describe(t: Tenant, Path(name): Path<String>) -> Result<Json<Activity>, ApiError> {
-    let d = t.engine.describe_activity(&t.engine.activity_arn(&name)).await?;
+    let d = t
+        .engine
+        .describe_activity(&t.engine.activity_arn(&name))
+        .await?;
     Ok(Json(activity(d)))
 }
 

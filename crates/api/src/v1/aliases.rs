@@ -107,7 +107,9 @@ pub async fn create(
         ));
     }
     // The machine must exist (in this tenant) before its versions are looked at.
-    t.engine.describe_state_machine(&t.machine_arn(&name)).await?;
+    t.engine
+        .describe_state_machine(&t.machine_arn(&name))
+        .await?;
     let (arn, _) = t
         .engine
         .create_state_machine_alias(
@@ -172,7 +174,9 @@ pub async fn update(
     t.engine
         .update_state_machine_alias(&arn, req.description.as_deref(), routing.as_deref())
         .await?;
-    Ok(Json(alias(t.engine.describe_state_machine_alias(&arn).await?)))
+    Ok(Json(alias(
+        t.engine.describe_state_machine_alias(&arn).await?,
+    )))
 }
 
 /// Deletes an alias (executions started through it run on; its versions stay).

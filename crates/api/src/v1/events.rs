@@ -130,6 +130,38 @@ impl Follower {
     }
 }
 
+impl Follower {
+    /// The events recorded since the last ones given, without waiting (empty when none).
+    pub async fn ready(&mut self) -> Result<Vec<Value>, agentry_engine::Error> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        loop {
+            let page = self
+                .engine
+                .get_execution_history(&self.arn, Some(PAGE), false, self.page_token.clone())
+                .await?;
+            let full = page.next_token.is_some();
+            if let Some(t) = page.next_token {
+                self.page_token = Some(t);
+            }
+            let new: Vec<Value> = page
+                .items
+                .into_iter()
+                .filter(|e| event_id(e) > self.after)
+                .collect();
+            if let Some(last) = new.last() {
+                self.after = event_id(last);
+                self.done = FINAL.contains(&event_type(last));
+                return Ok(new);
+            }
+            if !full {
+                return Ok(Vec::new());
+            }
+        }
+    }
+}
+
 fn event_id(e: &Value) -> u64 {
     e.get("id").and_then(Value::as_u64).unwrap_or(0)
 }

@@ -7,16 +7,19 @@
 //! - `events`: an execution's history live, over Server-Sent Events and WebSocket
 //! - `tasks`: answers to task tokens
 //! - `graph`: a definition as nodes and edges for drawing
-//!
+//! - `agents`: agents (versioned state machine plus configuration) and the caller's profile
+//! - `sessions`: the caller's sessions with agents, their turns live, and the knowledge base
 //! - `aliases`: a machine's aliases, routing starts to published versions by weight
 //! - `activities`: activities and their workers' polls for tasks
 
 pub mod activities;
+pub mod agents;
 pub mod aliases;
 pub mod events;
 pub mod executions;
 pub mod graph;
 pub mod machines;
+pub mod sessions;
 pub mod tasks;
 
 use axum::extract::FromRequestParts;
@@ -61,6 +64,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::success))
         .routes(routes!(tasks::failure))
         .routes(routes!(tasks::heartbeat))
+        .routes(routes!(agents::create, agents::list))
+        .routes(routes!(agents::describe))
+        .routes(routes!(agents::put_profile, agents::get_profile))
+        .routes(routes!(sessions::create, sessions::list))
+        .routes(routes!(sessions::describe))
+        .routes(routes!(sessions::send))
+        .routes(routes!(sessions::events))
+        .routes(routes!(sessions::knowledge))
 }
 
 /// The caller and the engine's handle on its account.

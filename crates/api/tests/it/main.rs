@@ -4,6 +4,7 @@ mod auth;
 mod aws;
 mod events;
 mod isolation;
+mod sessions;
 mod v1;
 mod workers;
 

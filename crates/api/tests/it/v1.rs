@@ -794,6 +794,17 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/activities/{name}"),
         ("delete", "/v1/activities/{name}"),
         ("post", "/v1/activities/{name}/tasks"),
+        ("post", "/v1/agents"),
+        ("get", "/v1/agents"),
+        ("get", "/v1/agents/{name}"),
+        ("put", "/v1/users/me/profile"),
+        ("get", "/v1/users/me/profile"),
+        ("post", "/v1/sessions"),
+        ("get", "/v1/sessions"),
+        ("get", "/v1/sessions/{id}"),
+        ("post", "/v1/sessions/{id}/messages"),
+        ("get", "/v1/sessions/{id}/events"),
+        ("get", "/v1/knowledge"),
     ];
     for (m, p) in served {
         assert!(

@@ -1,5 +1,7 @@
 //! The `agentry` binary's commands, run as a user runs them.
 
+mod demo;
+
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
