@@ -3,7 +3,10 @@
 //! it) or WebSocket (one JSON text message per event: `{"id", "type", "event"}`; the handshake
 //! is accepted on `/events` itself and on `/events/ws`). A client that
 //! reconnects with `Last-Event-ID` (or `?after=N`) gets every event after N, none twice; the
-//! stream ends after the execution's final event.
+//! stream ends after the execution's final event. While a model call of the execution
+//! streams on this node, its pieces of output come too, after the history recorded before them
+//! (SSE `event: llm_delta`, `data: {"text"}`, without an id; WebSocket `{"type": "llm_delta",
+//! "delta": {"text"}}`): they are not history, so a reconnecting client does not get them again.
 //!
 //! The stored history is the log: a stream follows it by reading the page after the last event
 //! it sent whenever this node commits a step, and at least every `limits.events_poll_ms`, so
@@ -198,22 +201,62 @@ async fn follower(
     ))
 }
 
-/// The follower's events as one stream, ending after the final event (or on a store error:
-/// the client reconnects with `Last-Event-ID`).
-fn events(f: Follower) -> impl Stream<Item = Value> + Send {
-    stream::unfold(f, |mut f| async move {
-        if f.done {
-            return None;
-        }
-        match f.next_batch().await {
-            Ok(batch) => Some((stream::iter(batch), f)),
-            Err(e) => {
-                tracing::warn!("event stream of {}: {e}", f.arn);
-                None
+/// What an execution's live stream carries: its history events, and pieces of model output
+/// while a model call of the execution streams (not part of the history: a reconnecting
+/// client resumes by history id and does not get them again).
+enum Item {
+    History(Value),
+    Delta(Value),
+}
+
+type Deltas = tokio::sync::broadcast::Receiver<(String, Value)>;
+
+/// The follower's events and, when this node carries model output, the execution's deltas,
+/// each placed after the history recorded before it; ends after the final event.
+fn items(f: Follower, deltas: Option<Deltas>) -> impl Stream<Item = Item> + Send {
+    let state = (f, deltas, std::collections::VecDeque::new());
+    stream::unfold(state, |(mut f, mut deltas, mut pending)| async move {
+        loop {
+            if let Some(item) = pending.pop_front() {
+                return Some((item, (f, deltas, pending)));
+            }
+            if f.done {
+                return None;
+            }
+            let batch = match &mut deltas {
+                None => f.next_batch().await,
+                Some(rx) => tokio::select! {
+                    batch = f.next_batch() => batch,
+                    delta = rx.recv() => {
+                        match delta {
+                            Ok((of, d)) if of == f.arn => match f.ready().await {
+                                Ok(before) => {
+                                    pending.extend(before.into_iter().map(Item::History));
+                                    pending.push_back(Item::Delta(d));
+                                    continue;
+                                }
+                                Err(e) => Err(e),
+                            },
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                continue;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                deltas = None;
+                                continue;
+                            }
+                        }
+                    }
+                },
+            };
+            match batch {
+                Ok(batch) => pending.extend(batch.into_iter().map(Item::History)),
+                Err(e) => {
+                    tracing::warn!("event stream of {}: {e}", f.arn);
+                    return None;
+                }
             }
         }
     })
-    .flatten()
 }
 
 /// The execution's history events as Server-Sent Events (or, to a WebSocket handshake, as
@@ -234,18 +277,22 @@ pub async fn sse(
 ) -> Result<Response, ApiError> {
     let after = resume_after(&headers, &q)?;
     let f = follower(&t, &state, id, after).await?;
+    let deltas = state.deltas.as_ref().map(|d| d.subscribe());
     // A WebSocket handshake on the same path gets the same events as messages.
     if let Ok(ws) = upgrade {
-        return Ok(ws.on_upgrade(move |socket| forward(socket, f)));
+        return Ok(ws.on_upgrade(move |socket| forward(socket, f, deltas)));
     }
-    let stream = events(f).map(|e| {
-        let e = super::executions::aws_event(e);
-        Ok::<_, Infallible>(
-            Event::default()
-                .id(event_id(&e).to_string())
-                .event(event_type(&e))
-                .data(e.to_string()),
-        )
+    let stream = items(f, deltas).map(|item| {
+        Ok::<_, Infallible>(match item {
+            Item::History(e) => {
+                let e = super::executions::aws_event(e);
+                Event::default()
+                    .id(event_id(&e).to_string())
+                    .event(event_type(&e))
+                    .data(e.to_string())
+            }
+            Item::Delta(d) => Event::default().event("llm_delta").data(d.to_string()),
+        })
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -267,30 +314,27 @@ pub async fn websocket(
 ) -> Result<Response, ApiError> {
     let after = resume_after(&headers, &q)?;
     let f = follower(&t, &state, id, after).await?;
-    Ok(ws.on_upgrade(move |socket| forward(socket, f)))
+    let deltas = state.deltas.as_ref().map(|d| d.subscribe());
+    Ok(ws.on_upgrade(move |socket| forward(socket, f, deltas)))
 }
 
-async fn forward(mut socket: WebSocket, mut f: Follower) {
+async fn forward(mut socket: WebSocket, f: Follower, deltas: Option<Deltas>) {
+    let mut items = Box::pin(items(f, deltas));
     loop {
-        if f.done {
-            break;
-        }
         tokio::select! {
-            batch = f.next_batch() => match batch {
-                Ok(batch) => {
-                    for e in batch {
+            item = items.next() => {
+                let msg = match item {
+                    None => break,
+                    Some(Item::History(e)) => {
                         let e = super::executions::aws_event(e);
-                        let msg = json!({"id": event_id(&e), "type": event_type(&e), "event": e});
-                        if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
-                            return;
-                        }
+                        json!({"id": event_id(&e), "type": event_type(&e), "event": e})
                     }
+                    Some(Item::Delta(d)) => json!({"type": "llm_delta", "delta": d}),
+                };
+                if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                    return;
                 }
-                Err(e) => {
-                    tracing::warn!("event stream of {}: {e}", f.arn);
-                    break;
-                }
-            },
+            }
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}

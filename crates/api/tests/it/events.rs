@@ -356,3 +356,115 @@ async fn a_node_that_runs_nothing_follows_by_polling() {
     let ids: Vec<u64> = all.iter().map(|e| e.id).collect();
     assert_eq!(ids, (1..=all.len() as u64).collect::<Vec<_>>());
 }
+
+/// `(event, id, data)` of every SSE event in a whole body, with or without an id.
+fn all_sse(body: &str) -> Vec<(String, Option<u64>, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let (mut event, mut id, mut data) = (None, None, String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            Some((event?, id, serde_json::from_str(&data).ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_output_streams_between_the_history_events_it_happened_between() {
+    let e = engine().await;
+    let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(16).0;
+    let app = agentry_api::router(
+        state_with(Some(e.engine.clone()), LimitsConfig::default()).with_deltas(deltas.clone()),
+    );
+    let t = token();
+    let def = json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+        "Resource": super::TOKEN_RESOURCE,
+        "Parameters": {"QueueUrl": "q", "MessageBody": {"t.$": "$$.Task.Token"}}, "End": true}}});
+    super::call(
+        &app,
+        "POST",
+        "/v1/state-machines",
+        Some(&t),
+        Some(json!({"name": "ask", "definition": def}).to_string()),
+    )
+    .await;
+    let (_, v) = super::call(
+        &app,
+        "POST",
+        "/v1/state-machines/ask/executions",
+        Some(&t),
+        None,
+    )
+    .await;
+    let arn = v["executionArn"].as_str().unwrap().to_string();
+    let follow = {
+        let (app, path, t) = (
+            app.clone(),
+            format!("/v1/executions/{}/events", enc(&arn)),
+            t.clone(),
+        );
+        tokio::spawn(async move {
+            use http_body_util::BodyExt;
+            use tower::ServiceExt;
+            let req = axum::http::Request::get(path)
+                .header("authorization", format!("Bearer {t}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let bytes = tokio::time::timeout(Duration::from_secs(30), resp.into_body().collect())
+                .await
+                .expect("the stream ends with the execution")
+                .unwrap()
+                .to_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        })
+    };
+    let token = loop {
+        if let Some(t) = e.tokens.lock().unwrap().first().cloned() {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    while deltas.receiver_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    deltas
+        .send((
+            "arn:of:another:execution".into(),
+            json!({"text": "not this one's"}),
+        ))
+        .unwrap();
+    deltas
+        .send((arn.clone(), json!({"text": "Northwind charges $29"})))
+        .unwrap();
+    e.engine.send_task_success(&token, "{}").await.unwrap();
+    let events = all_sse(&follow.await.unwrap());
+    let kinds: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
+    let delta = kinds
+        .iter()
+        .position(|k| *k == "llm_delta")
+        .expect("a delta");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "llm_delta").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(events[delta].2, json!({"text": "Northwind charges $29"}));
+    assert_eq!(events[delta].1, None, "deltas carry no history id");
+    let scheduled = kinds.iter().position(|k| *k == "TaskScheduled").unwrap();
+    let succeeded = kinds
+        .iter()
+        .position(|k| *k == "ExecutionSucceeded")
+        .unwrap();
+    assert!(scheduled < delta && delta < succeeded, "{kinds:?}");
+    // The history events are all there, in order, with their ids.
+    let ids: Vec<u64> = events.iter().filter_map(|(_, id, _)| *id).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+}
