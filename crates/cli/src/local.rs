@@ -1,5 +1,6 @@
 //! Commands that work on a definition file with the embedded engine: `validate`, `run` and
-//! `test-state`. Exit codes: 0 success, 1 the definition is invalid or the execution did not
+//! `test-state`. `run` runs Task states on the models (`[llm]`, or the offline recorded model)
+//! and the tools, as `serve` does, without a server. Exit codes: 0 success, 1 the definition is invalid or the execution did not
 //! succeed, 2 bad usage or unreadable input.
 
 use std::io::Write;
@@ -68,10 +69,12 @@ pub fn validate(file: &Path, ty: &str, json_out: bool) -> anyhow::Result<ExitCod
     })
 }
 
-/// The CLI's runtime: the wall clock (Wait states really wait), with progress on stderr.
+/// The CLI's runtime: the wall clock (Wait states really wait), with progress on stderr; Task
+/// states run on the models and tools when they are given.
 struct Local {
     clock: agentry_api::WallClock,
     history: bool,
+    tasks: Option<(tokio::runtime::Runtime, agentry_engine::ResourceTable)>,
 }
 
 impl Local {
@@ -79,6 +82,7 @@ impl Local {
         Self {
             clock: agentry_api::WallClock::new(),
             history,
+            tasks: None,
         }
     }
 }
@@ -109,7 +113,33 @@ impl Runtime for Local {
     }
 
     fn invoke(&mut self, req: &TaskRequest) -> Event {
-        self.clock.invoke(req)
+        let Some((rt, table)) = &self.tasks else {
+            return self.clock.invoke(req);
+        };
+        if req.task_token.is_some() {
+            return Event::TaskFailed {
+                task: req.task,
+                error: Some("States.TaskFailed".into()),
+                cause: Some(format!(
+                    "state \"{}\": `agentry run` cannot wait for a task token ({}); run the machine on `agentry serve`",
+                    req.state, req.resource
+                )),
+            };
+        }
+        if !self.history {
+            eprintln!("agentry:   task {}", req.resource);
+        }
+        match rt.block_on(table.invoke(req.clone())) {
+            Ok(output) => Event::TaskSucceeded {
+                task: req.task,
+                output,
+            },
+            Err(e) => Event::TaskFailed {
+                task: req.task,
+                error: Some(e.error),
+                cause: Some(e.cause),
+            },
+        }
     }
 
     fn on_event(&mut self, event: &HistoryEvent) {
@@ -133,7 +163,14 @@ impl Runtime for Local {
     }
 }
 
-pub fn run(file: &Path, input: &str, json_out: bool, history: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    file: &Path,
+    input: &str,
+    json_out: bool,
+    history: bool,
+    config: &crate::config::Config,
+    data: &Path,
+) -> anyhow::Result<ExitCode> {
     let text = read_definition(file)?;
     let def = match load(&text, MachineType::Standard) {
         Ok(d) => d,
@@ -152,6 +189,15 @@ pub fn run(file: &Path, input: &str, json_out: bool, history: bool) -> anyhow::R
         .and_then(|s| s.to_str())
         .unwrap_or("machine");
     let mut rt = Local::new(history);
+    if def_has_tasks(&text) {
+        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let table = tokio_rt.block_on(crate::wiring::local_resources(config, data))?;
+        rt.tasks = Some((tokio_rt, table));
+    }
     let exec_name = rt.uuid();
     let info = ExecutionInfo::local(name, &exec_name, rt.now_ms());
     let ex = run_to_end_with_text(&def, info, input, Some(&input_text), &mut rt);
@@ -179,6 +225,11 @@ pub fn run(file: &Path, input: &str, json_out: bool, history: bool) -> anyhow::R
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether a definition has Task states (only then are the models and tools set up).
+fn def_has_tasks(text: &str) -> bool {
+    text.contains("\"Task\"")
 }
 
 pub struct TestStateArgs {

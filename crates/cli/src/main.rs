@@ -78,6 +78,9 @@ enum Command {
         /// Print each history event as it is recorded.
         #[arg(long)]
         history: bool,
+        /// Where the tools keep documents and the knowledge index [default: data].
+        #[arg(long, env = "AGENTRY_DATA")]
+        data: Option<PathBuf>,
     },
     /// Run one state as the TestState API does.
     TestState {
@@ -188,7 +191,11 @@ fn main() -> ExitCode {
             input,
             json,
             history,
-        } => local::run(&file, &input, json, history),
+            data,
+        } => config::Config::load(cli.config.as_deref()).and_then(|c| {
+            let data = c.data_dir(data);
+            local::run(&file, &input, json, history, &c, &data)
+        }),
         Command::TestState {
             file,
             state,

@@ -3,8 +3,8 @@
 //!
 //! - `sqs:sendMessage` onto the configured queues (created at start).
 //! - The LLM resources (Converse, InvokeModel) from `[llm]`; without one, a built-in offline
-//!   model that plays back the recorded exchanges of the pricing research example, so the
-//!   offline demo needs no configuration.
+//!   model that plays back the recorded exchanges of the pricing research and agent loop
+//!   examples, so the offline demos need no configuration.
 //! - The tools' `lambda:invoke` resources: the built-in tools (documents under
 //!   `DATA/objects`, the knowledge index in `DATA/knowledge.db`) plus `[[tools]]`.
 //! - [`FtsKnowledge`]: the tools' full-text index as the sessions' knowledge base, so that
@@ -24,8 +24,12 @@ use async_trait::async_trait;
 
 use crate::config::Config;
 
-/// The offline model's recorded exchanges (the pricing research example's).
-const OFFLINE_RECORDINGS: &str = include_str!("../../../examples/pricing-research/recordings.json");
+/// The offline model's recorded exchanges: the pricing research example's and the agent
+/// loop example's.
+const OFFLINE_RECORDINGS: [&str; 2] = [
+    include_str!("../../../examples/pricing-research/recordings.json"),
+    include_str!("../../../examples/agent-loop/recordings.json"),
+];
 
 /// The provider name and model id of the offline model.
 pub const OFFLINE_PROVIDER: &str = "offline";
@@ -39,8 +43,13 @@ pub async fn llm(config: Option<&agentry_llm::LlmConfig>) -> anyhow::Result<agen
             .await
             .context("[llm]");
     }
-    let exchanges: Vec<agentry_llm::recorded::Exchange> =
-        serde_json::from_str(OFFLINE_RECORDINGS).context("the offline model's recordings")?;
+    let mut exchanges: Vec<agentry_llm::recorded::Exchange> = Vec::new();
+    for text in OFFLINE_RECORDINGS {
+        exchanges.extend(
+            serde_json::from_str::<Vec<agentry_llm::recorded::Exchange>>(text)
+                .context("the offline model's recordings")?,
+        );
+    }
     let provider = agentry_llm::RecordedProvider::from_exchanges(exchanges, "the offline model")
         .context("the offline model's recordings")?;
     let route = |_: &str| agentry_llm::config::RouteConfig {
@@ -209,4 +218,19 @@ pub async fn create_queues(
         }
     }
     Ok(())
+}
+
+/// The Task resources `agentry run` offers without a server: the models and the tools (no
+/// queues: `sqs:sendMessage` needs `serve`).
+pub async fn local_resources(
+    config: &Config,
+    data: &Path,
+) -> anyhow::Result<agentry_engine::ResourceTable> {
+    let mut table = agentry_engine::ResourceTable::new();
+    agentry_llm::register(&mut table, Arc::new(llm(config.llm.as_ref()).await?));
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+    let kb = knowledge(data)?;
+    agentry_tools::engine::register(&mut table, Arc::new(tools(config, data, &kb)?));
+    Ok(table)
 }

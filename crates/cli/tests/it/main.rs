@@ -1,5 +1,6 @@
 //! The `agentry` binary's commands, run as a user runs them.
 
+mod agent_loop;
 mod demo;
 
 use std::process::{Command, Output};
@@ -106,12 +107,14 @@ fn run_prints_output_as_json_value() {
 #[test]
 fn run_reports_failures_and_unknown_resources() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
     let f = write(
         &dir,
         "task.json",
-        r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}}"#,
+        r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "End": true}}}"#,
     );
-    let o = agentry(&["run", &f, "--json"]);
+    let o = agentry(&["run", &f, "--json", "--data", data]);
     assert_eq!(o.status.code(), Some(1));
     let v = stdout_json(&o);
     assert_eq!(v["status"], "FAILED");
@@ -120,8 +123,18 @@ fn run_reports_failures_and_unknown_resources() {
         v["cause"]
             .as_str()
             .unwrap()
-            .contains("arn:aws:states:::lambda:invoke")
+            .contains("arn:aws:states:::dynamodb:putItem"),
+        "{v}"
     );
+    // A tool call without the function to call says what is missing.
+    let f = write(
+        &dir,
+        "lambda.json",
+        r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}}"#,
+    );
+    let v = stdout_json(&agentry(&["run", &f, "--json", "--data", data]));
+    assert_eq!(v["status"], "FAILED");
+    assert!(v["cause"].as_str().unwrap().contains("FunctionName"), "{v}");
 }
 
 #[test]
