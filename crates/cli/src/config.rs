@@ -31,6 +31,9 @@ pub struct Config {
     /// Queues state machines send to with `sqs:sendMessage`, created at start.
     #[serde(default = "default_queues")]
     pub queues: Vec<String>,
+    /// The cache role, where running sessions keep their working context: `memory://`
+    /// (default) or `redis://HOST:PORT`.
+    pub cache: Option<String>,
 }
 
 /// The queues every server has: where agents send notifications, and where work that failed
@@ -51,6 +54,7 @@ impl Default for Config {
             search: None,
             email: None,
             queues: default_queues(),
+            cache: None,
         }
     }
 }

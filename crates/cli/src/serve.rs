@@ -143,10 +143,15 @@ async fn open_engine(
         .await
         .context("cannot start the engine")?;
     tools.connect(std::sync::Arc::new(engine.clone()));
+    let cache_url = config.cache.as_deref().unwrap_or("memory://");
+    let cache = agentry_cache::open(cache_url)
+        .await
+        .with_context(|| format!("cannot open the cache at {cache_url}"))?;
     let sessions = agentry_sessions::Sessions::open(store)
         .await
         .context("cannot open the sessions tables")?
-        .with_knowledge(std::sync::Arc::new(crate::wiring::FtsKnowledge(kb)));
+        .with_knowledge(std::sync::Arc::new(crate::wiring::FtsKnowledge(kb)))
+        .with_cache(cache);
     Ok((engine, sessions))
 }
 

@@ -13,6 +13,10 @@
 //!   are read from the execution once it ends (so a process that dies mid-turn loses nothing:
 //!   the execution carries on, and the turn is brought up to date on its next read).
 //!
+//! A running session's working context (the turn, the request, its status, how far its
+//! execution has got) lives in the cache role with a TTL ([`Sessions::with_cache`],
+//! [`Sessions::context`]); the durable record is the store's.
+//!
 //! Everything belongs to a tenant and a user: a session of another user or tenant answers
 //! [`Error::NotFound`] exactly as one that does not exist.
 //!
@@ -20,8 +24,10 @@
 //! - `model`: the stored shapes (agents, profiles, sessions, turns) and id rules
 //! - `store`: tables and keys
 //! - `turns`: sending a message, the turn policy, bringing turns up to date
+//! - `context`: the working context of running sessions in the cache
 //! - `knowledge`: the [`Knowledge`] contract's in-memory implementation
 
+mod context;
 mod knowledge;
 mod model;
 mod store;
@@ -70,6 +76,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Sessions {
     pub(crate) store: Arc<dyn ItemStore>,
     pub(crate) knowledge: Option<Arc<dyn Knowledge>>,
+    pub(crate) cache: Option<Arc<dyn agentry_cache::Cache>>,
 }
 
 impl Sessions {
@@ -81,7 +88,14 @@ impl Sessions {
         Ok(Self {
             store,
             knowledge: None,
+            cache: None,
         })
+    }
+
+    /// Keep running sessions' working context in `cache` (24 hours after its last change).
+    pub fn with_cache(mut self, cache: Arc<dyn agentry_cache::Cache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Enrich messages with hits from `knowledge`, and file finished turns into it.

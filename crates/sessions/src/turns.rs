@@ -184,6 +184,7 @@ impl Sessions {
             if status == TurnStatus::Running {
                 return Ok(self.start(engine, item).await?.turn);
             }
+            self.note(&item.turn, None).await;
             return Ok(item.turn);
         }
     }
@@ -219,7 +220,10 @@ impl Sessions {
                         let handle = engine.for_account(account_of(arn))?;
                         match handle.describe_execution(arn).await {
                             Ok(d) if d.status != "RUNNING" => self.close(&handle, t, d).await?,
-                            Ok(_) => t,
+                            Ok(_) => {
+                                self.note_progress(&handle, &t.turn, arn).await;
+                                t
+                            }
                             Err(agentry_engine::Error::ExecutionDoesNotExist(_)) => {
                                 self.start(engine, t).await?
                             }
@@ -278,6 +282,7 @@ impl Sessions {
         if self.save_turn(&t).await? {
             t.version += 1;
         }
+        self.note(&t.turn, None).await;
         Ok(t)
     }
 
@@ -315,6 +320,7 @@ impl Sessions {
                 .ok_or_else(|| Error::NotFound(format!("turn {}", t.turn.n)));
         }
         t.version += 1;
+        self.note(&t.turn, None).await;
         if let (Some(kb), TurnStatus::Succeeded, Some(out)) =
             (&self.knowledge, status, &t.turn.output)
         {
@@ -331,6 +337,23 @@ impl Sessions {
             }
         }
         Ok(t)
+    }
+
+    /// Notes how far a running turn's execution has got: its latest history event.
+    async fn note_progress(&self, engine: &Engine, turn: &Turn, arn: &str) {
+        if self.cache.is_none() {
+            return;
+        }
+        let latest = engine
+            .get_execution_history(arn, Some(1), true, None)
+            .await
+            .ok()
+            .and_then(|p| p.items.into_iter().next());
+        let progress = latest.map(|e| {
+            json!({"events": e["id"], "lastEvent": e["type"],
+                   "state": e.get("stateEnteredEventDetails").and_then(|d| d.get("name"))})
+        });
+        self.note(turn, progress).await;
     }
 
     /// Ends an open turn for a newer message: a running one's execution is stopped (the turn

@@ -178,7 +178,13 @@ pub async fn describe(
     let sessions = state.sessions()?;
     let s = sessions.session(&p.tenant, &p.user, &id).await?;
     let turns = sessions.refresh(&t.engine, &p.tenant, &p.user, &id).await?;
-    Ok(Json(session_json(&s, &turns)))
+    let mut out = session_json(&s, &turns);
+    // The working context, while the cache holds it (the running turn's progress).
+    out["context"] = sessions
+        .context(&p.tenant, &p.user, &id)
+        .await?
+        .unwrap_or(Value::Null);
+    Ok(Json(out))
 }
 
 /// Sends a message: a new turn. 202 with the turn (running, or queued behind an open one);

@@ -28,7 +28,8 @@ async fn world() -> World {
     let sessions = Sessions::open(store)
         .await
         .unwrap()
-        .with_knowledge(Arc::new(MemoryKnowledge::default()));
+        .with_knowledge(Arc::new(MemoryKnowledge::default()))
+        .with_cache(agentry_cache::open("memory://").await.unwrap());
     let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(16).0;
     let state = state_with(Some(te.engine.clone()), LimitsConfig::default())
         .with_sessions(sessions)
@@ -268,6 +269,9 @@ async fn a_session_runs_turns_streams_them_and_files_what_they_found() {
     );
     let (_, b) = call(&w.app, "GET", &format!("/v1/sessions/{id}"), Some(&t), None).await;
     assert_eq!(b["status"], "RUNNING");
+    // The running turn's working context, from the cache.
+    assert_eq!(b["context"]["status"], "RUNNING", "{b}");
+    assert_eq!(b["context"]["turn"], 1, "{b}");
 
     // Follow the turn live while it is answered.
     let app = w.app.clone();

@@ -13,6 +13,7 @@ struct World {
     engine: Engine,
     sessions: Sessions,
     knowledge: Arc<MemoryKnowledge>,
+    cache: Arc<dyn agentry_cache::Cache>,
     _node: Node,
     _dir: tempfile::TempDir,
 }
@@ -49,14 +50,17 @@ async fn world() -> World {
         .unwrap();
     let node = engine.run();
     let knowledge = Arc::new(MemoryKnowledge::default());
+    let cache = agentry_cache::open("memory://").await.unwrap();
     let sessions = Sessions::open(store)
         .await
         .unwrap()
-        .with_knowledge(knowledge.clone());
+        .with_knowledge(knowledge.clone())
+        .with_cache(cache.clone());
     World {
         engine,
         sessions,
         knowledge,
+        cache,
         _node: node,
         _dir: dir,
     }
@@ -446,4 +450,68 @@ async fn a_turn_whose_machine_is_gone_fails_with_the_engines_error() {
         .await
         .unwrap();
     assert_eq!(again.n, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_sessions_working_context_lives_in_the_cache_with_a_ttl() {
+    let w = world().await;
+    agent(&w, "slow", waiting_machine(), TurnPolicy::Reject).await;
+    let s = w
+        .sessions
+        .create_session("acme", "alice", "slow", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.sessions.context("acme", "alice", &s.id).await.unwrap(),
+        None
+    );
+    let t = w
+        .sessions
+        .send_message(&w.engine, "acme", "alice", &s.id, "research pricing")
+        .await
+        .unwrap();
+    let c = w
+        .sessions
+        .context("acme", "alice", &s.id)
+        .await
+        .unwrap()
+        .expect("context of the running turn");
+    assert_eq!(c["turn"], 1);
+    assert_eq!(c["status"], "RUNNING");
+    assert_eq!(c["message"], "research pricing");
+    assert_eq!(c["executionArn"], json!(t.execution_arn));
+    let key = format!("agentry:session:{}:context", s.id);
+    match w.cache.ttl(&key).await.unwrap() {
+        agentry_cache::KeyTtl::Expires(left) => {
+            assert!(left > Duration::from_secs(23 * 3600), "{left:?}")
+        }
+        other => panic!("the context has no TTL: {other:?}"),
+    }
+    // The watcher notes how far the execution has got.
+    w.sessions.watch_once(&w.engine).await.unwrap();
+    let c = w
+        .sessions
+        .context("acme", "alice", &s.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c["progress"]["lastEvent"], "WaitStateEntered", "{c}");
+    // Others do not see it.
+    assert!(matches!(
+        w.sessions.context("acme", "bob", &s.id).await,
+        Err(Error::NotFound(_))
+    ));
+    // The turn ends: the context says so.
+    w.engine
+        .stop_execution(t.execution_arn.as_deref().unwrap(), None, None)
+        .await
+        .unwrap();
+    closed(&w, "alice", &s.id, 1).await;
+    let c = w
+        .sessions
+        .context("acme", "alice", &s.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c["status"], "ABORTED");
 }
