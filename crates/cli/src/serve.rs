@@ -132,26 +132,32 @@ async fn open_engine(
             engine_config.task_queue.clone(),
         ],
     );
-    let llm = crate::wiring::llm(config.llm.as_ref())
-        .await?
-        .with_delta_sink(std::sync::Arc::new(crate::wiring::BroadcastDeltas(deltas)));
-    agentry_llm::register(&mut resources, std::sync::Arc::new(llm));
     let kb = crate::wiring::knowledge(data)?;
-    let registry = crate::wiring::tools(config, data, &kb)?;
-    let tools = agentry_tools::engine::register(&mut resources, std::sync::Arc::new(registry));
-    let engine = agentry_engine::Engine::open(store.clone(), queue, resources, engine_config)
-        .await
-        .context("cannot start the engine")?;
-    tools.connect(std::sync::Arc::new(engine.clone()));
     let cache_url = config.cache.as_deref().unwrap_or("memory://");
     let cache = agentry_cache::open(cache_url)
         .await
         .with_context(|| format!("cannot open the cache at {cache_url}"))?;
-    let sessions = agentry_sessions::Sessions::open(store)
+    let sessions = agentry_sessions::Sessions::open(store.clone())
         .await
         .context("cannot open the sessions tables")?
-        .with_knowledge(std::sync::Arc::new(crate::wiring::FtsKnowledge(kb)))
+        .with_knowledge(std::sync::Arc::new(crate::wiring::FtsKnowledge(kb.clone())))
         .with_cache(cache);
+    // The models and tools, behind guards holding session turns to their agent's tools and
+    // budgets.
+    let llm = std::sync::Arc::new(
+        crate::wiring::llm(config.llm.as_ref())
+            .await?
+            .with_delta_sink(std::sync::Arc::new(crate::wiring::BroadcastDeltas(deltas))),
+    );
+    let mut guarded = agentry_engine::ResourceTable::new();
+    agentry_llm::register(&mut guarded, llm.clone());
+    let registry = crate::wiring::tools(config, data, &kb)?;
+    let tools = agentry_tools::engine::register(&mut guarded, std::sync::Arc::new(registry));
+    crate::wiring::guard_agents(&mut resources, guarded, sessions.clone(), llm);
+    let engine = agentry_engine::Engine::open(store, queue, resources, engine_config)
+        .await
+        .context("cannot start the engine")?;
+    tools.connect(std::sync::Arc::new(engine.clone()));
     Ok((engine, sessions))
 }
 

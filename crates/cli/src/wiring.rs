@@ -234,3 +234,104 @@ pub async fn local_resources(
     agentry_tools::engine::register(&mut table, Arc::new(tools(config, data, &kb)?));
     Ok(table)
 }
+
+/// What an agent's configuration allows its turns, enforced where its Task resources run:
+/// `tools` (when not empty) lists the only tools its turns may call, and `budgets` holds
+/// `max_tokens_per_turn` and `max_model_calls_per_turn`, hard limits on the model calls of one
+/// turn. `inner` serves the tool and model resources; the guards in front of them look up the
+/// agent of the calling execution (a session turn's; other executions pass unguarded).
+pub fn guard_agents(
+    outer: &mut agentry_engine::ResourceTable,
+    inner: agentry_engine::ResourceTable,
+    sessions: agentry_sessions::Sessions,
+    llm: Arc<agentry_llm::Llm>,
+) {
+    use agentry_engine::TaskError;
+    let inner = Arc::new(inner);
+    for resource in [
+        agentry_tools::engine::LAMBDA_INVOKE,
+        agentry_tools::engine::LAMBDA_FUNCTIONS,
+    ] {
+        let (inner, sessions) = (inner.clone(), sessions.clone());
+        outer.register(resource, move |req: agentry_asl::TaskRequest| {
+            let (inner, sessions) = (inner.clone(), sessions.clone());
+            async move {
+                let arn = agentry_llm::states::execution_arn(&req.idempotency_key);
+                if let Some(agent) = sessions.agent_of_execution(arn).await.ok().flatten() {
+                    let allowed = &agent.config.tools;
+                    let tool = tool_name(&req);
+                    if !allowed.is_empty() && !allowed.contains(&tool) {
+                        return Err(TaskError::new(
+                            "Tools.NotAllowed",
+                            format!(
+                                "agent {} (version {}) may call {allowed:?}; \"{tool}\" is not among them",
+                                agent.name, agent.version
+                            ),
+                        ));
+                    }
+                }
+                inner.invoke(req).await
+            }
+        });
+    }
+    for resource in [
+        agentry_llm::states::CONVERSE,
+        agentry_llm::states::INVOKE_MODEL,
+    ] {
+        let (inner, sessions, llm) = (inner.clone(), sessions.clone(), llm.clone());
+        outer.register(resource, move |req: agentry_asl::TaskRequest| {
+            let (inner, sessions, llm) = (inner.clone(), sessions.clone(), llm.clone());
+            async move {
+                let arn = agentry_llm::states::execution_arn(&req.idempotency_key);
+                if let Some(agent) = sessions.agent_of_execution(arn).await.ok().flatten() {
+                    let limit = |k: &str| agent.config.budgets.get(k).and_then(|v| v.as_u64());
+                    let used = llm
+                        .ledger()
+                        .totals(agentry_llm::ScopeKind::Execution, arn)
+                        .await
+                        .unwrap_or_default();
+                    let tokens = used.input_tokens + used.output_tokens;
+                    let over = match (
+                        limit("max_tokens_per_turn"),
+                        limit("max_model_calls_per_turn"),
+                    ) {
+                        (Some(max), _) if tokens >= max => {
+                            Some(format!("{tokens} tokens used of max_tokens_per_turn {max}"))
+                        }
+                        (_, Some(max)) if used.calls >= max => Some(format!(
+                            "{} model calls made of max_model_calls_per_turn {max}",
+                            used.calls
+                        )),
+                        _ => None,
+                    };
+                    if let Some(why) = over {
+                        return Err(TaskError::new(
+                            "Llm.BudgetExceeded",
+                            format!(
+                                "agent {} (version {}): {why}; the call was not made",
+                                agent.name, agent.version
+                            ),
+                        ));
+                    }
+                }
+                inner.invoke(req).await
+            }
+        });
+    }
+}
+
+/// The tool a `lambda:invoke` task or a Lambda function ARN names.
+fn tool_name(req: &agentry_asl::TaskRequest) -> String {
+    let function = if req.resource.starts_with("arn:aws:lambda:") {
+        req.resource.as_str()
+    } else {
+        req.input
+            .get("FunctionName")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    };
+    let name = function
+        .split_once(":function:")
+        .map_or(function, |(_, rest)| rest);
+    name.split(':').next().unwrap_or(name).to_string()
+}

@@ -366,3 +366,41 @@ pub fn session_attrs(s: &Session) -> Result<Attributes> {
         }),
     )
 }
+
+impl Sessions {
+    /// The agent (at the session's version) whose turn `execution_arn` runs, when it is a
+    /// turn's execution: its name is `SESSION-N`, and the turn it names was started in the
+    /// execution's account on the execution's state machine. `None` for any other execution.
+    pub async fn agent_of_execution(&self, execution_arn: &str) -> Result<Option<Agent>> {
+        let parts: Vec<&str> = execution_arn.split(':').collect();
+        let [_, _, _, _, account, "execution", machine, name] = parts.as_slice() else {
+            return Ok(None);
+        };
+        let Some((session, n)) = name.rsplit_once('-') else {
+            return Ok(None);
+        };
+        let (Ok(_), Ok(n)) = (uuid::Uuid::parse_str(session), n.parse::<u64>()) else {
+            return Ok(None);
+        };
+        let Some(item) = self.store.get(SESSIONS, &turn_key(session, n)).await? else {
+            return Ok(None);
+        };
+        let turn = TurnItem::of(&item)?;
+        // The machine a turn names: a name, or an ARN (perhaps of a version or alias).
+        let named = match turn.state_machine.split_once(":stateMachine:") {
+            Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
+            None => turn.state_machine.as_str(),
+        };
+        if turn.account != *account || named != *machine {
+            return Ok(None);
+        }
+        let Some(item) = self.store.get(SESSIONS, &session_key(session)).await? else {
+            return Ok(None);
+        };
+        let s: Session = from_item(&item, "session")?;
+        Ok(Some(
+            self.agent(&s.tenant, &s.agent, Some(s.agent_version))
+                .await?,
+        ))
+    }
+}

@@ -2,6 +2,7 @@
 
 mod agent_loop;
 mod demo;
+mod guards;
 
 use std::process::{Command, Output};
 
