@@ -27,7 +27,9 @@
 //! Limits of this slice: an execution record longer than an item is stored in parts written
 //! with it, but all parts and the step's work must fit one transaction (about 12 MB of
 //! interpreter state, including a running Map's results); a history event must fit one item
-//! (payloads near 256 KB full of characters JSON escapes can exceed it); timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
+//! (payloads near 256 KB full of characters JSON escapes can exceed it), and a step's events
+//! are packed up to 100 (and 300 KB) to an item, keyed by the first one's id, so GetExecutionHistory's
+//! token names the last event given; timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
 //! hot key on DynamoDB); every node's timer loop hands out due timers, so N nodes may deliver
 //! a timer N times (applied once).
 //!

@@ -4,7 +4,8 @@
 //! re-reads and tries again; work that finds nothing to do (a duplicate delivery) changes
 //! nothing.
 //!
-//! A step whose writes do not fit one transaction (100 writes) is committed in parts, all
+//! A step's history events are packed several to an item (a 100-item Map's start is then one
+//! transaction). A step whose writes do not fit one transaction (100 writes) is committed in parts, all
 //! guarded by the record's version: first the record is re-written unchanged (claiming a new
 //! version), then history events in batches that each check that version, then the record's
 //! new state with the outbox and the last events. A rival that claims the record in between
@@ -35,6 +36,11 @@ pub enum Work {
 }
 
 const MAX_WRITES: usize = 100;
+/// History events stored in one item at most (a 100-item Map's few hundred events of one step
+/// then fit one transaction with the record).
+const EVENTS_PER_ITEM: usize = 100;
+/// History events are packed up to this many bytes of JSON (items may hold 400 KB).
+const EVENT_ITEM_BYTES: usize = 300 * 1024;
 /// Outbox items are packed up to this many bytes of JSON (items may hold 400 KB).
 const OUTBOX_ITEM_BYTES: usize = 300 * 1024;
 /// Running executions whose record a node keeps after committing a step.
@@ -178,17 +184,7 @@ impl Engine {
             record.note(&work, step.effects, &mut outbox);
             history.extend(step.events);
         }
-        let arn = record.arn().to_string();
-        let events = history
-            .iter()
-            .map(|e| {
-                Write::put(
-                    EXECUTIONS,
-                    tables::event(&arn, e.id),
-                    obj(json!({"event": e.to_aws_json()})),
-                )
-            })
-            .collect();
+        let events = pack_history(record.arn(), &history)?;
         Ok(Some(Plan {
             record,
             events,
@@ -315,6 +311,47 @@ impl Engine {
         self.inner.changed.notify_waiters();
         Ok(Some(record))
     }
+}
+
+/// A step's history events, packed in order into items of up to [`EVENTS_PER_ITEM`] events
+/// and [`EVENT_ITEM_BYTES`] of JSON, each keyed by its first event's id (`events`: the events
+/// as AWS prints them); an event larger than that is an item of its own. The packing follows
+/// from the events alone, so every attempt from the same state writes the same keys.
+pub(crate) fn pack_history(
+    arn: &str,
+    history: &[agentry_asl::history::HistoryEvent],
+) -> Result<Vec<Write>> {
+    let mut items = Vec::new();
+    let mut current: Vec<serde_json::Value> = Vec::new();
+    let mut first = 0;
+    let mut size = 0;
+    let flush = |current: &mut Vec<serde_json::Value>, first: u64, items: &mut Vec<Write>| {
+        if !current.is_empty() {
+            items.push(Write::put(
+                EXECUTIONS,
+                tables::event(arn, first),
+                obj(json!({"events": std::mem::take(current)})),
+            ));
+        }
+    };
+    for e in history {
+        let v = e.to_aws_json();
+        let n = serde_json::to_vec(&v)
+            .map_err(|e| Error::Corrupt(e.to_string()))?
+            .len();
+        if current.len() >= EVENTS_PER_ITEM || (!current.is_empty() && size + n > EVENT_ITEM_BYTES)
+        {
+            flush(&mut current, first, &mut items);
+            size = 0;
+        }
+        if current.is_empty() {
+            first = e.id;
+        }
+        size += n + 1;
+        current.push(v);
+    }
+    flush(&mut current, first, &mut items);
+    Ok(items)
 }
 
 fn pack_outbox(
