@@ -336,9 +336,9 @@ pub(crate) fn pack_history(
     };
     for e in history {
         let v = e.to_aws_json();
-        let n = serde_json::to_vec(&v)
-            .map_err(|e| Error::Corrupt(e.to_string()))?
-            .len();
+        let mut counter = crate::record::ByteCount(0);
+        serde_json::to_writer(&mut counter, &v).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let n = counter.0;
         if current.len() >= EVENTS_PER_ITEM || (!current.is_empty() && size + n > EVENT_ITEM_BYTES)
         {
             flush(&mut current, first, &mut items);
