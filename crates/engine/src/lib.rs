@@ -174,10 +174,11 @@ pub(crate) struct Inner {
     /// Deletes that may wait a moment, batched by the running node's cleanup loop; `None`
     /// while no node runs (they are then made at once).
     pub cleanup: Mutex<Option<tokio::sync::mpsc::UnboundedSender<dispatch::Cleanup>>>,
-    /// The record item of each running execution as this node last committed it, so that its
-    /// next step here skips reading it back. Only ever a guess: a step commits with a version
-    /// check, and concludes that work has nothing to do only from a record read afresh.
-    pub records: Mutex<HashMap<String, agentry_storage::Item>>,
+    /// The record of each running execution as this node last committed it (and the item's
+    /// version), so that its next step here skips reading and decoding it. Only ever a guess:
+    /// a step commits with a version check, and concludes that work has nothing to do only
+    /// from a record read afresh.
+    pub records: Mutex<HashMap<String, step::Cached>>,
 }
 
 impl Inner {

@@ -48,6 +48,12 @@ const MAX_CACHED_RECORDS: usize = 10_000;
 /// Attempts at one step against concurrent writers before the work is left for later.
 const MAX_ATTEMPTS: u32 = 50;
 
+/// A running execution's record as this node last committed it, and the item's version.
+pub(crate) struct Cached {
+    version: u64,
+    record: Record,
+}
+
 /// A step ready to commit.
 pub(crate) struct Plan {
     pub record: Record,
@@ -79,17 +85,28 @@ impl Engine {
         let mut cached = self.inner.records.lock().expect("records").remove(arn);
         for attempt in 0..MAX_ATTEMPTS {
             let fresh = cached.is_none();
-            let item = match cached.take() {
-                Some(item) => item,
-                None => self
-                    .inner
-                    .store
-                    .get(EXECUTIONS, &tables::execution(arn))
-                    .await?
-                    .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?,
-            };
-            let Some(record) = self.record_of(&item).await? else {
-                continue;
+            let (item, record) = match cached.take() {
+                // The item as committed, its attributes not kept (see `commit`).
+                Some(Cached { version, record }) => (
+                    Item {
+                        key: tables::execution(arn),
+                        attributes: Default::default(),
+                        version,
+                    },
+                    record,
+                ),
+                None => {
+                    let item = self
+                        .inner
+                        .store
+                        .get(EXECUTIONS, &tables::execution(arn))
+                        .await?
+                        .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
+                    let Some(record) = self.record_of(&item).await? else {
+                        continue;
+                    };
+                    (item, record)
+                }
             };
             let Some(plan) = self.plan(record, work).await? else {
                 if fresh {
@@ -192,8 +209,9 @@ impl Engine {
         }))
     }
 
-    /// Commits a step on top of `base` (the record as read), or creates the execution when
-    /// `base` is `None`. `Ok(None)`: a rival's write came first; nothing of this step counts.
+    /// Commits a step on top of `base` (the record item as read; with no attributes when it
+    /// comes from the node's cache, which holds only records stored inline), or creates the
+    /// execution when `base` is `None`. `Ok(None)`: a rival's write came first; nothing of this step counts.
     /// On success the outbox is handed out before returning.
     pub(crate) async fn commit(&self, base: Option<&Item>, plan: Plan) -> Result<Option<Record>> {
         let Plan {
@@ -223,8 +241,17 @@ impl Engine {
                     "a start too large for one transaction must be queued".into(),
                 ));
             };
-            // Claim a version of our own, then write the leading events under it.
-            let claim = Write::put(EXECUTIONS, key.clone(), base.attributes.clone())
+            // Claim a version of our own, then write the leading events under it: the record
+            // re-written as it is (read back when the base came from the cache).
+            let unchanged = if base.attributes.is_empty() {
+                match self.inner.store.get(EXECUTIONS, &key).await? {
+                    Some(item) if item.version == base.version => item.attributes,
+                    _ => return Ok(None),
+                }
+            } else {
+                base.attributes.clone()
+            };
+            let claim = Write::put(EXECUTIONS, key.clone(), unchanged)
                 .when(Condition::Version(base.version));
             let claimed = match self.inner.store.transact(vec![claim]).await {
                 Ok(v) => v[0].ok_or_else(|| Error::Corrupt("put returned no version".into()))?,
@@ -260,8 +287,7 @@ impl Engine {
             events = tail;
         }
         let condition = version.map_or(Condition::Absent, Condition::Version);
-        let keep = (record.status() == agentry_asl::Status::Running && parts.is_empty())
-            .then(|| (key.clone(), attributes.clone()));
+        let keep = record.status() == agentry_asl::Status::Running && parts.is_empty();
         let mut writes = vec![Write::put(EXECUTIONS, key, attributes).when(condition)];
         writes.extend(parts.into_iter().map(|(k, a)| Write::put(EXECUTIONS, k, a)));
         writes.extend(old_parts.into_iter().map(|k| Write::delete(EXECUTIONS, k)));
@@ -280,16 +306,15 @@ impl Engine {
         {
             let mut records = self.inner.records.lock().expect("records");
             match (keep, written) {
-                (Some((key, attributes)), Some(version)) => {
+                (true, Some(version)) => {
                     if records.len() >= MAX_CACHED_RECORDS {
                         records.clear();
                     }
                     records.insert(
                         arn.clone(),
-                        Item {
-                            key,
-                            attributes,
+                        Cached {
                             version,
+                            record: record.clone(),
                         },
                     );
                 }
