@@ -9,6 +9,23 @@
 //! `AGENTRY_BENCH_MOTO_URL`, or one the bench starts when the Python named by
 //! `AGENTRY_BENCH_PYTHON` (default `python3`) has `moto[server]` and boto3. Without a server it
 //! falls back to moto in-process (sparing moto the HTTP hop), and says so.
+//!
+//! Measured on the 2-core development machine, shared with other builds, alternating runs of
+//! this build and the one before the latest round of work (3 rounds each; the disk gave 850 to
+//! 7500 fsyncs/s from run to run, so steps per fsync swing with it):
+//! - durable steps/s: 3100-4400, was 2650-3600 (0.6 per fsync on the fastest disk runs, over 2
+//!   when it was slow);
+//! - 20-state Pass chain: 0.75-0.87 ms, 16-26x moto 5.2.5's server (was 1.0-4.1 ms, 5-19x);
+//! - 100-item Map of Pass: 2.5-2.8 ms, 36-61x moto (was 7.3-10.4 ms, 10-22x): its ~400 events
+//!   are packed up to 100 to a history item, so the start is one transaction and one fsync.
+//!
+//! Where the time goes now (`perf record --call-graph dwarf`, 300 executions): the store's
+//! writer thread about a quarter (SQLite statements of the group commit, WAL writes, fsync),
+//! the queue's writer about a sixth (task send, receive, delete per task), the engine's own
+//! steps under a quarter (the interpreter, serialising the record and the history events, the
+//! outbox). Each task step still costs three queue writes and two store commits' worth of
+//! work (the step, then deleting its handed-out outbox item), which bounds steps per fsync when
+//! the disk is fast.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
