@@ -130,6 +130,28 @@ fn answered(applied: Option<Record>, token: &str) -> Result<()> {
     }
 }
 
+/// History items read from the store at most at a time while filling a page (each holds one
+/// event or more, so a page of `n` events needs at most `n + 1` items to know if more follow).
+const HISTORY_ITEMS_PER_READ: usize = 100;
+
+/// The event id a GetExecutionHistory token names.
+fn history_token(token: &str) -> Result<u64> {
+    token
+        .strip_prefix('h')
+        .and_then(|id| id.parse().ok())
+        .filter(|id| *id <= tables::MAX_EVENT_ID)
+        .ok_or_else(|| Error::InvalidPaginationToken(format!("not a history token: {token:?}")))
+}
+
+/// The events a history item holds, in order: several (`events`), or one (`event`, as items
+/// written before events were packed hold).
+fn stored_events(mut item: agentry_storage::Item) -> Vec<Value> {
+    match item.attributes.remove("events") {
+        Some(Value::Array(events)) => events,
+        _ => item.attributes.remove("event").into_iter().collect(),
+    }
+}
+
 impl Engine {
     /// StartExecution. A name already used by a running execution with the same input answers
     /// with that execution; with other input, or when that execution has ended,
@@ -380,28 +402,79 @@ impl Engine {
     ) -> Result<Page<Value>> {
         self.scope.execution(arn)?;
         self.load(arn).await?;
-        let mut q = Query::partition(EXECUTIONS, arn)
-            .range(SortRange::Prefix(tables::EVENT_PREFIX.into()))
-            .limit(max_results.unwrap_or(100).clamp(1, 1000))
-            .after(next_token);
-        if reverse {
-            q = q.descending();
-        }
-        let page = self.inner.store.query(&q).await.map_err(|e| match e {
-            agentry_storage::Error::InvalidInput { message, .. } => {
-                Error::InvalidPaginationToken(message)
+        let limit = max_results.unwrap_or(100).clamp(1, 1000) as usize;
+        // The token names the last event given: the next page goes on just after it (just
+        // before it, in reverse).
+        let given = next_token.as_deref().map(history_token).transpose()?;
+        let store = &self.inner.store;
+        let range = if reverse {
+            // Items are keyed by their first event: those at or below the token's event.
+            let top = given.map_or(tables::MAX_EVENT_ID, |id| id.saturating_sub(1));
+            SortRange::Between(tables::event(arn, 0).sk, tables::event(arn, top).sk)
+        } else {
+            // From the item holding the event after the token's.
+            let mut from = tables::event(arn, 0).sk;
+            if let Some(id) = given {
+                let holder = Query::partition(EXECUTIONS, arn)
+                    .range(SortRange::Between(
+                        from.clone(),
+                        tables::event(arn, id + 1).sk,
+                    ))
+                    .descending()
+                    .limit(1);
+                if let Some(item) = store.query(&holder).await?.items.into_iter().next() {
+                    from = item.key.sk;
+                }
             }
-            e => e.into(),
-        })?;
-        let items = page
-            .items
-            .into_iter()
-            .filter_map(|mut i| i.attributes.remove("event"))
-            .collect();
-        Ok(Page {
-            items,
-            next_token: page.cursor,
-        })
+            SortRange::Between(from, tables::event(arn, tables::MAX_EVENT_ID).sk)
+        };
+        let mut items: Vec<Value> = Vec::new();
+        // The id of the last event taken (or the token's): events go strictly on from it.
+        let mut last = given;
+        let mut cursor = None;
+        loop {
+            let mut q = Query::partition(EXECUTIONS, arn)
+                .range(range.clone())
+                .limit((limit + 1 - items.len().min(limit)).min(HISTORY_ITEMS_PER_READ) as u32)
+                .after(cursor);
+            if reverse {
+                q = q.descending();
+            }
+            let page = store.query(&q).await.map_err(|e| match e {
+                agentry_storage::Error::InvalidInput { message, .. } => {
+                    Error::InvalidPaginationToken(message)
+                }
+                e => e.into(),
+            })?;
+            for item in page.items {
+                let mut events = stored_events(item);
+                if reverse {
+                    events.reverse();
+                }
+                for e in events {
+                    let id = e.get("id").and_then(Value::as_u64).unwrap_or(0);
+                    let next = match last {
+                        None => true,
+                        Some(l) if reverse => id < l,
+                        Some(l) => id > l,
+                    };
+                    if next {
+                        last = Some(id);
+                        items.push(e);
+                    }
+                }
+            }
+            cursor = page.cursor;
+            if items.len() > limit || cursor.is_none() {
+                break;
+            }
+        }
+        let next_token = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            let id = items[limit - 1].get("id").and_then(Value::as_u64);
+            format!("h{}", id.unwrap_or(0))
+        });
+        Ok(Page { items, next_token })
     }
 
     /// Every history event, oldest first (for small histories and tests).

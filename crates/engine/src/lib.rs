@@ -27,7 +27,9 @@
 //! Limits of this slice: an execution record longer than an item is stored in parts written
 //! with it, but all parts and the step's work must fit one transaction (about 12 MB of
 //! interpreter state, including a running Map's results); a history event must fit one item
-//! (payloads near 256 KB full of characters JSON escapes can exceed it); timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
+//! (payloads near 256 KB full of characters JSON escapes can exceed it), and a step's events
+//! are packed up to 100 (and 300 KB) to an item, keyed by the first one's id, so GetExecutionHistory's
+//! token names the last event given; timers and the outbox each live in one partition (fine for SQLite and PostgreSQL, a
 //! hot key on DynamoDB); every node's timer loop hands out due timers, so N nodes may deliver
 //! a timer N times (applied once).
 //!
@@ -172,10 +174,11 @@ pub(crate) struct Inner {
     /// Deletes that may wait a moment, batched by the running node's cleanup loop; `None`
     /// while no node runs (they are then made at once).
     pub cleanup: Mutex<Option<tokio::sync::mpsc::UnboundedSender<dispatch::Cleanup>>>,
-    /// The record item of each running execution as this node last committed it, so that its
-    /// next step here skips reading it back. Only ever a guess: a step commits with a version
-    /// check, and concludes that work has nothing to do only from a record read afresh.
-    pub records: Mutex<HashMap<String, agentry_storage::Item>>,
+    /// The record of each running execution as this node last committed it (and the item's
+    /// version), so that its next step here skips reading and decoding it. Only ever a guess:
+    /// a step commits with a version check, and concludes that work has nothing to do only
+    /// from a record read afresh.
+    pub records: Mutex<HashMap<String, step::Cached>>,
 }
 
 impl Inner {

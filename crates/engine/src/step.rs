@@ -4,7 +4,8 @@
 //! re-reads and tries again; work that finds nothing to do (a duplicate delivery) changes
 //! nothing.
 //!
-//! A step whose writes do not fit one transaction (100 writes) is committed in parts, all
+//! A step's history events are packed several to an item (a 100-item Map's start is then one
+//! transaction). A step whose writes do not fit one transaction (100 writes) is committed in parts, all
 //! guarded by the record's version: first the record is re-written unchanged (claiming a new
 //! version), then history events in batches that each check that version, then the record's
 //! new state with the outbox and the last events. A rival that claims the record in between
@@ -35,12 +36,23 @@ pub enum Work {
 }
 
 const MAX_WRITES: usize = 100;
+/// History events stored in one item at most (a 100-item Map's few hundred events of one step
+/// then fit one transaction with the record).
+const EVENTS_PER_ITEM: usize = 100;
+/// History events are packed up to this many bytes of JSON (items may hold 400 KB).
+const EVENT_ITEM_BYTES: usize = 300 * 1024;
 /// Outbox items are packed up to this many bytes of JSON (items may hold 400 KB).
 const OUTBOX_ITEM_BYTES: usize = 300 * 1024;
 /// Running executions whose record a node keeps after committing a step.
 const MAX_CACHED_RECORDS: usize = 10_000;
 /// Attempts at one step against concurrent writers before the work is left for later.
 const MAX_ATTEMPTS: u32 = 50;
+
+/// A running execution's record as this node last committed it, and the item's version.
+pub(crate) struct Cached {
+    version: u64,
+    record: Record,
+}
 
 /// A step ready to commit.
 pub(crate) struct Plan {
@@ -73,17 +85,28 @@ impl Engine {
         let mut cached = self.inner.records.lock().expect("records").remove(arn);
         for attempt in 0..MAX_ATTEMPTS {
             let fresh = cached.is_none();
-            let item = match cached.take() {
-                Some(item) => item,
-                None => self
-                    .inner
-                    .store
-                    .get(EXECUTIONS, &tables::execution(arn))
-                    .await?
-                    .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?,
-            };
-            let Some(record) = self.record_of(&item).await? else {
-                continue;
+            let (item, record) = match cached.take() {
+                // The item as committed, its attributes not kept (see `commit`).
+                Some(Cached { version, record }) => (
+                    Item {
+                        key: tables::execution(arn),
+                        attributes: Default::default(),
+                        version,
+                    },
+                    record,
+                ),
+                None => {
+                    let item = self
+                        .inner
+                        .store
+                        .get(EXECUTIONS, &tables::execution(arn))
+                        .await?
+                        .ok_or_else(|| Error::ExecutionDoesNotExist(arn.to_string()))?;
+                    let Some(record) = self.record_of(&item).await? else {
+                        continue;
+                    };
+                    (item, record)
+                }
             };
             let Some(plan) = self.plan(record, work).await? else {
                 if fresh {
@@ -178,17 +201,7 @@ impl Engine {
             record.note(&work, step.effects, &mut outbox);
             history.extend(step.events);
         }
-        let arn = record.arn().to_string();
-        let events = history
-            .iter()
-            .map(|e| {
-                Write::put(
-                    EXECUTIONS,
-                    tables::event(&arn, e.id),
-                    obj(json!({"event": e.to_aws_json()})),
-                )
-            })
-            .collect();
+        let events = pack_history(record.arn(), &history)?;
         Ok(Some(Plan {
             record,
             events,
@@ -196,8 +209,9 @@ impl Engine {
         }))
     }
 
-    /// Commits a step on top of `base` (the record as read), or creates the execution when
-    /// `base` is `None`. `Ok(None)`: a rival's write came first; nothing of this step counts.
+    /// Commits a step on top of `base` (the record item as read; with no attributes when it
+    /// comes from the node's cache, which holds only records stored inline), or creates the
+    /// execution when `base` is `None`. `Ok(None)`: a rival's write came first; nothing of this step counts.
     /// On success the outbox is handed out before returning.
     pub(crate) async fn commit(&self, base: Option<&Item>, plan: Plan) -> Result<Option<Record>> {
         let Plan {
@@ -227,8 +241,17 @@ impl Engine {
                     "a start too large for one transaction must be queued".into(),
                 ));
             };
-            // Claim a version of our own, then write the leading events under it.
-            let claim = Write::put(EXECUTIONS, key.clone(), base.attributes.clone())
+            // Claim a version of our own, then write the leading events under it: the record
+            // re-written as it is (read back when the base came from the cache).
+            let unchanged = if base.attributes.is_empty() {
+                match self.inner.store.get(EXECUTIONS, &key).await? {
+                    Some(item) if item.version == base.version => item.attributes,
+                    _ => return Ok(None),
+                }
+            } else {
+                base.attributes.clone()
+            };
+            let claim = Write::put(EXECUTIONS, key.clone(), unchanged)
                 .when(Condition::Version(base.version));
             let claimed = match self.inner.store.transact(vec![claim]).await {
                 Ok(v) => v[0].ok_or_else(|| Error::Corrupt("put returned no version".into()))?,
@@ -264,8 +287,7 @@ impl Engine {
             events = tail;
         }
         let condition = version.map_or(Condition::Absent, Condition::Version);
-        let keep = (record.status() == agentry_asl::Status::Running && parts.is_empty())
-            .then(|| (key.clone(), attributes.clone()));
+        let keep = record.status() == agentry_asl::Status::Running && parts.is_empty();
         let mut writes = vec![Write::put(EXECUTIONS, key, attributes).when(condition)];
         writes.extend(parts.into_iter().map(|(k, a)| Write::put(EXECUTIONS, k, a)));
         writes.extend(old_parts.into_iter().map(|k| Write::delete(EXECUTIONS, k)));
@@ -284,16 +306,15 @@ impl Engine {
         {
             let mut records = self.inner.records.lock().expect("records");
             match (keep, written) {
-                (Some((key, attributes)), Some(version)) => {
+                (true, Some(version)) => {
                     if records.len() >= MAX_CACHED_RECORDS {
                         records.clear();
                     }
                     records.insert(
                         arn.clone(),
-                        Item {
-                            key,
-                            attributes,
+                        Cached {
                             version,
+                            record: record.clone(),
                         },
                     );
                 }
@@ -315,6 +336,47 @@ impl Engine {
         self.inner.changed.notify_waiters();
         Ok(Some(record))
     }
+}
+
+/// A step's history events, packed in order into items of up to [`EVENTS_PER_ITEM`] events
+/// and [`EVENT_ITEM_BYTES`] of JSON, each keyed by its first event's id (`events`: the events
+/// as AWS prints them); an event larger than that is an item of its own. The packing follows
+/// from the events alone, so every attempt from the same state writes the same keys.
+pub(crate) fn pack_history(
+    arn: &str,
+    history: &[agentry_asl::history::HistoryEvent],
+) -> Result<Vec<Write>> {
+    let mut items = Vec::new();
+    let mut current: Vec<serde_json::Value> = Vec::new();
+    let mut first = 0;
+    let mut size = 0;
+    let flush = |current: &mut Vec<serde_json::Value>, first: u64, items: &mut Vec<Write>| {
+        if !current.is_empty() {
+            items.push(Write::put(
+                EXECUTIONS,
+                tables::event(arn, first),
+                obj(json!({"events": std::mem::take(current)})),
+            ));
+        }
+    };
+    for e in history {
+        let v = e.to_aws_json();
+        let mut counter = crate::record::ByteCount(0);
+        serde_json::to_writer(&mut counter, &v).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let n = counter.0;
+        if current.len() >= EVENTS_PER_ITEM || (!current.is_empty() && size + n > EVENT_ITEM_BYTES)
+        {
+            flush(&mut current, first, &mut items);
+            size = 0;
+        }
+        if current.is_empty() {
+            first = e.id;
+        }
+        size += n + 1;
+        current.push(v);
+    }
+    flush(&mut current, first, &mut items);
+    Ok(items)
 }
 
 fn pack_outbox(

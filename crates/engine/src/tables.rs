@@ -188,6 +188,10 @@ pub fn record_parts_prefix(tag: &str) -> String {
     format!("exec#part#{tag}#")
 }
 
+/// The highest event id a history key holds (far above the 25,000-event cap).
+pub const MAX_EVENT_ID: u64 = 9_999_999_999;
+
+/// The history item whose first event is `id`.
 pub fn event(arn: &str, id: u64) -> Key {
     Key::new(arn, format!("h#{id:010}"))
 }

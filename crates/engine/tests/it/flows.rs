@@ -136,25 +136,30 @@ async fn unknown_resource_fails_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_larger_than_a_transaction_commits_whole() {
-    // A Map of 150 Pass iterations is one step of about 600 events: several transactions.
+    // A Map of 3000 Pass iterations after a Task is one step of about 12,000 events: over a
+    // hundred history items, so several transactions, on top of the record the Task's step
+    // left in the node's cache.
     let h = Harness::new().await;
     let m = h
         .machine(
             "big-map",
-            json!({"StartAt": "Each", "States": {
+            json!({"StartAt": "First", "States": {
+                "First": {"Type": "Task", "Resource": ECHO, "Next": "Each"},
                 "Each": {"Type": "Map", "ItemProcessor": {"StartAt": "P", "States": {
                     "P": {"Type": "Pass", "Parameters": {"i.$": "$"}, "End": true}}}, "End": true}
             }}),
         )
         .await;
-    let items: Vec<u64> = (0..150).collect();
+    let items: Vec<u64> = (0..3000).collect();
     let d = h.run(&m, json!(items)).await;
     assert_eq!(d.status, "SUCCEEDED");
     let out = d.output_json().unwrap();
-    assert_eq!(out.as_array().unwrap().len(), 150);
-    assert_eq!(out[149], json!({"i": 149}));
+    assert_eq!(out.as_array().unwrap().len(), 3000);
+    assert_eq!(out[2999], json!({"i": 2999}));
     let events = h.engine.history(&d.execution_arn).await.unwrap();
-    assert!(events.len() > 450, "{}", events.len());
+    assert!(events.len() > 12_000, "{}", events.len());
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

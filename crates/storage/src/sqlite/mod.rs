@@ -331,6 +331,25 @@ fn row_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Option<i6
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
 
+/// The version and expiry of an item's stored row, expired or not, without its attributes
+/// (left empty): what a write needs when no change stream wants the old image.
+pub(crate) fn load_item_meta(conn: &Connection, table: &str, key: &Key) -> Result<Option<Stored>> {
+    conn.prepare_cached(
+        "SELECT version, expires_at FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![table, key.pk, key.sk], |r| {
+            Ok(Stored {
+                version: r.get::<_, i64>(0)? as u64,
+                attributes: Default::default(),
+                expires_at: r.get(1)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(db_err)
+}
+
 /// The stored row of an item, expired or not.
 pub(crate) fn load_item(conn: &Connection, table: &str, key: &Key) -> Result<Option<Stored>> {
     let row = conn

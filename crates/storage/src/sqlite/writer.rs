@@ -7,7 +7,7 @@ use std::sync::{Arc, mpsc};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use super::{Specs, db_err, load_item};
+use super::{Specs, db_err, load_item, load_item_meta};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::item::{Key, TableSpec, Write};
@@ -184,15 +184,31 @@ fn transact(
     // transaction and applying it at once is the same as planning all first.
     for (i, w) in writes.iter().enumerate() {
         let spec = specs.get(conn, w.table())?;
-        let stored = load_item(conn, w.table(), w.key())?;
+        // The old attributes matter only to a change stream's image: otherwise the row's
+        // version and expiry decide the write, and its text is neither read nor parsed.
+        let stored = if spec.stream {
+            load_item(conn, w.table(), w.key())?
+        } else {
+            load_item_meta(conn, w.table(), w.key())?
+        };
+        let existed = stored.is_some();
         let planned = plan::plan(i, w, &spec, stored, now)?;
         versions.push(planned.version());
-        apply(conn, &spec, w.key(), planned, now)?;
+        apply(conn, &spec, w.key(), planned, existed, now)?;
     }
     Ok(versions)
 }
 
-fn apply(conn: &Connection, spec: &TableSpec, key: &Key, planned: Planned, now: i64) -> Result<()> {
+/// Carries out a planned write. `existed`: the item had a row (live or expired) before it, so
+/// there may be index entries to replace; a new row has none.
+fn apply(
+    conn: &Connection,
+    spec: &TableSpec,
+    key: &Key,
+    planned: Planned,
+    existed: bool,
+    now: i64,
+) -> Result<()> {
     let table = &spec.name;
     match planned.effect {
         Effect::Nothing => return Ok(()),
@@ -210,7 +226,9 @@ fn apply(conn: &Connection, spec: &TableSpec, key: &Key, planned: Planned, now: 
             .and_then(|mut st| st.execute(params![table, key.pk, key.sk, version as i64, attributes_json, expires_at]))
             .map_err(db_err)?;
             if !spec.indexes.is_empty() {
-                delete_index_entries(conn, table, key)?;
+                if existed {
+                    delete_index_entries(conn, table, key)?;
+                }
                 let mut st = conn
                     .prepare_cached("INSERT INTO index_entries (tbl, idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                     .map_err(db_err)?;
@@ -220,6 +238,8 @@ fn apply(conn: &Connection, spec: &TableSpec, key: &Key, planned: Planned, now: 
                 }
             }
         }
+        // No row: nothing to remove, nor any index entries.
+        Effect::Remove if !existed => {}
         Effect::Remove => {
             conn.prepare_cached("DELETE FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3")
                 .and_then(|mut st| st.execute(params![table, key.pk, key.sk]))
@@ -281,6 +301,7 @@ fn purge(conn: &Connection, specs: &Specs, table: &str, limit: u32, now: i64) ->
                 effect: Effect::Remove,
                 change,
             },
+            true,
             now,
         )?;
     }
