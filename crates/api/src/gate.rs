@@ -68,6 +68,11 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return resp;
     }
+    if let Some(tools) = &state.tools {
+        tools
+            .tasks
+            .bind_account(&principal.account, &principal.tenant);
+    }
     req.extensions_mut().insert(principal);
     next.run(req).await
 }

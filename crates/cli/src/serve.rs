@@ -64,7 +64,7 @@ pub fn serve(
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create the data directory {}", data.display()))?;
         let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(1024).0;
-        let (engine, sessions) = open_engine(&config, data, deltas.clone()).await?;
+        let (engine, sessions, tools) = open_engine(&config, data, deltas.clone()).await?;
         let node = engine.run();
         let watch = sessions.watch(engine.clone(), Duration::from_millis(500));
         let dev = if dev_tokens(&config) {
@@ -78,6 +78,11 @@ pub fn serve(
             None
         };
         let auth = agentry_api::Auth::new(&config.auth, dev).map_err(|e| anyhow::anyhow!(e))?;
+        // Executions of configured accounts call their tenant's tools from the start (others
+        // once their tenant makes a request).
+        for (tenant, account) in &config.auth.accounts {
+            tools.bind_account(account, tenant);
+        }
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -94,7 +99,8 @@ pub fn serve(
         }
         let state = agentry_api::AppState::new(Some(engine), auth, config.limits.clone())
             .with_sessions(sessions)
-            .with_deltas(deltas);
+            .with_deltas(deltas)
+            .with_tools(tools.registry().clone(), tools);
         agentry_api::run(listener, state, shutdown_signal())
             .await
             .context("server failed")?;
@@ -112,7 +118,11 @@ async fn open_engine(
     config: &Config,
     data: &Path,
     deltas: agentry_api::Deltas,
-) -> anyhow::Result<(agentry_engine::Engine, agentry_sessions::Sessions)> {
+) -> anyhow::Result<(
+    agentry_engine::Engine,
+    agentry_sessions::Sessions,
+    std::sync::Arc<agentry_tools::engine::ToolTasks>,
+)> {
     let store_url = format!("sqlite://{}", data.join("agentry.db").display());
     let queue_url = format!("sqlite://{}", data.join("queue.db").display());
     let store = agentry_storage::open(&store_url)
@@ -147,7 +157,7 @@ async fn open_engine(
         .await
         .context("cannot open the sessions tables")?
         .with_knowledge(std::sync::Arc::new(crate::wiring::FtsKnowledge(kb)));
-    Ok((engine, sessions))
+    Ok((engine, sessions, tools))
 }
 
 async fn shutdown_signal() {

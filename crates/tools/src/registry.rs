@@ -354,6 +354,15 @@ impl Registry {
             .is_some()
     }
 
+    /// The tool registered under exactly this owner (`None`: the global one) and name.
+    pub fn get(&self, tenant: Option<&str>, name: &str) -> Option<ToolSpec> {
+        self.tools
+            .read()
+            .unwrap()
+            .get(&(tenant.map(str::to_owned), name.to_owned()))
+            .map(|e| e.spec.clone())
+    }
+
     /// The tools a tenant sees (its own and the global ones; its own shadow a global one of the
     /// same name), by name.
     pub fn list(&self, tenant: &str) -> Vec<ToolSpec> {
@@ -482,6 +491,14 @@ impl Registry {
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
     }
+}
+
+/// Whether `schema` is a JSON Schema the registry accepts for a tool's input or output; the
+/// error says what is wrong with it.
+pub fn check_schema(schema: &Value) -> std::result::Result<(), String> {
+    jsonschema::validator_for(schema)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check(v: &jsonschema::Validator, doc: &Value, tool: &str, which: &'static str) -> Result<()> {
