@@ -463,6 +463,26 @@ async fn a_tenants_http_tool_runs_in_its_state_machines_and_is_measured() {
     assert_eq!(calls.lock().unwrap().len(), 1);
     let (s, _) = call(app, "GET", "/v1/tools/lookup/metrics", Some(&globex), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A name that resolves to loopback passes registration, but the call is refused once
+    // the name resolves: the endpoint is never reached.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let (s, v) = call(
+        app,
+        "POST",
+        "/v1/tools",
+        Some(&acme),
+        create(json!({"name": "sneaky", "url": by_name})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let def = json!({"StartAt": "S", "States": {"S": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "sneaky", "Payload": {}}, "End": true}}});
+    let arn = start(app, &acme, "sneaky", &def, json!({})).await;
+    let d = finish(app, &acme, &arn).await;
+    assert_eq!(d["error"], "Tools.Forbidden", "{d}");
+    assert_eq!(calls.lock().unwrap().len(), 1);
 }
 
 async fn wait_approvals(app: &axum::Router, who: &str, n: usize) -> Vec<Value> {
