@@ -147,7 +147,19 @@ async fn open_engine(
         .with_delta_sink(std::sync::Arc::new(crate::wiring::BroadcastDeltas(deltas)));
     agentry_llm::register(&mut resources, std::sync::Arc::new(llm));
     let kb = crate::wiring::knowledge(data)?;
-    let registry = crate::wiring::tools(config, data, &kb)?;
+    // Results by idempotency key, approval requests and the tools tenants registered live on
+    // the store, so they outlive a restart.
+    let memory = agentry_tools::memory::ItemMemory::new(store.clone())
+        .await
+        .context("cannot open the tools' table")?;
+    let registry = crate::wiring::tools(config, data, &kb, std::sync::Arc::new(memory))?;
+    let restored = registry
+        .restore()
+        .await
+        .context("cannot read the registered tools")?;
+    if restored > 0 {
+        eprintln!("agentry: {restored} registered tools restored");
+    }
     let tools = agentry_tools::engine::register(&mut resources, std::sync::Arc::new(registry));
     let engine = agentry_engine::Engine::open(store.clone(), queue, resources, engine_config)
         .await

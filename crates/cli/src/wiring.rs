@@ -84,8 +84,9 @@ pub fn tools(
     config: &Config,
     data: &Path,
     kb: &KnowledgeBase,
+    memory: Arc<dyn agentry_tools::memory::Memory>,
 ) -> anyhow::Result<agentry_tools::Registry> {
-    let registry = agentry_tools::Registry::new();
+    let registry = agentry_tools::Registry::with_memory(memory);
     let add = |t: Arc<dyn agentry_tools::Builtin>| registry.add_builtin(t);
     add(Arc::new(WebFetch))?;
     add(Arc::new(WebSearch::from_config(config.search.as_ref())))?;

@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub const RESULTS: &str = "result";
 /// The namespace of approval requests.
 pub const APPROVALS: &str = "approval";
+/// The namespace of tools registered at run time (by tenants, through the API).
+pub const TOOLS: &str = "tool";
 
 /// Values by namespace and key.
 #[async_trait]

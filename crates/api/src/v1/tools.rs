@@ -283,7 +283,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Tool>), ApiError> {
     let tools = state.tools()?;
     let spec = spec_of(&t.principal.tenant, req)?;
-    tools.registry.register(spec.clone())?;
+    tools.registry.register_saved(spec.clone()).await?;
     Ok((StatusCode::CREATED, Json(tool(spec))))
 }
 
@@ -317,7 +317,11 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let tools = state.tools()?;
-    if tools.registry.unregister(Some(&t.principal.tenant), &name) {
+    if tools
+        .registry
+        .unregister_saved(Some(&t.principal.tenant), &name)
+        .await?
+    {
         return Ok(StatusCode::NO_CONTENT);
     }
     if tools.registry.get(None, &name).is_some() {

@@ -19,6 +19,8 @@ pub struct ToolEnv {
     pub engine: agentry_engine::Engine,
     pub registry: Arc<Registry>,
     pub tasks: Arc<ToolTasks>,
+    /// What the registry remembers (saved tools, approval requests).
+    pub memory: Arc<agentry_tools::memory::MemoryStore>,
     _node: agentry_engine::Node,
     _dir: tempfile::TempDir,
 }
@@ -36,7 +38,8 @@ pub async fn tool_env() -> ToolEnv {
         timer_poll: Duration::from_millis(100),
         ..Default::default()
     };
-    let registry = Arc::new(Registry::new());
+    let memory = Arc::new(agentry_tools::memory::MemoryStore::default());
+    let registry = Arc::new(Registry::with_memory(memory.clone()));
     registry
         .add_builtin(Arc::new(agentry_tools::builtin::DataAnalysis))
         .unwrap();
@@ -56,6 +59,7 @@ pub async fn tool_env() -> ToolEnv {
         engine,
         registry,
         tasks,
+        memory,
         _node: node,
         _dir: dir,
     }
@@ -199,6 +203,10 @@ async fn tenants_register_list_describe_and_delete_their_http_tools() {
         env.registry.get(Some("acme"), "weather").unwrap().version,
         "2"
     );
+    // Saved: a registry opened on the same memory after a restart has it again.
+    let restarted = Registry::with_memory(env.memory.clone());
+    assert_eq!(restarted.restore().await.unwrap(), 1);
+    assert_eq!(restarted.get(Some("acme"), "weather").unwrap().version, "2");
 
     let (s, v) = call(app, "GET", "/v1/tools", Some(&acme), None).await;
     assert_eq!(s, StatusCode::OK);
@@ -243,6 +251,12 @@ async fn tenants_register_list_describe_and_delete_their_http_tools() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = call(app, "DELETE", "/v1/tools/weather", Some(&acme), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    let restarted = Registry::with_memory(env.memory.clone());
+    assert_eq!(
+        restarted.restore().await.unwrap(),
+        0,
+        "a deleted tool came back"
+    );
     let (s, _) = call(app, "GET", "/v1/tools/weather", Some(&acme), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = call(app, "DELETE", "/v1/tools/weather", Some(&acme), None).await;
