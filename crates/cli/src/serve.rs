@@ -78,10 +78,13 @@ pub fn serve(
             None
         };
         let auth = agentry_api::Auth::new(&config.auth, dev).map_err(|e| anyhow::anyhow!(e))?;
-        // Executions of configured accounts call their tenant's tools from the start (others
-        // once their tenant makes a request).
+        // Executions of configured accounts call their tenant's tools from the start (others'
+        // accounts are bound at their tenant's first request, and remembered).
         for (tenant, account) in &config.auth.accounts {
-            tools.bind_account(account, tenant);
+            tools
+                .bind_account(account, tenant)
+                .await
+                .context("cannot record the tenants' accounts")?;
         }
         let listener = tokio::net::TcpListener::bind(&addr)
             .await

@@ -206,8 +206,9 @@ impl ToolTasks {
     }
 
     /// Executions in `account` call tools as `tenant`: its own tools and the global ones, its
-    /// metrics, its approvals.
-    pub fn bind_account(&self, account: &str, tenant: &str) {
+    /// metrics, its approvals. Remembered in the registry's memory, so executions resumed
+    /// after a restart still call as their tenant.
+    pub async fn bind_account(&self, account: &str, tenant: &str) -> Result<()> {
         if self
             .accounts
             .read()
@@ -216,19 +217,43 @@ impl ToolTasks {
             .map(String::as_str)
             == Some(tenant)
         {
-            return;
+            return Ok(());
         }
+        self.registry
+            .memory()
+            .put(crate::memory::ACCOUNTS, account, json!(tenant))
+            .await?;
         self.accounts
             .write()
             .unwrap()
             .insert(account.to_owned(), tenant.to_owned());
+        Ok(())
     }
 
-    /// The tenant an execution's tool calls run as.
-    pub fn tenant_of(&self, execution: &str) -> String {
-        arn_account(execution)
-            .and_then(|a| self.accounts.read().unwrap().get(a).cloned())
-            .unwrap_or_else(|| self.tenant.clone())
+    /// The tenant an execution's tool calls run as: its account's, or the tenant these
+    /// resources were registered for when the account is bound to none.
+    pub async fn tenant_of(&self, execution: &str) -> String {
+        let Some(account) = arn_account(execution) else {
+            return self.tenant.clone();
+        };
+        if let Some(t) = self.accounts.read().unwrap().get(account) {
+            return t.clone();
+        }
+        match self
+            .registry
+            .memory()
+            .get(crate::memory::ACCOUNTS, account)
+            .await
+        {
+            Ok(Some(Value::String(t))) => {
+                self.accounts
+                    .write()
+                    .unwrap()
+                    .insert(account.to_owned(), t.clone());
+                t
+            }
+            _ => self.tenant.clone(),
+        }
     }
 
     async fn lambda_invoke(&self, req: TaskRequest) -> TaskResult {
@@ -266,7 +291,7 @@ impl ToolTasks {
     async fn run(&self, tool: String, payload: Value, req: TaskRequest, wrap: bool) -> TaskResult {
         let execution = key_execution(&req.idempotency_key).to_owned();
         let call = Call::new(tool, payload)
-            .tenant(self.tenant_of(&execution))
+            .tenant(self.tenant_of(&execution).await)
             .key(req.idempotency_key.clone());
         let outcome = self.registry.call(call).await.map_err(|e| task_error(&e))?;
         let shape = |v: Value| {

@@ -17,6 +17,8 @@ pub const RESULTS: &str = "result";
 pub const APPROVALS: &str = "approval";
 /// The namespace of tools registered at run time (by tenants, through the API).
 pub const TOOLS: &str = "tool";
+/// The namespace of the tenant each account's executions call tools as.
+pub const ACCOUNTS: &str = "account";
 
 /// Values by namespace and key.
 #[async_trait]
