@@ -13,6 +13,11 @@
 //! ends in `.waitForTaskToken`: then the request is recorded with the task token, the task
 //! waits, and [`ToolTasks::approve`] runs the tool and answers the token with its result
 //! (or its error), while [`ToolTasks::reject`] fails the task with `Tools.ApprovalDenied`.
+//!
+//! An execution calls tools as the tenant bound to its account ([`ToolTasks::bind_account`]:
+//! the gateway binds every caller's), so it reaches that tenant's own tools and the global
+//! ones; an unbound account calls as the tenant the resources were registered for. Approval
+//! requests record the waiting execution, and so its account.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
