@@ -104,6 +104,21 @@ impl From<agentry_engine::Error> for ApiError {
     }
 }
 
+impl From<agentry_tools::Error> for ApiError {
+    fn from(e: agentry_tools::Error) -> Self {
+        use agentry_tools::Error as E;
+        let (status, code) = match &e {
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            E::Config(_) | E::SchemaValidation { .. } => {
+                (StatusCode::BAD_REQUEST, "ValidationError")
+            }
+            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+            _ => (StatusCode::BAD_GATEWAY, e.name()),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<agentry_sessions::Error> for ApiError {
     fn from(e: agentry_sessions::Error) -> Self {
         use agentry_sessions::Error as E;

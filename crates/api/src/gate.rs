@@ -68,6 +68,14 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return resp;
     }
+    if let Some(tools) = &state.tools
+        && let Err(e) = tools
+            .tasks
+            .bind_account(&principal.account, &principal.tenant)
+            .await
+    {
+        tracing::warn!(error = %e, tenant = %principal.tenant, "binding the tenant's account for its tool calls");
+    }
     req.extensions_mut().insert(principal);
     next.run(req).await
 }

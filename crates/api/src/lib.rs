@@ -62,7 +62,18 @@ pub struct AppState {
     pub sessions: Option<agentry_sessions::Sessions>,
     /// Model output as it streams, by execution ARN (for the session event streams).
     pub deltas: Option<Deltas>,
+    /// The tool registry and the engine's tool resources (the `/v1/tools`, `/v1/approvals`
+    /// routes), when served.
+    pub tools: Option<Tools>,
     pub gateway: Arc<Gateway>,
+}
+
+/// The tools a gateway serves: the registry, and the engine resources that call its tools
+/// and hold calls waiting for approval.
+#[derive(Clone)]
+pub struct Tools {
+    pub registry: Arc<agentry_tools::Registry>,
+    pub tasks: Arc<agentry_tools::engine::ToolTasks>,
 }
 
 /// Pieces of model output as they stream on this node: `(execution ARN, {"text": ...})`.
@@ -82,6 +93,7 @@ impl AppState {
             engine,
             sessions: None,
             deltas: None,
+            tools: None,
             gateway: Arc::new(Gateway { auth, limits, rate }),
         }
     }
@@ -96,6 +108,28 @@ impl AppState {
     pub fn with_deltas(mut self, deltas: Deltas) -> Self {
         self.deltas = Some(deltas);
         self
+    }
+
+    /// Serves the tools of `registry` and the approvals of the calls `tasks` holds; every
+    /// caller's account is bound to its tenant, so its executions call its tools.
+    pub fn with_tools(
+        mut self,
+        registry: Arc<agentry_tools::Registry>,
+        tasks: Arc<agentry_tools::engine::ToolTasks>,
+    ) -> Self {
+        self.tools = Some(Tools { registry, tasks });
+        self
+    }
+
+    /// The tools, or 503 when this server serves none.
+    pub fn tools(&self) -> Result<&Tools, ApiError> {
+        self.tools.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ToolsUnavailable",
+                "this server serves no tools",
+            )
+        })
     }
 
     /// The sessions service, or 503 when this server runs none.

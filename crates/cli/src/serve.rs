@@ -64,7 +64,7 @@ pub fn serve(
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create the data directory {}", data.display()))?;
         let deltas: agentry_api::Deltas = tokio::sync::broadcast::channel(1024).0;
-        let (engine, sessions) = open_engine(&config, data, deltas.clone()).await?;
+        let (engine, sessions, tools) = open_engine(&config, data, deltas.clone()).await?;
         let node = engine.run();
         let watch = sessions.watch(engine.clone(), Duration::from_millis(500));
         let dev = if dev_tokens(&config) {
@@ -78,6 +78,14 @@ pub fn serve(
             None
         };
         let auth = agentry_api::Auth::new(&config.auth, dev).map_err(|e| anyhow::anyhow!(e))?;
+        // Executions of configured accounts call their tenant's tools from the start (others'
+        // accounts are bound at their tenant's first request, and remembered).
+        for (tenant, account) in &config.auth.accounts {
+            tools
+                .bind_account(account, tenant)
+                .await
+                .context("cannot record the tenants' accounts")?;
+        }
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -94,7 +102,8 @@ pub fn serve(
         }
         let state = agentry_api::AppState::new(Some(engine), auth, config.limits.clone())
             .with_sessions(sessions)
-            .with_deltas(deltas);
+            .with_deltas(deltas)
+            .with_tools(tools.registry().clone(), tools);
         agentry_api::run(listener, state, shutdown_signal())
             .await
             .context("server failed")?;
@@ -112,7 +121,11 @@ async fn open_engine(
     config: &Config,
     data: &Path,
     deltas: agentry_api::Deltas,
-) -> anyhow::Result<(agentry_engine::Engine, agentry_sessions::Sessions)> {
+) -> anyhow::Result<(
+    agentry_engine::Engine,
+    agentry_sessions::Sessions,
+    std::sync::Arc<agentry_tools::engine::ToolTasks>,
+)> {
     let store_url = format!("sqlite://{}", data.join("agentry.db").display());
     let queue_url = format!("sqlite://{}", data.join("queue.db").display());
     let store = agentry_storage::open(&store_url)
@@ -151,14 +164,26 @@ async fn open_engine(
     );
     let mut guarded = agentry_engine::ResourceTable::new();
     agentry_llm::register(&mut guarded, llm.clone());
-    let registry = crate::wiring::tools(config, data, &kb)?;
+    // Results by idempotency key, approval requests and the tools tenants registered live on
+    // the store, so they outlive a restart.
+    let memory = agentry_tools::memory::ItemMemory::new(store.clone())
+        .await
+        .context("cannot open the tools' table")?;
+    let registry = crate::wiring::tools(config, data, &kb, std::sync::Arc::new(memory))?;
+    let restored = registry
+        .restore()
+        .await
+        .context("cannot read the registered tools")?;
+    if restored > 0 {
+        eprintln!("agentry: {restored} registered tools restored");
+    }
     let tools = agentry_tools::engine::register(&mut guarded, std::sync::Arc::new(registry));
     crate::wiring::guard_agents(&mut resources, guarded, sessions.clone(), llm);
     let engine = agentry_engine::Engine::open(store, queue, resources, engine_config)
         .await
         .context("cannot start the engine")?;
     tools.connect(std::sync::Arc::new(engine.clone()));
-    Ok((engine, sessions))
+    Ok((engine, sessions, tools))
 }
 
 async fn shutdown_signal() {

@@ -93,8 +93,9 @@ pub fn tools(
     config: &Config,
     data: &Path,
     kb: &KnowledgeBase,
+    memory: Arc<dyn agentry_tools::memory::Memory>,
 ) -> anyhow::Result<agentry_tools::Registry> {
-    let registry = agentry_tools::Registry::new();
+    let registry = agentry_tools::Registry::with_memory(memory);
     let add = |t: Arc<dyn agentry_tools::Builtin>| registry.add_builtin(t);
     add(Arc::new(WebFetch))?;
     add(Arc::new(WebSearch::from_config(config.search.as_ref())))?;
@@ -231,7 +232,9 @@ pub async fn local_resources(
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create the data directory {}", data.display()))?;
     let kb = knowledge(data)?;
-    agentry_tools::engine::register(&mut table, Arc::new(tools(config, data, &kb)?));
+    // One run: results and approvals are kept in memory.
+    let memory = Arc::new(agentry_tools::memory::MemoryStore::default());
+    agentry_tools::engine::register(&mut table, Arc::new(tools(config, data, &kb, memory)?));
     Ok(table)
 }
 

@@ -79,6 +79,17 @@ pub struct PendingApproval {
     #[serde(default)]
     pub envelope: bool,
     pub requested_at_ms: u64,
+    /// The ARN of the execution whose task waits (empty when recorded before executions were
+    /// kept).
+    #[serde(default)]
+    pub execution: String,
+}
+
+impl PendingApproval {
+    /// The account of the waiting execution (`arn:aws:states:REGION:ACCOUNT:execution:...`).
+    pub fn account(&self) -> Option<&str> {
+        crate::engine::arn_account(&self.execution)
+    }
 }
 
 impl Registry {

@@ -13,8 +13,14 @@
 //! ends in `.waitForTaskToken`: then the request is recorded with the task token, the task
 //! waits, and [`ToolTasks::approve`] runs the tool and answers the token with its result
 //! (or its error), while [`ToolTasks::reject`] fails the task with `Tools.ApprovalDenied`.
+//!
+//! An execution calls tools as the tenant bound to its account ([`ToolTasks::bind_account`]:
+//! the gateway binds every caller's), so it reaches that tenant's own tools and the global
+//! ones; an unbound account calls as the tenant the resources were registered for. Approval
+//! requests record the waiting execution, and so its account.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentry_asl::TaskRequest;
@@ -34,6 +40,12 @@ pub const LAMBDA_FUNCTIONS: &str = "arn:aws:lambda:*";
 pub trait TaskTokens: Send + Sync {
     async fn succeed(&self, token: &str, output: &Value) -> std::result::Result<(), String>;
     async fn fail(&self, token: &str, error: &str, cause: &str) -> std::result::Result<(), String>;
+
+    /// The same sink answering the tokens of `account`'s executions, when it is scoped to
+    /// accounts (`None`: this sink answers every token).
+    fn for_account(&self, _account: &str) -> Option<Arc<dyn TaskTokens>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -49,6 +61,37 @@ impl TaskTokens for agentry_engine::Engine {
             .await
             .map_err(|e| e.to_string())
     }
+
+    fn for_account(&self, account: &str) -> Option<Arc<dyn TaskTokens>> {
+        self.for_account(account)
+            .ok()
+            .map(|e| Arc::new(e) as Arc<dyn TaskTokens>)
+    }
+}
+
+/// The account in an execution ARN (`arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME`),
+/// or in the idempotency key of one of its tasks (the ARN followed by `:STATE:ATTEMPT`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), _, Some("states"), _, Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    (!account.is_empty()).then_some(account)
+}
+
+/// The execution ARN in a task's idempotency key (`EXECUTION_ARN:ENTERED:ATTEMPT`).
+fn key_execution(key: &str) -> &str {
+    let mut it = key.rsplitn(3, ':');
+    match (it.next(), it.next(), it.next()) {
+        (Some(_), Some(_), Some(arn)) => arn,
+        _ => key,
+    }
 }
 
 /// The tool resources of one engine. Connect the engine once it is open (the table is built
@@ -57,6 +100,8 @@ pub struct ToolTasks {
     registry: Arc<Registry>,
     tokens: OnceLock<Arc<dyn TaskTokens>>,
     tenant: String,
+    /// The tenant whose tools an account's executions call (others call as `tenant`).
+    accounts: RwLock<HashMap<String, String>>,
 }
 
 /// Registers the tool resources on `table`, calling tools as the default tenant.
@@ -74,6 +119,7 @@ pub fn register_for(
         registry,
         tokens: OnceLock::new(),
         tenant: tenant.to_owned(),
+        accounts: RwLock::default(),
     });
     let t = tasks.clone();
     table.register(LAMBDA_INVOKE, move |req| {
@@ -164,6 +210,57 @@ impl ToolTasks {
         &self.registry
     }
 
+    /// Executions in `account` call tools as `tenant`: its own tools and the global ones, its
+    /// metrics, its approvals. Remembered in the registry's memory, so executions resumed
+    /// after a restart still call as their tenant.
+    pub async fn bind_account(&self, account: &str, tenant: &str) -> Result<()> {
+        if self
+            .accounts
+            .read()
+            .unwrap()
+            .get(account)
+            .map(String::as_str)
+            == Some(tenant)
+        {
+            return Ok(());
+        }
+        self.registry
+            .memory()
+            .put(crate::memory::ACCOUNTS, account, json!(tenant))
+            .await?;
+        self.accounts
+            .write()
+            .unwrap()
+            .insert(account.to_owned(), tenant.to_owned());
+        Ok(())
+    }
+
+    /// The tenant an execution's tool calls run as: its account's, or the tenant these
+    /// resources were registered for when the account is bound to none.
+    pub async fn tenant_of(&self, execution: &str) -> String {
+        let Some(account) = arn_account(execution) else {
+            return self.tenant.clone();
+        };
+        if let Some(t) = self.accounts.read().unwrap().get(account) {
+            return t.clone();
+        }
+        match self
+            .registry
+            .memory()
+            .get(crate::memory::ACCOUNTS, account)
+            .await
+        {
+            Ok(Some(Value::String(t))) => {
+                self.accounts
+                    .write()
+                    .unwrap()
+                    .insert(account.to_owned(), t.clone());
+                t
+            }
+            _ => self.tenant.clone(),
+        }
+    }
+
     async fn lambda_invoke(&self, req: TaskRequest) -> TaskResult {
         let Some(fname) = req.input.get("FunctionName").and_then(Value::as_str) else {
             return Err(TaskError::new(
@@ -197,8 +294,9 @@ impl ToolTasks {
     }
 
     async fn run(&self, tool: String, payload: Value, req: TaskRequest, wrap: bool) -> TaskResult {
+        let execution = key_execution(&req.idempotency_key).to_owned();
         let call = Call::new(tool, payload)
-            .tenant(self.tenant.clone())
+            .tenant(self.tenant_of(&execution).await)
             .key(req.idempotency_key.clone());
         let outcome = self.registry.call(call).await.map_err(|e| task_error(&e))?;
         let shape = |v: Value| {
@@ -211,7 +309,7 @@ impl ToolTasks {
         match (outcome, req.task_token) {
             (Outcome::Done(v), None) => Ok(shape(v)),
             (Outcome::Done(v), Some(token)) => {
-                let sink = self.sink().map_err(|e| task_error(&e))?;
+                let sink = self.sink_for(&execution).map_err(|e| task_error(&e))?;
                 let out = shape(v);
                 tokio::spawn(async move {
                     if let Err(e) = sink.succeed(&token, &out).await {
@@ -233,6 +331,7 @@ impl ToolTasks {
                     request,
                     envelope: wrap,
                     requested_at_ms: now_ms(),
+                    execution,
                 };
                 self.registry
                     .record_approval(&pending)
@@ -249,15 +348,46 @@ impl ToolTasks {
         })
     }
 
+    /// The sink answering the tokens of `execution`'s tasks.
+    fn sink_for(&self, execution: &str) -> Result<Arc<dyn TaskTokens>> {
+        let sink = self.sink()?;
+        Ok(arn_account(execution)
+            .and_then(|a| sink.for_account(a))
+            .unwrap_or(sink))
+    }
+
+    async fn pending(&self, token: &str) -> Result<PendingApproval> {
+        self.registry
+            .pending_approval(token)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("approval request for task token {token}")))
+    }
+
     /// Approves the call waiting on `token`: runs the tool and answers the token with its
     /// result (SendTaskSuccess) or its error (SendTaskFailure). Returns the tool's outcome.
     pub async fn approve(&self, token: &str) -> Result<std::result::Result<Value, Error>> {
-        let sink = self.sink()?;
-        let pending = self
-            .registry
-            .pending_approval(token)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("approval request for task token {token}")))?;
+        let pending = self.pending(token).await?;
+        let sink = self.sink_for(&pending.execution)?;
+        self.approve_pending(pending, sink.as_ref()).await
+    }
+
+    /// As [`ToolTasks::approve`], answering the token through `sink` (an engine handle scoped
+    /// to the caller's account: a token of another account's execution is not known to it).
+    pub async fn approve_with(
+        &self,
+        token: &str,
+        sink: &dyn TaskTokens,
+    ) -> Result<std::result::Result<Value, Error>> {
+        let pending = self.pending(token).await?;
+        self.approve_pending(pending, sink).await
+    }
+
+    async fn approve_pending(
+        &self,
+        pending: PendingApproval,
+        sink: &dyn TaskTokens,
+    ) -> Result<std::result::Result<Value, Error>> {
+        let token = pending.token.as_str();
         let r = &pending.request;
         let mut call = Call::new(r.tool.clone(), r.input.clone())
             .tenant(r.tenant.clone())
@@ -285,12 +415,29 @@ impl ToolTasks {
 
     /// Refuses the call waiting on `token`: its task fails with `Tools.ApprovalDenied`.
     pub async fn reject(&self, token: &str, reason: &str) -> Result<()> {
-        let sink = self.sink()?;
-        let pending = self
-            .registry
-            .pending_approval(token)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("approval request for task token {token}")))?;
+        let pending = self.pending(token).await?;
+        let sink = self.sink_for(&pending.execution)?;
+        self.reject_pending(pending, reason, sink.as_ref()).await
+    }
+
+    /// As [`ToolTasks::reject`], answering the token through `sink`.
+    pub async fn reject_with(
+        &self,
+        token: &str,
+        reason: &str,
+        sink: &dyn TaskTokens,
+    ) -> Result<()> {
+        let pending = self.pending(token).await?;
+        self.reject_pending(pending, reason, sink).await
+    }
+
+    async fn reject_pending(
+        &self,
+        pending: PendingApproval,
+        reason: &str,
+        sink: &dyn TaskTokens,
+    ) -> Result<()> {
+        let token = pending.token.as_str();
         let e = Error::ApprovalDenied {
             tool: pending.request.tool.clone(),
             reason: reason.to_owned(),
@@ -319,5 +466,15 @@ mod tests {
             Some("web_fetch")
         );
         assert_eq!(function_name("arn:aws:s3:::bucket"), None);
+    }
+
+    #[test]
+    fn executions_and_accounts_from_task_keys() {
+        let key = "arn:aws:states:us-east-1:123456789012:execution:m:e1:7:0";
+        let arn = key_execution(key);
+        assert_eq!(arn, "arn:aws:states:us-east-1:123456789012:execution:m:e1");
+        assert_eq!(arn_account(arn), Some("123456789012"));
+        assert_eq!(arn_account("k"), None);
+        assert_eq!(arn_account("arn:aws:lambda:us-east-1:1:function:f"), None);
     }
 }

@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 pub const RESULTS: &str = "result";
 /// The namespace of approval requests.
 pub const APPROVALS: &str = "approval";
+/// The namespace of tools registered at run time (by tenants, through the API).
+pub const TOOLS: &str = "tool";
+/// The namespace of the tenant each account's executions call tools as.
+pub const ACCOUNTS: &str = "account";
 
 /// Values by namespace and key.
 #[async_trait]

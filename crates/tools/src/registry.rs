@@ -345,6 +345,44 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers a tool as [`Registry::register`] does and remembers it in the registry's
+    /// memory, so [`Registry::restore`] registers it again after a restart.
+    pub async fn register_saved(&self, spec: ToolSpec) -> Result<()> {
+        self.register(spec.clone())?;
+        let key = saved_key(spec.tenant.as_deref(), &spec.name);
+        let value = serde_json::to_value(&spec).expect("a tool spec serializes");
+        self.memory.put(crate::memory::TOOLS, &key, value).await
+    }
+
+    /// Removes a tool and forgets it if it was saved; returns whether it existed.
+    pub async fn unregister_saved(&self, tenant: Option<&str>, name: &str) -> Result<bool> {
+        let existed = self.unregister(tenant, name);
+        self.memory
+            .delete(crate::memory::TOOLS, &saved_key(tenant, name))
+            .await?;
+        Ok(existed)
+    }
+
+    /// Registers again every tool saved with [`Registry::register_saved`]; returns how many.
+    /// A saved tool that no longer registers (a secret gone, say) is skipped with a warning.
+    pub async fn restore(&self) -> Result<usize> {
+        let mut n = 0;
+        for (key, value) in self.memory.list(crate::memory::TOOLS).await? {
+            let spec: ToolSpec = match serde_json::from_value(value) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(tool = %key, error = %e, "a saved tool does not parse");
+                    continue;
+                }
+            };
+            match self.register(spec) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(tool = %key, error = %e, "a saved tool does not register"),
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes a tool; returns whether it existed.
     pub fn unregister(&self, tenant: Option<&str>, name: &str) -> bool {
         self.tools
@@ -352,6 +390,15 @@ impl Registry {
             .unwrap()
             .remove(&(tenant.map(str::to_owned), name.to_owned()))
             .is_some()
+    }
+
+    /// The tool registered under exactly this owner (`None`: the global one) and name.
+    pub fn get(&self, tenant: Option<&str>, name: &str) -> Option<ToolSpec> {
+        self.tools
+            .read()
+            .unwrap()
+            .get(&(tenant.map(str::to_owned), name.to_owned()))
+            .map(|e| e.spec.clone())
     }
 
     /// The tools a tenant sees (its own and the global ones; its own shadow a global one of the
@@ -482,6 +529,19 @@ impl Registry {
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
     }
+}
+
+/// The key a saved tool is remembered under: `TENANT/NAME`, or `/NAME` for a global one.
+fn saved_key(tenant: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", tenant.unwrap_or(""))
+}
+
+/// Whether `schema` is a JSON Schema the registry accepts for a tool's input or output; the
+/// error says what is wrong with it.
+pub fn check_schema(schema: &Value) -> std::result::Result<(), String> {
+    jsonschema::validator_for(schema)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check(v: &jsonschema::Validator, doc: &Value, tool: &str, which: &'static str) -> Result<()> {

@@ -11,6 +11,8 @@
 //! - `sessions`: the caller's sessions with agents, their turns live, and the knowledge base
 //! - `aliases`: a machine's aliases, routing starts to published versions by weight
 //! - `activities`: activities and their workers' polls for tasks
+//! - `tools`: the tenant's tools (its own HTTP tools and the global ones), their metrics, and
+//!   the calls waiting for approval
 
 pub mod activities;
 pub mod agents;
@@ -21,6 +23,7 @@ pub mod graph;
 pub mod machines;
 pub mod sessions;
 pub mod tasks;
+pub mod tools;
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -72,6 +75,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::send))
         .routes(routes!(sessions::events))
         .routes(routes!(sessions::knowledge))
+        .routes(routes!(tools::list, tools::create))
+        .routes(routes!(tools::describe, tools::delete))
+        .routes(routes!(tools::metrics))
+        .routes(routes!(tools::approvals))
+        .routes(routes!(tools::approve))
+        .routes(routes!(tools::reject))
 }
 
 /// The caller and the engine's handle on its account.

@@ -1,5 +1,6 @@
-//! Tenants see only their own state machines, executions and task tokens: every endpoint,
-//! given another tenant's ids, answers exactly as for ids that do not exist.
+//! Tenants see only their own state machines, executions, task tokens, tools and approval
+//! requests: every endpoint, given another tenant's ids, answers exactly as for ids that do
+//! not exist.
 
 use std::time::Duration;
 
@@ -174,4 +175,99 @@ async fn another_tenants_ids_answer_as_unknown_ones() {
     assert_eq!(v["status"], "RUNNING");
     let (_, v) = call(&app, "GET", "/v1/state-machines/secret", Some(&acme), None).await;
     assert_eq!(v["revisionId"], "1");
+}
+
+#[tokio::test]
+async fn another_tenants_tools_and_approvals_answer_as_unknown_ones() {
+    let env = super::tools::tool_env().await;
+    let app = &env.app;
+    let acme = token_of("acme", "alice");
+    let globex = token_of("globex", "bob");
+    let (s, v) = call(
+        app,
+        "POST",
+        "/v1/tools",
+        Some(&acme),
+        Some(json!({"name": "secret", "url": "https://api.example.com/secret"}).to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    env.registry
+        .register(
+            agentry_tools::ToolSpec::new(
+                "gated",
+                agentry_tools::InvokerSpec::Http {
+                    url: "https://api.example.com/gated".into(),
+                    headers: Default::default(),
+                },
+            )
+            .tenant("acme")
+            .approval(agentry_tools::Approval::Always),
+        )
+        .unwrap();
+    let def = json!({"StartAt": "G", "States": {"G": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "gated", "Payload": {}}, "End": true}}});
+    let (s, v) = call(
+        app,
+        "POST",
+        "/v1/state-machines",
+        Some(&acme),
+        Some(json!({"name": "g", "definition": def}).to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _) = call(
+        app,
+        "POST",
+        "/v1/state-machines/g/executions",
+        Some(&acme),
+        Some("{}".into()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let token = loop {
+        let (_, v) = call(app, "GET", "/v1/approvals", Some(&acme), None).await;
+        if let Some(t) = v["items"][0]["token"].as_str() {
+            break t.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let body = |p: &str| {
+        p.ends_with("/reject")
+            .then(|| json!({"reason": "no"}).to_string())
+    };
+    let endpoints = |tool: &str, token: &str| {
+        vec![
+            ("GET", format!("/v1/tools/{tool}")),
+            ("DELETE", format!("/v1/tools/{tool}")),
+            ("GET", format!("/v1/tools/{tool}/metrics")),
+            ("POST", format!("/v1/approvals/{}/approve", enc(token))),
+            ("POST", format!("/v1/approvals/{}/reject", enc(token))),
+        ]
+    };
+    let theirs = endpoints("secret", &token);
+    let nobodys = endpoints("nonexistent", "no-such-token");
+    for ((m, p), (_, q)) in theirs.iter().zip(&nobodys) {
+        let (s1, v1) = call(app, m, p, Some(&globex), body(p)).await;
+        let (s2, v2) = call(app, m, q, Some(&globex), body(p)).await;
+        assert_eq!(s1, StatusCode::NOT_FOUND, "{m} {p}: {v1}");
+        assert_eq!((s1, &v1["error"]), (s2, &v2["error"]), "{m} {p} vs {q}");
+    }
+    let (_, v) = call(app, "GET", "/v1/approvals", Some(&globex), None).await;
+    assert_eq!(v["items"], json!([]));
+    let (_, v) = call(app, "GET", "/v1/tools", Some(&globex), None).await;
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["owner"].is_null()),
+        "{v}"
+    );
+    // acme's tool and request are untouched.
+    let (s, _) = call(app, "GET", "/v1/tools/secret", Some(&acme), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = call(app, "GET", "/v1/approvals", Some(&acme), None).await;
+    assert_eq!(v["items"][0]["token"], json!(token));
 }

@@ -5,6 +5,7 @@ mod aws;
 mod events;
 mod isolation;
 mod sessions;
+mod tools;
 mod v1;
 mod workers;
 

@@ -805,6 +805,14 @@ async fn openapi_documents_every_route() {
         ("post", "/v1/sessions/{id}/messages"),
         ("get", "/v1/sessions/{id}/events"),
         ("get", "/v1/knowledge"),
+        ("get", "/v1/tools"),
+        ("post", "/v1/tools"),
+        ("get", "/v1/tools/{name}"),
+        ("delete", "/v1/tools/{name}"),
+        ("get", "/v1/tools/{name}/metrics"),
+        ("get", "/v1/approvals"),
+        ("post", "/v1/approvals/{token}/approve"),
+        ("post", "/v1/approvals/{token}/reject"),
     ];
     for (m, p) in served {
         assert!(

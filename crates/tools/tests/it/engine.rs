@@ -362,3 +362,25 @@ async fn wait_pending(r: &Registry, n: usize) -> Vec<agentry_tools::PendingAppro
     }
     panic!("approval requests were not recorded");
 }
+
+#[tokio::test]
+async fn an_accounts_tenant_is_remembered_across_restarts() {
+    let memory = Arc::new(agentry_tools::memory::MemoryStore::default());
+    let arn = "arn:aws:states:us-east-1:123456789012:execution:m:e";
+    {
+        let r = Arc::new(Registry::with_memory(memory.clone()));
+        let tasks = agentry_tools::engine::register(&mut agentry_engine::ResourceTable::new(), r);
+        assert_eq!(tasks.tenant_of(arn).await, "default");
+        tasks.bind_account("123456789012", "acme").await.unwrap();
+        assert_eq!(tasks.tenant_of(arn).await, "acme");
+    }
+    let r = Arc::new(Registry::with_memory(memory));
+    let tasks = agentry_tools::engine::register(&mut agentry_engine::ResourceTable::new(), r);
+    assert_eq!(tasks.tenant_of(arn).await, "acme");
+    assert_eq!(
+        tasks
+            .tenant_of("arn:aws:states:us-east-1:999999999999:execution:m:e")
+            .await,
+        "default"
+    );
+}

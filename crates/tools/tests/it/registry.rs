@@ -475,3 +475,39 @@ async fn tools_load_from_configuration() {
             .contains("no built-in tool named \"missing\"")
     );
 }
+
+#[tokio::test]
+async fn saved_tools_are_registered_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let http = |name: &str| {
+        ToolSpec::new(
+            name,
+            InvokerSpec::Http {
+                url: "https://api.example.com/x".into(),
+                headers: Default::default(),
+            },
+        )
+        .tenant("acme")
+    };
+    {
+        let store = agentry_storage::open(&url).await.unwrap();
+        let r = Registry::with_memory(Arc::new(ItemMemory::new(store).await.unwrap()));
+        r.register_saved(http("kept").description("stays"))
+            .await
+            .unwrap();
+        r.register_saved(http("dropped")).await.unwrap();
+        // Registered only in this process: not saved.
+        r.register(http("fleeting")).unwrap();
+        assert!(r.unregister_saved(Some("acme"), "dropped").await.unwrap());
+        assert!(!r.unregister_saved(Some("acme"), "dropped").await.unwrap());
+    }
+    let store = agentry_storage::open(&url).await.unwrap();
+    let r = Registry::with_memory(Arc::new(ItemMemory::new(store).await.unwrap()));
+    assert!(r.list("acme").is_empty());
+    assert_eq!(r.restore().await.unwrap(), 1);
+    let names: Vec<String> = r.list("acme").into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["kept"]);
+    assert_eq!(r.get(Some("acme"), "kept").unwrap().description, "stays");
+    assert!(r.list("globex").is_empty());
+}
