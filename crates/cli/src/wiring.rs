@@ -260,7 +260,7 @@ pub fn guard_agents(
             let (inner, sessions) = (inner.clone(), sessions.clone());
             async move {
                 let arn = agentry_llm::states::execution_arn(&req.idempotency_key);
-                if let Some(agent) = sessions.agent_of_execution(arn).await.ok().flatten() {
+                if let Some(agent) = agent_of(&sessions, arn).await? {
                     let allowed = &agent.config.tools;
                     let tool = tool_name(&req);
                     if !allowed.is_empty() && !allowed.contains(&tool) {
@@ -286,7 +286,7 @@ pub fn guard_agents(
             let (inner, sessions, llm) = (inner.clone(), sessions.clone(), llm.clone());
             async move {
                 let arn = agentry_llm::states::execution_arn(&req.idempotency_key);
-                if let Some(agent) = sessions.agent_of_execution(arn).await.ok().flatten() {
+                if let Some(agent) = agent_of(&sessions, arn).await? {
                     let limit = |k: &str| agent.config.budgets.get(k).and_then(|v| v.as_u64());
                     let used = llm
                         .ledger()
@@ -321,6 +321,23 @@ pub fn guard_agents(
             }
         });
     }
+}
+
+/// The agent whose turn an execution runs; a store that cannot say fails the call (the guard
+/// does not let calls through unchecked), with an error Retry can match.
+async fn agent_of(
+    sessions: &agentry_sessions::Sessions,
+    execution_arn: &str,
+) -> Result<Option<agentry_sessions::Agent>, agentry_engine::TaskError> {
+    sessions
+        .agent_of_execution(execution_arn)
+        .await
+        .map_err(|e| {
+            agentry_engine::TaskError::new(
+                "States.TaskFailed",
+                format!("cannot check what the calling agent may use: {e}"),
+            )
+        })
 }
 
 /// The tool a `lambda:invoke` task or a Lambda function ARN names.
