@@ -254,6 +254,20 @@ impl Engine {
 
     /// Receives task messages and runs their handlers until the node stops.
     pub(crate) async fn task_loop(self) {
+        let queue = self.inner.config.task_queue.clone();
+        self.run_each(&queue, "tasks", |engine, m| async move {
+            engine.run_task(m).await
+        })
+        .await
+    }
+
+    /// Receives the messages of `queue` and runs `run` on each, at most
+    /// [`EngineConfig::max_running_tasks`](crate::EngineConfig) at once, until the node stops.
+    pub(crate) async fn run_each<F, Fut>(&self, queue: &str, what: &str, run: F)
+    where
+        F: Fn(Engine, agentry_queue::Message) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let cfg = self.inner.config.clone();
         let options = ReceiveOptions::max(10)
             .wait(cfg.poll_wait)
@@ -264,17 +278,16 @@ impl Engine {
                 running.join_next().await;
             }
             while running.try_join_next().is_some() {}
-            let messages = match self.inner.queue.receive(&cfg.task_queue, options).await {
+            let messages = match self.inner.queue.receive(queue, options).await {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(error = %e, "receiving tasks failed");
+                    tracing::warn!(error = %e, "receiving {what} failed");
                     tokio::time::sleep(cfg.poll_wait).await;
                     continue;
                 }
             };
             for m in messages {
-                let engine = self.clone();
-                running.spawn(async move { engine.run_task(m).await });
+                running.spawn(run(self.clone(), m));
             }
         }
     }

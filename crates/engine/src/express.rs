@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use agentry_asl::{Effect, Event, Execution, ExecutionInfo, Status};
-use agentry_queue::{QueueExt, ReceiveOptions, SendMessage};
+use agentry_queue::{QueueExt, SendMessage};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
@@ -82,44 +82,24 @@ impl Engine {
 
     /// Receives Express starts and runs them until the node stops.
     pub(crate) async fn express_loop(self) {
-        let cfg = self.inner.config.clone();
-        let options = ReceiveOptions::max(10)
-            .wait(cfg.poll_wait)
-            .visibility(cfg.visibility_timeout);
-        let mut running = JoinSet::new();
-        loop {
-            while running.len() >= cfg.max_running_tasks {
-                running.join_next().await;
-            }
-            while running.try_join_next().is_some() {}
-            let messages = match self.inner.queue.receive(&cfg.express_queue, options).await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "receiving express starts failed");
-                    tokio::time::sleep(cfg.poll_wait).await;
-                    continue;
+        let queue = self.inner.config.express_queue.clone();
+        self.run_each(&queue, "express starts", |engine, m| async move {
+            let queue = &engine.inner.config.express_queue;
+            let keep_alive = engine.keep_invisible(queue, &m.receipt_handle);
+            match serde_json::from_str::<ExpressMessage>(&m.body) {
+                Ok(start) => {
+                    if let Err(e) = engine.run_express(start).await {
+                        tracing::warn!(error = %e, "an express execution could not run");
+                    }
                 }
-            };
-            for m in messages {
-                let engine = self.clone();
-                running.spawn(async move {
-                    let queue = &engine.inner.config.express_queue;
-                    let keep_alive = engine.keep_invisible(queue, &m.receipt_handle);
-                    match serde_json::from_str::<ExpressMessage>(&m.body) {
-                        Ok(start) => {
-                            if let Err(e) = engine.run_express(start).await {
-                                tracing::warn!(error = %e, "an express execution could not run");
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "dropping an unreadable express start"),
-                    }
-                    drop(keep_alive);
-                    if let Err(e) = engine.inner.queue.delete(queue, &m.receipt_handle).await {
-                        tracing::warn!(error = %e, "deleting an express start failed; it runs again");
-                    }
-                });
+                Err(e) => tracing::error!(error = %e, "dropping an unreadable express start"),
             }
-        }
+            drop(keep_alive);
+            if let Err(e) = engine.inner.queue.delete(queue, &m.receipt_handle).await {
+                tracing::warn!(error = %e, "deleting an express start failed; it runs again");
+            }
+        })
+        .await
     }
 
     /// Runs one Express execution to its end in memory; a `.sync` parent is then handed the
