@@ -57,11 +57,7 @@ impl Provider for AnthropicProvider {
     async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse> {
         let started = Instant::now();
         let body = to_messages(request, false)?;
-        let response = http::send(NAME, &request.model_id, self.post(&body)).await?;
-        let v: Value = response
-            .json()
-            .await
-            .map_err(|e| Error::transport(NAME, e))?;
+        let v = http::send_json(NAME, &request.model_id, self.post(&body)).await?;
         let mut out = from_message(&v)?;
         out.metrics.latency_ms = started.elapsed().as_millis() as u64;
         Ok(out)

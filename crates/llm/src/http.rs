@@ -45,6 +45,19 @@ pub async fn send(
     ))
 }
 
+/// Sends `request` as [`send`] does and reads the answer's JSON body.
+pub async fn send_json(
+    provider: &str,
+    model: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<serde_json::Value> {
+    send(provider, model, request)
+        .await?
+        .json()
+        .await
+        .map_err(|e| Error::transport(provider, e))
+}
+
 /// The error's kind and message from the body shapes providers use: OpenAI's and vLLM's
 /// `{"error": {"message", "type", "code"}}`, Anthropic's `{"type": "error", "error": {"type",
 /// "message"}}`, Ollama's `{"error": "..."}`, Bedrock's `{"message": ...}`; else the raw text.
