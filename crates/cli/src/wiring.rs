@@ -350,8 +350,5 @@ fn tool_name(req: &agentry_asl::TaskRequest) -> String {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
     };
-    let name = function
-        .split_once(":function:")
-        .map_or(function, |(_, rest)| rest);
-    name.split(':').next().unwrap_or(name).to_string()
+    agentry_sessions::tool_of_function(function).to_string()
 }

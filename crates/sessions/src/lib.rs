@@ -39,7 +39,7 @@ use agentry_storage::ItemStore;
 
 pub use knowledge::MemoryKnowledge;
 pub use model::{Agent, AgentConfig, Session, Turn, TurnPolicy, TurnStatus, check_id};
-pub use turns::{Knowledge, KnowledgeFilter, KnowledgeHit, tools_used};
+pub use turns::{Knowledge, KnowledgeFilter, KnowledgeHit, tool_of_function, tools_used};
 
 /// What can go wrong, each naming what was wrong.
 #[derive(Debug, thiserror::Error)]

@@ -499,14 +499,7 @@ pub fn tools_used(history: &[Value]) -> Vec<String> {
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(Value::Null);
         let name = match (kind, params.get("FunctionName").and_then(Value::as_str)) {
-            ("lambda", Some(f)) => f
-                .split(":function:")
-                .nth(1)
-                .unwrap_or(f)
-                .split(':')
-                .next()
-                .unwrap_or(f)
-                .to_string(),
+            ("lambda", Some(f)) => tool_of_function(f).to_string(),
             _ => format!("{kind}:{resource}"),
         };
         if !out.contains(&name) {
@@ -514,4 +507,12 @@ pub fn tools_used(history: &[Value]) -> Vec<String> {
         }
     }
     out
+}
+
+/// The tool a Lambda `FunctionName` (a name, or a function ARN perhaps with an alias) names.
+pub fn tool_of_function(function: &str) -> &str {
+    let name = function
+        .split_once(":function:")
+        .map_or(function, |(_, rest)| rest);
+    name.split(':').next().unwrap_or(name)
 }
