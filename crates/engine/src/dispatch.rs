@@ -2,7 +2,9 @@
 //!
 //! - dispatch: a step's outbox entries become queue messages (and token and timer items, for
 //!   steps too large to commit them directly); then the outbox items are deleted. Every part
-//!   is safe to repeat.
+//!   is safe to repeat. A running node with room runs the step's tasks itself instead of
+//!   sending them (see [`Local`]): their outbox item stays until their results are committed,
+//!   so it is the task's durable record, as a task message would be.
 //! - the work loop receives work messages (start, task result, timer due) and advances the
 //!   execution they name; a message is deleted only after its step committed.
 //! - the task loop receives task messages and runs the resource's handler, keeping the message
@@ -11,15 +13,18 @@
 //! - the timer loop hands out due timers (and timers due within the next poll) as work
 //!   messages delayed to their due time; timers are items, so a timer longer than the queue's
 //!   15-minute delay, or one due while no node ran, fires all the same.
-//! - the outbox sweeper hands out work a node committed but died before handing out.
+//! - the outbox sweeper hands out work a node committed but died before handing out (or
+//!   before finishing the tasks it ran itself).
 //! - the cleanup loop deletes, many at a time, handed-out outbox items and task messages
 //!   whose result is committed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agentry_asl::Event;
 use agentry_queue::{QueueExt, ReceiveOptions, SendMessage};
-use agentry_storage::{Condition, ItemStoreExt, Key, Query, SortRange, Write};
+use agentry_storage::{Attributes, Condition, ItemStoreExt, Key, Query, SortRange, Write};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -29,19 +34,29 @@ use crate::resources::TaskError;
 use crate::step::Work;
 use crate::tables::{self, EXECUTIONS, OUTBOX, TIMERS};
 use crate::{Engine, now_ms, obj};
+use agentry_asl::TaskRequest;
 
 impl Engine {
-    /// Hands out a committed step's work, then deletes its outbox items.
+    /// Hands out a committed step's work, then deletes its outbox items. With `local`, the
+    /// step's tasks that this running node has room for are run here rather than sent; their
+    /// outbox items are then deleted once every such task's result is committed.
     pub(crate) async fn dispatch(
         &self,
         arn: &str,
         entries: Vec<Dispatch>,
-        outbox: Vec<Key>,
+        outbox: Vec<(Key, Attributes)>,
+        local: bool,
     ) -> Result<()> {
         let store = &self.inner.store;
         let mut messages = Vec::new();
         let mut tasks = Vec::new();
+        let mut mine = Vec::new();
         let mut timers = Vec::new();
+        let runner = if local {
+            self.inner.local.lock().expect("local").clone()
+        } else {
+            None
+        };
         for d in entries {
             if let Some(w) = store_write(arn, &d, Condition::Absent) {
                 if w.table() == TIMERS {
@@ -58,6 +73,13 @@ impl Engine {
             }
             match d {
                 Dispatch::Invoke(request) => {
+                    if let Some(permit) = runner
+                        .as_ref()
+                        .and_then(|r| r.permits.clone().try_acquire_owned().ok())
+                    {
+                        mine.push((request, permit));
+                        continue;
+                    }
                     let body = serde_json::to_string(&TaskMessage {
                         execution: arn.to_string(),
                         request: *request,
@@ -86,12 +108,34 @@ impl Engine {
         if !timers.is_empty() {
             self.inner.timer_wake.notify_one();
         }
-        self.send_all(&self.inner.config.task_queue, tasks).await?;
-        self.send_all(&self.inner.config.work_queue, messages)
-            .await?;
-        if !outbox.is_empty() {
-            self.clean_up(outbox.into_iter().map(Cleanup::Outbox).collect())
-                .await?;
+        let sent = async {
+            self.send_all(&self.inner.config.task_queue, tasks).await?;
+            self.send_all(&self.inner.config.work_queue, messages).await
+        }
+        .await;
+        match (runner, mine.is_empty()) {
+            (Some(runner), false) => {
+                // The outbox items now stand for the tasks run here; if sending the rest failed
+                // they stay for the sweeper all the same (it sends everything again).
+                let lease = Lease::new(self, arn, outbox, mine.len(), sent.is_err());
+                for (request, permit) in mine {
+                    let (engine, lease, execution) = (self.clone(), lease.clone(), arn.to_string());
+                    let alive = runner.alive.clone();
+                    tokio::spawn(run_local(engine, execution, request, lease, permit, alive));
+                }
+            }
+            _ => {
+                sent?;
+                if !outbox.is_empty() {
+                    self.clean_up(
+                        outbox
+                            .into_iter()
+                            .map(|(k, _)| Cleanup::Outbox(k))
+                            .collect(),
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -252,13 +296,56 @@ impl Engine {
         }
     }
 
-    /// Receives task messages and runs their handlers until the node stops.
+    /// Receives task messages and runs their handlers until the node stops, sharing the
+    /// node's room for running tasks with the tasks it runs itself.
     pub(crate) async fn task_loop(self) {
         let queue = self.inner.config.task_queue.clone();
-        self.run_each(&queue, "tasks", |engine, m| async move {
-            engine.run_task(m).await
-        })
-        .await
+        let Some(permits) = self
+            .inner
+            .local
+            .lock()
+            .expect("local")
+            .as_ref()
+            .map(|l| l.permits.clone())
+        else {
+            return;
+        };
+        let cfg = self.inner.config.clone();
+        loop {
+            // Receive no more than there is room for, waiting for room when there is none.
+            let first = match permits.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let room = (permits.available_permits() + 1).min(agentry_queue::MAX_BATCH);
+            let options = ReceiveOptions::max(room)
+                .wait(cfg.poll_wait)
+                .visibility(cfg.visibility_timeout);
+            let messages = match self.inner.queue.receive(&queue, options).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "receiving tasks failed");
+                    drop(first);
+                    tokio::time::sleep(cfg.poll_wait).await;
+                    continue;
+                }
+            };
+            let mut first = Some(first);
+            for m in messages {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    engine.run_task(m).await
+                });
+            }
+        }
     }
 
     /// Receives the messages of `queue` and runs `run` on each, at most
@@ -304,18 +391,30 @@ impl Engine {
                 .await;
             return;
         };
-        let task = request.task;
-        let waits_for_token = request.task_token.is_some();
         // Keep the message invisible while the handler runs and its result is applied, so no
         // other node runs it too.
         let keep_alive = self.keep_invisible(&cfg.task_queue, &m.receipt_handle);
-        let mut waits = waits_for_token;
+        if !self.run_request(&execution, request).await {
+            return;
+        }
+        drop(keep_alive);
+        if let Err(e) = self.clean_up(vec![Cleanup::Task(m.receipt_handle)]).await {
+            tracing::warn!(error = %e, "deleting a task message failed; the task may run again");
+        }
+    }
+
+    /// Runs one task and applies its result as a step of `execution`. Whether the result is
+    /// durable (committed, or on the work queue): until it is, the task's message or outbox
+    /// item must stay, so that the task runs again.
+    async fn run_request(&self, execution: &str, request: TaskRequest) -> bool {
+        let task = request.task;
+        let mut waits = request.task_token.is_some();
         let result = if crate::activities::parse_activity_arn(&request.resource).is_some() {
-            self.schedule_activity(&execution, &request)
+            self.schedule_activity(execution, &request)
                 .await
                 .map(|()| Value::Null)
         } else if request.resource.starts_with(crate::nested::START_EXECUTION) {
-            match self.start_nested(&execution, &request).await {
+            match self.start_nested(execution, &request).await {
                 Ok(Some(output)) => Ok(output),
                 // A `.sync` child answers when it ends.
                 Ok(None) => {
@@ -328,31 +427,32 @@ impl Engine {
             self.inner.resources.invoke(request).await
         };
         let event = match result {
-            Ok(_) if waits => None,
-            Ok(output) => Some(Event::TaskSucceeded { task, output }),
-            Err(TaskError { error, cause }) => Some(Event::TaskFailed {
+            Ok(_) if waits => return true,
+            Ok(output) => Event::TaskSucceeded { task, output },
+            Err(TaskError { error, cause }) => Event::TaskFailed {
                 task,
                 error: Some(error),
                 cause: Some(cause),
-            }),
+            },
         };
-        // The result is applied here, a step committed before the task message goes; only
-        // when that fails does it travel through the work queue (as work from another node's
-        // task would). Either way the task message is deleted only once the result is durable.
-        if let Some(event) = event
-            && !self
-                .apply_result(&execution, Work::Event(event.clone()))
-                .await
-            && let Err(e) = self
-                .enqueue(&execution, Work::Event(event), Duration::ZERO)
-                .await
+        // The result is applied here, a step committed before the task's message or outbox
+        // item goes; only when that fails does it travel through the work queue (as work from
+        // another node's task would).
+        if self
+            .apply_result(execution, Work::Event(event.clone()))
+            .await
         {
-            tracing::warn!(execution = %execution, error = %e, "sending a task's result failed; the task runs again after its visibility timeout");
-            return;
+            return true;
         }
-        drop(keep_alive);
-        if let Err(e) = self.clean_up(vec![Cleanup::Task(m.receipt_handle)]).await {
-            tracing::warn!(error = %e, "deleting a task message failed; the task may run again");
+        match self
+            .enqueue(execution, Work::Event(event), Duration::ZERO)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(execution = %execution, error = %e, "sending a task's result failed; the task runs again");
+                false
+            }
         }
     }
 
@@ -532,7 +632,8 @@ impl Engine {
                 .transpose()
                 .map_err(|e| Error::Corrupt(format!("outbox item of {arn}: {e}")))?
                 .unwrap_or_default();
-            self.dispatch(&arn, entries, vec![item.key]).await?;
+            self.dispatch(&arn, entries, vec![(item.key, item.attributes)], false)
+                .await?;
         }
         Ok(n)
     }
@@ -560,6 +661,136 @@ pub(crate) fn store_write(arn: &str, d: &Dispatch, open: Condition) -> Option<Wr
         }
         Dispatch::Invoke(_) | Dispatch::Work(_) | Dispatch::Notify { .. } => return None,
     })
+}
+
+/// What a running node needs to run tasks itself: room (shared with the task loop, so the
+/// node runs at most [`EngineConfig::max_running_tasks`](crate::EngineConfig) tasks either
+/// way), and a signal that ends them when the node stops.
+///
+/// A step's tasks run by the node that committed it skip the task queue's three writes (send,
+/// receive, delete): the step's outbox item, committed with it, is their durable record
+/// instead. While they run the item is re-keyed to the present every third of
+/// [`EngineConfig::outbox_grace`](crate::EngineConfig), so no sweeper takes it for abandoned;
+/// once every one of their results is committed it is deleted. A node that dies meanwhile
+/// leaves it to the sweepers, which send its tasks (at-least-once, as a task message whose
+/// node died) within the grace period and a sweep.
+#[derive(Clone)]
+pub(crate) struct Local {
+    pub permits: Arc<tokio::sync::Semaphore>,
+    pub alive: tokio::sync::watch::Receiver<()>,
+}
+
+/// Runs a task of a step this node committed (see [`Local`]). Boxed: the task's result is a
+/// step, which may run further tasks the same way.
+fn run_local(
+    engine: Engine,
+    execution: String,
+    request: Box<TaskRequest>,
+    lease: Arc<Lease>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    mut alive: tokio::sync::watch::Receiver<()>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let _permit = permit;
+        tokio::select! {
+            handled = engine.run_request(&execution, *request) => {
+                lease.finish(&engine, handled).await;
+            }
+            // The node stopped: the outbox item hands the task out again.
+            _ = alive.changed() => {}
+        }
+    })
+}
+
+/// The outbox items of a step whose tasks this node runs, while any of them runs.
+struct Lease {
+    /// Held across a renewal, so that the last task's delete sees the keys it wrote.
+    items: tokio::sync::Mutex<Vec<(Key, Attributes)>>,
+    running: AtomicUsize,
+    /// Some of the step's work is not durable elsewhere: leave the items to the sweeper.
+    keep: AtomicBool,
+}
+
+impl Lease {
+    fn new(
+        engine: &Engine,
+        arn: &str,
+        items: Vec<(Key, Attributes)>,
+        tasks: usize,
+        keep: bool,
+    ) -> Arc<Lease> {
+        let lease = Arc::new(Lease {
+            items: tokio::sync::Mutex::new(items),
+            running: AtomicUsize::new(tasks),
+            keep: AtomicBool::new(keep),
+        });
+        let every = engine.inner.config.outbox_grace / 3;
+        let (weak, engine, arn) = (Arc::downgrade(&lease), engine.clone(), arn.to_string());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(lease) = weak.upgrade() else { return };
+                if let Err(e) = lease.renew(&engine).await {
+                    tracing::warn!(execution = %arn, error = %e, "renewing the outbox item of running tasks failed; a sweeper may run them again");
+                }
+            }
+        });
+        lease
+    }
+
+    /// Moves the items to the present: the sweepers take them for abandoned only after the
+    /// grace period from now.
+    async fn renew(&self, engine: &Engine) -> Result<()> {
+        let mut items = self.items.lock().await;
+        if self.running.load(Ordering::SeqCst) == 0 || items.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut writes = Vec::new();
+        let mut renewed = Vec::new();
+        for (key, attributes) in items.iter() {
+            let Some(rest) = key.sk.get(16..) else {
+                continue;
+            };
+            let new = Key::new(key.pk.clone(), format!("{:016}{rest}", now.max(0)));
+            writes.push(Write::delete(OUTBOX, key.clone()).when(Condition::Exists));
+            writes.push(Write::put(OUTBOX, new.clone(), attributes.clone()));
+            renewed.push((new, attributes.clone()));
+        }
+        match engine.inner.store.transact(writes).await {
+            Ok(_) => {
+                *items = renewed;
+                Ok(())
+            }
+            // A sweeper took them: the tasks are out again, and nothing is left to keep.
+            Err(e) if e.is_condition_failed() => {
+                items.clear();
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One of the tasks ended; `handled`: its result is durable. The last one deletes the
+    /// items, unless some result was not.
+    async fn finish(&self, engine: &Engine, handled: bool) {
+        if !handled {
+            self.keep.store(true, Ordering::SeqCst);
+        }
+        if self.running.fetch_sub(1, Ordering::SeqCst) != 1 || self.keep.load(Ordering::SeqCst) {
+            return;
+        }
+        let items = std::mem::take(&mut *self.items.lock().await);
+        if items.is_empty() {
+            return;
+        }
+        if let Err(e) = engine
+            .clean_up(items.into_iter().map(|(k, _)| Cleanup::Outbox(k)).collect())
+            .await
+        {
+            tracing::warn!(error = %e, "deleting the outbox item of finished tasks failed; its tasks may run again");
+        }
+    }
 }
 
 /// A delete the cleanup loop makes.

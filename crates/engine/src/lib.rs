@@ -179,6 +179,8 @@ pub(crate) struct Inner {
     /// a step commits with a version check, and concludes that work has nothing to do only
     /// from a record read afresh.
     pub records: Mutex<HashMap<String, step::Cached>>,
+    /// While a node runs: what it needs to run tasks itself (see [`dispatch::Local`]).
+    pub local: Mutex<Option<dispatch::Local>>,
 }
 
 impl Inner {
@@ -218,11 +220,15 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     /// Makes the deletes still waiting, then ends: stopped last, and never aborted by `stop`.
     cleanup: Option<JoinHandle<()>>,
+    /// Dropped when the node stops: the tasks it runs itself end with it.
+    alive: Option<tokio::sync::watch::Sender<()>>,
     inner: Arc<Inner>,
 }
 
 impl Node {
     pub async fn stop(mut self) {
+        self.inner.local.lock().expect("local").take();
+        self.alive.take();
         for t in &self.tasks {
             t.abort();
         }
@@ -238,6 +244,8 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        self.inner.local.lock().expect("local").take();
+        self.alive.take();
         for t in &self.tasks {
             t.abort();
         }
@@ -284,6 +292,7 @@ impl Engine {
                 results: Mutex::new(HashMap::new()),
                 cleanup: Mutex::new(None),
                 records: Mutex::new(HashMap::new()),
+                local: Mutex::new(None),
             }),
         })
     }
@@ -291,6 +300,13 @@ impl Engine {
     /// Starts this node's loops: work, tasks, timers, the outbox sweeper and the cleanup of
     /// handled messages and handed-out outbox items.
     pub fn run(&self) -> Node {
+        let (alive, alive_rx) = tokio::sync::watch::channel(());
+        *self.inner.local.lock().expect("local") = Some(dispatch::Local {
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                self.inner.config.max_running_tasks.max(1),
+            )),
+            alive: alive_rx,
+        });
         let mut tasks = Vec::new();
         for _ in 0..self.inner.config.workers.max(1) {
             tasks.push(tokio::spawn(self.clone().work_loop()));
@@ -304,6 +320,7 @@ impl Engine {
         Node {
             tasks,
             cleanup: Some(tokio::spawn(self.clone().cleanup_loop(rx))),
+            alive: Some(alive),
             inner: self.inner.clone(),
         }
     }

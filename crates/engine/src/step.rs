@@ -327,9 +327,8 @@ impl Engine {
             self.inner.timer_wake.notify_one();
         }
         if !outbox.is_empty() {
-            let keys: Vec<_> = outbox_items.into_iter().map(|(k, _)| k).collect();
             // The outbox sweeper hands the work out if this fails or the node dies first.
-            if let Err(e) = self.dispatch(&arn, outbox, keys).await {
+            if let Err(e) = self.dispatch(&arn, outbox, outbox_items, true).await {
                 tracing::warn!(execution = %arn, error = %e, "handing out a step's work failed; the outbox sweeper retries");
             }
         }

@@ -32,11 +32,12 @@ impl Stored {
 
 /// The row change a write makes.
 #[derive(Debug)]
-pub enum Effect {
+pub enum Effect<'a> {
     /// Insert or replace the row.
     Upsert {
         version: u64,
-        attributes_json: String,
+        /// As [`rules::check_transaction`] serialized them.
+        attributes_json: &'a str,
         expires_at: Option<i64>,
         indexes: Vec<IndexEntry>,
     },
@@ -49,12 +50,12 @@ pub enum Effect {
 /// A write's outcome: the row change and, for a table with a stream and a visible change, the
 /// change to record (its sequence is assigned by the backend).
 #[derive(Debug)]
-pub struct Planned {
-    pub effect: Effect,
+pub struct Planned<'a> {
+    pub effect: Effect<'a>,
     pub change: Option<(ChangeKind, Option<Item>, Option<Item>)>,
 }
 
-impl Planned {
+impl Planned<'_> {
     /// What `transact` returns for this write: the version after a put.
     pub fn version(&self) -> Option<u64> {
         match &self.effect {
@@ -64,14 +65,16 @@ impl Planned {
     }
 }
 
-/// Decides the effect of write `index` of a transaction given the stored row.
-pub fn plan(
+/// Decides the effect of write `index` of a transaction given the stored row; `json` is the
+/// put's attributes as [`rules::check_transaction`] serialized them.
+pub fn plan<'a>(
     index: usize,
     write: &Write,
+    json: Option<&'a str>,
     spec: &TableSpec,
     stored: Option<Stored>,
     now: i64,
-) -> Result<Planned> {
+) -> Result<Planned<'a>> {
     let key = write.key();
     let live = stored.filter(|s| s.live(now));
     check_condition(index, write, live.as_ref())?;
@@ -96,8 +99,9 @@ pub fn plan(
             let expires_at = rules::expires_at(spec, attributes);
             let indexes = rules::index_entries(spec, attributes);
             rules::check_index_entries(spec, write.table(), key, &indexes)?;
-            let attributes_json = serde_json::to_string(attributes)
-                .map_err(|e| Error::invalid("attributes", e.to_string()))?;
+            let attributes_json = json.ok_or_else(|| {
+                Error::invalid("attributes", "a put reached the backend unchecked")
+            })?;
             let change = spec.stream.then(|| {
                 let kind = if old.is_some() {
                     ChangeKind::Modify

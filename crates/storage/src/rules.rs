@@ -110,18 +110,11 @@ pub fn check_key(table: &str, key: &Key) -> Result<()> {
     Ok(())
 }
 
-/// The item's size as counted against [`MAX_ITEM_BYTES`]: keys plus attributes as JSON.
-pub fn item_size(key: &Key, attributes: &Attributes) -> usize {
-    // Serializing a Map cannot fail.
-    key.pk.len()
-        + key.sk.len()
-        + serde_json::to_string(attributes)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX)
-}
-
-/// Checks a transaction's shape before it reaches a backend.
-pub fn check_transaction(writes: &[Write]) -> Result<()> {
+/// Checks a transaction's shape before it reaches a backend, and returns each put's
+/// attributes as the JSON text the backends store (`None` for other writes): serialized once,
+/// here, on the caller's thread rather than in a backend's writer.
+/// An item's size, counted against [`MAX_ITEM_BYTES`], is its keys plus its attributes as JSON.
+pub fn check_transaction(writes: &[Write]) -> Result<Vec<Option<String>>> {
     if writes.is_empty() {
         return Err(Error::invalid("transaction", "no writes"));
     }
@@ -132,6 +125,7 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
         ));
     }
     let mut seen = HashSet::new();
+    let mut texts = Vec::with_capacity(writes.len());
     for (i, w) in writes.iter().enumerate() {
         check_name("table name", w.table())?;
         check_key(w.table(), w.key())?;
@@ -150,7 +144,9 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
             key, attributes, ..
         } = w
         {
-            let size = item_size(key, attributes);
+            let json = serde_json::to_string(attributes)
+                .map_err(|e| Error::invalid("attributes", e.to_string()))?;
+            let size = key.pk.len() + key.sk.len() + json.len();
             if size > MAX_ITEM_BYTES {
                 return Err(Error::invalid(
                     "item",
@@ -162,9 +158,12 @@ pub fn check_transaction(writes: &[Write]) -> Result<()> {
                     ),
                 ));
             }
+            texts.push(Some(json));
+        } else {
+            texts.push(None);
         }
     }
-    Ok(())
+    Ok(texts)
 }
 
 /// Checks a query against its table and returns the page size to use.

@@ -227,6 +227,7 @@ impl PostgresStore {
         &self,
         conn: &mut Conn,
         writes: &[Write],
+        texts: &[Option<String>],
         now: i64,
     ) -> Result<Vec<Option<u64>>, TxError> {
         let mut specs = Vec::with_capacity(writes.len());
@@ -245,7 +246,8 @@ impl PostgresStore {
         let existed: Vec<bool> = stored.iter().map(Option::is_some).collect();
         let mut planned = Vec::with_capacity(writes.len());
         for (i, (w, s)) in writes.iter().zip(stored).enumerate() {
-            planned.push(plan::plan(i, w, &specs[i], s, now)?);
+            let json = texts.get(i).and_then(Option::as_deref);
+            planned.push(plan::plan(i, w, json, &specs[i], s, now)?);
         }
         for &i in &order {
             apply_item(
@@ -388,7 +390,7 @@ async fn apply_item(
     spec: &TableSpec,
     key: &Key,
     existed: bool,
-    effect: &Effect,
+    effect: &Effect<'_>,
 ) -> Result<(), TxError> {
     let table = spec.name.as_str();
     match effect {
@@ -480,7 +482,7 @@ async fn record_change(
     conn: &mut Conn,
     table: &str,
     key: &Key,
-    planned: &Planned,
+    planned: &Planned<'_>,
     now: i64,
 ) -> Result<(), TxError> {
     let Some((kind, old, new)) = &planned.change else {
@@ -578,12 +580,12 @@ impl ItemStore for PostgresStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<Vec<Option<u64>>> {
-        rules::check_transaction(&writes)?;
+        let texts = rules::check_transaction(&writes)?;
         for attempt in 0..ATTEMPTS {
             let mut conn = self.pool.get().await?;
             conn.begin_deferred();
             let outcome = self
-                .transact_once(&mut conn, &writes, self.clock.now())
+                .transact_once(&mut conn, &writes, &texts, self.clock.now())
                 .await;
             if let Some(result) = Self::finish(&mut conn, attempt, outcome).await {
                 return result;

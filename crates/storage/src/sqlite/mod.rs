@@ -408,8 +408,9 @@ impl ItemStore for SqliteStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<Vec<Option<u64>>> {
-        rules::check_transaction(&writes)?;
-        self.submit(|reply| Job::Transact(writes, reply)).await
+        let texts = rules::check_transaction(&writes)?;
+        self.submit(|reply| Job::Transact(writes, texts, reply))
+            .await
     }
 
     async fn query(&self, query: &Query) -> Result<Page> {

@@ -17,7 +17,8 @@ use crate::rules;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 pub(crate) enum Job {
-    Transact(Vec<Write>, Reply<Vec<Option<u64>>>),
+    /// The writes, and each put's attributes as JSON.
+    Transact(Vec<Write>, Vec<Option<String>>, Reply<Vec<Option<u64>>>),
     CreateTable(TableSpec, Reply<()>),
     Purge(String, u32, Reply<u64>),
     /// A read on the writer's connection (in-memory stores), run after the batch commits.
@@ -95,7 +96,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
         for job in batch {
             match job {
                 Job::Read(f) => f(conn),
-                Job::Transact(_, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
+                Job::Transact(_, _, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
                 Job::CreateTable(_, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
                 Job::Purge(_, _, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
             }
@@ -105,8 +106,8 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
     for job in batch {
         match job {
             Job::Read(f) => reads.push(f),
-            Job::Transact(writes, reply) => {
-                let r = savepoint(conn, |c| transact(c, specs, &writes, now));
+            Job::Transact(writes, texts, reply) => {
+                let r = savepoint(conn, |c| transact(c, specs, &writes, &texts, now));
                 done.push(Done::Transact(r, reply));
             }
             Job::CreateTable(spec, reply) => {
@@ -177,6 +178,7 @@ fn transact(
     conn: &Connection,
     specs: &Specs,
     writes: &[Write],
+    texts: &[Option<String>],
     now: i64,
 ) -> Result<Vec<Option<u64>>> {
     let mut versions = Vec::with_capacity(writes.len());
@@ -192,7 +194,8 @@ fn transact(
             load_item_meta(conn, w.table(), w.key())?
         };
         let existed = stored.is_some();
-        let planned = plan::plan(i, w, &spec, stored, now)?;
+        let json = texts.get(i).and_then(Option::as_deref);
+        let planned = plan::plan(i, w, json, &spec, stored, now)?;
         versions.push(planned.version());
         apply(conn, &spec, w.key(), planned, existed, now)?;
     }
@@ -205,7 +208,7 @@ fn apply(
     conn: &Connection,
     spec: &TableSpec,
     key: &Key,
-    planned: Planned,
+    planned: Planned<'_>,
     existed: bool,
     now: i64,
 ) -> Result<()> {
