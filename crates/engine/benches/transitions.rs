@@ -4,7 +4,8 @@
 //! 100-item Map.
 //!
 //! `cargo bench -p agentry-engine`; `AGENTRY_BENCH_EXECUTIONS` sets the concurrent executions
-//! (default 200), each running 10 Task states one after another. The two latencies are also
+//! (default 200, all started at once), each running 10 Task states one after another;
+//! `AGENTRY_BENCH_RUNS` how many times each latency is measured (default 50). The two latencies are also
 //! measured on moto's Step Functions interpreter in server mode: the server at
 //! `AGENTRY_BENCH_MOTO_URL`, or one the bench starts when the Python named by
 //! `AGENTRY_BENCH_PYTHON` (default `python3`) has `moto[server]` and boto3. Without a server it
@@ -71,22 +72,25 @@ async fn engine(dir: &std::path::Path) -> Engine {
     Engine::open(store, queue, resources, config).await.unwrap()
 }
 
+/// Starts `n` executions at once (as many clients would) and waits for all of them.
 async fn run_all(engine: &Engine, machine: &str, n: usize) -> Duration {
     let start = Instant::now();
-    let mut arns = Vec::new();
+    let mut starts = tokio::task::JoinSet::new();
     for i in 0..n {
-        arns.push(
+        let (engine, machine) = (engine.clone(), machine.to_string());
+        starts.spawn(async move {
             engine
                 .start_execution(
-                    machine,
+                    &machine,
                     Some(&format!("e{i}")),
                     &json!({"i": i}).to_string(),
                 )
                 .await
                 .unwrap()
-                .execution_arn,
-        );
+                .execution_arn
+        });
     }
+    let arns = starts.join_all().await;
     for arn in &arns {
         let d = engine
             .wait_for_execution(arn, Duration::from_secs(600))
@@ -126,6 +130,10 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
+    let runs: usize = std::env::var("AGENTRY_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
     // The disk is shared: its rate is measured just before and just after the run.
     let fsyncs_before = fsyncs_per_second(dir.path());
@@ -201,7 +209,7 @@ async fn main() {
             json!((0..100).collect::<Vec<_>>()),
         ),
     ] {
-        let ours = latency(&engine, machine, input.clone(), 20)
+        let ours = latency(&engine, machine, input.clone(), runs)
             .await
             .as_secs_f64()
             * 1000.0;

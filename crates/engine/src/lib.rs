@@ -8,17 +8,21 @@
 //! the queue work it hands out (the outbox); only then are tasks and follow-up work sent to the
 //! queues. Transitions are therefore exactly-once; task invocations at-least-once, each with
 //! the request's idempotency key. Any node receiving a message may take the step; of two nodes
-//! taking the same step, the version check lets one commit and the other re-reads. A task's
+//! taking the same step, the version check lets one commit and the other re-reads. A running
+//! node runs the tasks of the steps it commits itself, as far as it has room
+//! ([`EngineConfig::max_running_tasks`]), the step's outbox item standing as their durable
+//! record until their results commit; the rest go out on the task queue for any node. A task's
 //! result is applied as a step by the node that ran the task (the results of one execution's
 //! tasks that end together share a step), and goes through the work queue only when that
-//! fails; the task message is deleted only once the result is committed. Deletes that only
+//! fails; the task message (or outbox item) is deleted only once the result is committed. Deletes that only
 //! spare repeating harmless work (handed-out outbox items, handled task messages) are batched
 //! by each node's cleanup loop; a node killed before making them costs a repeated hand-out.
 //!
 //! Recovery bound, with a node killed at any instant: a step it was taking comes back after the
 //! work queue's visibility timeout ([`EngineConfig::visibility_timeout`], default 30 s); a task
-//! it was running is invoked again after the same timeout; work it committed but had not sent
-//! is sent by any node's outbox sweeper within [`EngineConfig::outbox_grace`] plus
+//! it was running from the task queue is invoked again after the same timeout; work it
+//! committed but had not sent, and tasks it was running of its own steps, are sent by any
+//! node's outbox sweeper within [`EngineConfig::outbox_grace`] plus
 //! [`EngineConfig::outbox_sweep`] (default 15 s); timers (stored with their step) fire within
 //! [`EngineConfig::timer_poll`] of falling due while any node runs, and when the first node
 //! starts for timers due while none ran. So with the defaults every execution of a dead node

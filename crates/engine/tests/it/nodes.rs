@@ -1,6 +1,7 @@
 //! Durability across nodes: a timer due while no node ran, a timer longer than the queue can
-//! delay, and two nodes sharing the work (one of them stopping mid-run), on SQLite and on
-//! PostgreSQL + Redis.
+//! delay, two nodes sharing the work (one of them stopping mid-run), on SQLite and on
+//! PostgreSQL + Redis, and the tasks a node runs of its own steps: once however long they
+//! take, and by another node when it stops.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -236,4 +237,70 @@ async fn a_timer_beyond_the_queue_delay_waits_in_the_store() {
         .await
         .unwrap();
     assert_eq!(h.engine.pending_timers().await.unwrap(), 0);
+}
+
+fn long_task_machine() -> String {
+    json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LONG, "End": true}}})
+        .to_string()
+}
+
+/// The node that commits a step runs its task itself, the step's outbox item standing for it:
+/// a task longer than the outbox grace period must not look abandoned to the sweepers (its
+/// own and another node's) while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_longer_than_the_outbox_grace_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let a = open(dir.path(), "a", &calls).await;
+    let b = open(dir.path(), "b", &calls).await;
+    let (_na, _nb) = (a.run(), b.run());
+    assert!(config().outbox_grace < Duration::from_millis(2500));
+    let m = a
+        .create_state_machine("long", &long_task_machine())
+        .await
+        .unwrap();
+    let s = a
+        .start_execution(&m, Some("long"), r#"{"x": 1}"#)
+        .await
+        .unwrap();
+    let d = finish(&a, &s.execution_arn).await;
+    assert_eq!(d.output_json(), Some(json!({"x": 1})));
+    assert_eq!(calls.keys().len(), 1, "{:?}", calls.keys.lock().unwrap());
+    assert_eq!(calls.by_node().get("a"), Some(&1));
+    // Nothing is left for a sweeper to hand out again later.
+    tokio::time::sleep(config().outbox_grace + config().outbox_sweep * 2).await;
+    assert_eq!(calls.keys().len(), 1, "{:?}", calls.keys.lock().unwrap());
+}
+
+/// A node that stops while it runs a task of its own step leaves the step's outbox item
+/// behind: another node's sweeper hands the task out after the grace period, and the
+/// execution completes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_whose_node_stops_is_run_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let a = open(dir.path(), "a", &calls).await;
+    let b = open(dir.path(), "b", &calls).await;
+    let na = a.run();
+    let m = a
+        .create_state_machine("long", &long_task_machine())
+        .await
+        .unwrap();
+    let s = a
+        .start_execution(&m, Some("orphan"), r#"{"x": 2}"#)
+        .await
+        .unwrap();
+    // b starts only now: the task is a's.
+    let _nb = b.run();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(calls.by_node().get("a"), Some(&1));
+    na.stop().await;
+    let d = finish(&b, &s.execution_arn).await;
+    assert_eq!(d.output_json(), Some(json!({"x": 2})));
+    assert_eq!(
+        calls.by_node().get("b"),
+        Some(&1),
+        "{:?}",
+        calls.keys.lock().unwrap()
+    );
 }

@@ -14,6 +14,8 @@ pub const FLAKY: &str = "arn:aws:lambda:local:000000000000:function:flaky";
 pub const FAIL: &str = "arn:aws:lambda:local:000000000000:function:fail";
 pub const SLOW: &str = "arn:aws:lambda:local:000000000000:function:slow";
 pub const HANG: &str = "arn:aws:lambda:local:000000000000:function:hang";
+/// Runs 2.5 s: longer than the tests' outbox grace period.
+pub const LONG: &str = "arn:aws:lambda:local:000000000000:function:long";
 pub const TOKEN: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
 
 /// What the test resources saw.
@@ -105,6 +107,14 @@ pub fn resources(node: &str, calls: &Calls) -> ResourceTable {
         r(&req.idempotency_key);
         async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(req.input)
+        }
+    });
+    let r = record(calls, node);
+    t.register(LONG, move |req| {
+        r(&req.idempotency_key);
+        async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
             Ok(req.input)
         }
     });
