@@ -157,11 +157,13 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
         let opts = options.clone();
-        let (writer_conn, readers) = tokio::task::spawn_blocking(move || open_files(&p, &opts))
-            .await
-            .map_err(|e| Error::Open(format!("opening {}: {e}", path.display())))??;
+        let (writer_conn, checkpointer, readers) =
+            tokio::task::spawn_blocking(move || open_files(&p, &opts))
+                .await
+                .map_err(|e| Error::Open(format!("opening {}: {e}", path.display())))??;
         Ok(Self::start(
             writer_conn,
+            Some(checkpointer),
             Readers::Pool {
                 permits: Arc::new(Semaphore::new(readers.len())),
                 conns: Arc::new(Mutex::new(readers)),
@@ -181,11 +183,12 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| Error::Open(format!("in-memory database: {e}")))??;
-        Ok(Self::start(conn, Readers::Writer, options, None))
+        Ok(Self::start(conn, None, Readers::Writer, options, None))
     }
 
     fn start(
         conn: Connection,
+        checkpointer: Option<Connection>,
         readers: Readers,
         options: SqliteOptions,
         path: Option<PathBuf>,
@@ -193,6 +196,7 @@ impl SqliteStore {
         let specs = Arc::new(Specs::default());
         let jobs = writer::spawn(
             conn,
+            checkpointer,
             specs.clone(),
             options.clock.clone(),
             options.max_batch.max(1),
@@ -259,7 +263,11 @@ impl SqliteStore {
     }
 }
 
-fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<Connection>)> {
+/// The writer's connection, the checkpointer's and the readers'.
+fn open_files(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(Connection, Connection, Vec<Connection>)> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -305,14 +313,23 @@ fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<C
     }
     writer
         .execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;",
-            options.synchronous.pragma()
+            "PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;
+             PRAGMA wal_autocheckpoint = {};",
+            options.synchronous.pragma(),
+            writer::WRITER_CHECKPOINT_PAGES
         ))
         .map_err(open_err)?;
     schema::migrate(&mut writer).map_err(|e| match e {
         Error::Open(m) => Error::Open(format!("database {}: {m}", path.display())),
         other => other,
     })?;
+    let checkpointer = Connection::open(path).map_err(open_err)?;
+    checkpointer
+        .execute_batch(&format!(
+            "PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;",
+            options.synchronous.pragma()
+        ))
+        .map_err(open_err)?;
     let mut readers = Vec::new();
     for _ in 0..options.readers.max(1) {
         let r = Connection::open_with_flags(
@@ -324,7 +341,7 @@ fn open_files(path: &Path, options: &SqliteOptions) -> Result<(Connection, Vec<C
             .map_err(open_err)?;
         readers.push(r);
     }
-    Ok((writer, readers))
+    Ok((writer, checkpointer, readers))
 }
 
 fn row_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Option<i64>)> {
@@ -409,8 +426,10 @@ impl ItemStore for SqliteStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<Vec<Option<u64>>> {
         let texts = rules::check_transaction(&writes)?;
-        self.submit(|reply| Job::Transact(writes, texts, reply))
-            .await
+        let job = Arc::new((writes, texts));
+        let result = self.submit(|reply| Job::Transact(job.clone(), reply)).await;
+        drop(job);
+        result
     }
 
     async fn query(&self, query: &Query) -> Result<Page> {

@@ -1,6 +1,10 @@
 //! The writer thread: the only connection that writes. It takes every job waiting in its
-//! channel, runs each inside a savepoint of one transaction (so one caller's failed condition
-//! rolls back only that caller's writes), commits once, and only then answers the callers.
+//! channel, runs them all in one transaction, commits once, and only then answers the callers.
+//! One caller's failure must undo only that caller's writes: a transaction's writes are all
+//! planned (conditions checked) before any is made, so a failed condition has nothing to
+//! undo; should making a planned write fail (an I/O error), the batch is rolled back and run
+//! again with each job in a savepoint of its own. Savepoints cost a copy of every page a job
+//! touches, so the common case goes without.
 
 use std::sync::{Arc, mpsc};
 
@@ -16,9 +20,12 @@ use crate::rules;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
+/// A transaction's writes, and each put's attributes as JSON. Shared with the caller, who
+/// frees it: freeing thousands of JSON values is work the one writer thread need not do.
+pub(crate) type Writes = Arc<(Vec<Write>, Vec<Option<String>>)>;
+
 pub(crate) enum Job {
-    /// The writes, and each put's attributes as JSON.
-    Transact(Vec<Write>, Vec<Option<String>>, Reply<Vec<Option<u64>>>),
+    Transact(Writes, Reply<Vec<Option<u64>>>),
     CreateTable(TableSpec, Reply<()>),
     Purge(String, u32, Reply<u64>),
     /// A read on the writer's connection (in-memory stores), run after the batch commits.
@@ -52,16 +59,34 @@ impl Done {
     }
 }
 
+/// Pages the WAL may hold before the writer checkpoints it itself: the checkpointer thread
+/// normally has copied them to the database long before.
+pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+/// How often, at most, the checkpointer thread copies the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Starts the writer thread on `conn` and, given a connection for it, the checkpointer: a
+/// thread that copies committed pages from the WAL into the database (and syncs it) beside
+/// the writer, so that the writer's commits do not wait for that work.
 pub(crate) fn spawn(
     conn: Connection,
+    checkpointer: Option<Connection>,
     specs: Arc<Specs>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
 ) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel();
+    let committed = checkpointer.map(|c| {
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("agentry-storage-checkpointer".into())
+            .spawn(move || checkpoint(c, rx))
+            .expect("spawning the sqlite checkpointer thread");
+        tx
+    });
     std::thread::Builder::new()
         .name("agentry-storage-writer".into())
-        .spawn(move || run(conn, rx, &specs, &*clock, max_batch))
+        .spawn(move || run(conn, rx, committed, &specs, &*clock, max_batch))
         .expect("spawning the sqlite writer thread");
     tx
 }
@@ -69,6 +94,7 @@ pub(crate) fn spawn(
 fn run(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
+    committed: Option<mpsc::SyncSender<()>>,
     specs: &Specs,
     clock: &dyn Clock,
     max_batch: usize,
@@ -82,6 +108,21 @@ fn run(
             }
         }
         run_batch(&conn, batch, specs, clock);
+        if let Some(c) = &committed {
+            // Full: the checkpointer has been told already.
+            let _ = c.try_send(());
+        }
+    }
+}
+
+/// Copies the WAL into the database after commits, at most every [`CHECKPOINT_EVERY`], until
+/// the writer stops. Passive: it never waits for, nor holds up, the writer or readers.
+fn checkpoint(conn: Connection, committed: mpsc::Receiver<()>) {
+    while committed.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite store: checkpoint failed; the writer checkpoints when the WAL grows");
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
@@ -96,29 +137,49 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
         for job in batch {
             match job {
                 Job::Read(f) => f(conn),
-                Job::Transact(_, _, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
+                Job::Transact(_, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
                 Job::CreateTable(_, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
                 Job::Purge(_, _, reply) => drop(reply.send(Err(Error::unavailable(&e)))),
             }
         }
         return;
     }
+    let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
         match job {
             Job::Read(f) => reads.push(f),
-            Job::Transact(writes, texts, reply) => {
-                let r = savepoint(conn, |c| transact(c, specs, &writes, &texts, now));
-                done.push(Done::Transact(r, reply));
-            }
-            Job::CreateTable(spec, reply) => {
-                let r = savepoint(conn, |c| create_table(c, &spec));
-                done.push(Done::CreateTable(r, reply));
-            }
-            Job::Purge(table, limit, reply) => {
-                let r = savepoint(conn, |c| purge(c, specs, &table, limit, now));
-                done.push(Done::Purge(r, reply));
+            job => jobs.push(job),
+        }
+    }
+    // Without savepoints first; with them only if a planned write failed.
+    let results = match run_jobs(conn, &jobs, specs, now, false) {
+        Some(results) => results,
+        None => {
+            let _ = conn.execute_batch("ROLLBACK");
+            specs.clear();
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                let e = format!("sqlite: begin: {e}");
+                tracing::error!(error = %e, "sqlite store: batch not restarted");
+                jobs.iter().map(|_| Err(e.clone())).collect()
+            } else {
+                run_jobs(conn, &jobs, specs, now, true).expect("savepoints contain failures")
             }
         }
+    };
+    for (job, r) in jobs.into_iter().zip(results) {
+        done.push(match (job, r) {
+            (Job::Transact(_, reply), Ok(Outcome::Transact(v))) => Done::Transact(v, reply),
+            (Job::CreateTable(_, reply), Ok(Outcome::CreateTable(v))) => {
+                Done::CreateTable(v, reply)
+            }
+            (Job::Purge(_, _, reply), Ok(Outcome::Purge(v))) => Done::Purge(v, reply),
+            (Job::Transact(_, reply), Err(e)) => Done::Transact(Err(Error::unavailable(&e)), reply),
+            (Job::CreateTable(_, reply), Err(e)) => {
+                Done::CreateTable(Err(Error::unavailable(&e)), reply)
+            }
+            (Job::Purge(_, _, reply), Err(e)) => Done::Purge(Err(Error::unavailable(&e)), reply),
+            _ => unreachable!("each job has an outcome of its kind"),
+        });
     }
     let committed = conn
         .execute_batch("COMMIT")
@@ -138,6 +199,51 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, specs: &Specs, clock: &dyn Cloc
     for f in reads {
         f(conn);
     }
+}
+
+/// What a job came to, inside the batch's transaction.
+enum Outcome {
+    Transact(Result<Vec<Option<u64>>>),
+    CreateTable(Result<()>),
+    Purge(Result<u64>),
+}
+
+/// Runs the jobs inside the open transaction. Without `guarded`, transactions run without
+/// savepoints: `None` when a planned write failed, leaving the transaction to roll back.
+/// Otherwise each outcome, or the error that ended the batch for every job.
+fn run_jobs(
+    conn: &Connection,
+    jobs: &[Job],
+    specs: &Specs,
+    now: i64,
+    guarded: bool,
+) -> Option<Vec<std::result::Result<Outcome, String>>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        out.push(Ok(match job {
+            Job::Transact(w, _) if guarded => {
+                Outcome::Transact(savepoint(conn, |c| transact(c, specs, &w.0, &w.1, now)))
+            }
+            Job::Transact(w, _) => match plan_all(conn, specs, &w.0, &w.1, now) {
+                Err(e) => Outcome::Transact(Err(e)),
+                Ok(planned) => match apply_all(conn, specs, &w.0, planned, now) {
+                    Ok(versions) => Outcome::Transact(Ok(versions)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sqlite store: a planned write failed; the batch runs again, each job in a savepoint");
+                        return None;
+                    }
+                },
+            },
+            Job::CreateTable(spec, _) => {
+                Outcome::CreateTable(savepoint(conn, |c| create_table(c, spec)))
+            }
+            Job::Purge(table, limit, _) => {
+                Outcome::Purge(savepoint(conn, |c| purge(c, specs, table, *limit, now)))
+            }
+            Job::Read(_) => unreachable!("reads run after the batch"),
+        }));
+    }
+    Some(out)
 }
 
 fn savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -181,9 +287,21 @@ fn transact(
     texts: &[Option<String>],
     now: i64,
 ) -> Result<Vec<Option<u64>>> {
-    let mut versions = Vec::with_capacity(writes.len());
-    // No item appears twice, so planning each write against the rows as they were before the
-    // transaction and applying it at once is the same as planning all first.
+    let planned = plan_all(conn, specs, writes, texts, now)?;
+    apply_all(conn, specs, writes, planned, now)
+}
+
+/// Checks every write of a transaction against the rows as they are and decides its effect,
+/// writing nothing. No item appears twice, so planning all against the rows as they were
+/// before the transaction is the same as planning each after the one before is made.
+fn plan_all<'a>(
+    conn: &Connection,
+    specs: &Specs,
+    writes: &[Write],
+    texts: &'a [Option<String>],
+    now: i64,
+) -> Result<Vec<(Planned<'a>, bool)>> {
+    let mut planned = Vec::with_capacity(writes.len());
     for (i, w) in writes.iter().enumerate() {
         let spec = specs.get(conn, w.table())?;
         // The old attributes matter only to a change stream's image: otherwise the row's
@@ -195,7 +313,22 @@ fn transact(
         };
         let existed = stored.is_some();
         let json = texts.get(i).and_then(Option::as_deref);
-        let planned = plan::plan(i, w, json, &spec, stored, now)?;
+        planned.push((plan::plan(i, w, json, &spec, stored, now)?, existed));
+    }
+    Ok(planned)
+}
+
+/// Makes the planned writes; returns each put's new version.
+fn apply_all(
+    conn: &Connection,
+    specs: &Specs,
+    writes: &[Write],
+    planned: Vec<(Planned<'_>, bool)>,
+    now: i64,
+) -> Result<Vec<Option<u64>>> {
+    let mut versions = Vec::with_capacity(writes.len());
+    for (w, (planned, existed)) in writes.iter().zip(planned) {
+        let spec = specs.get(conn, w.table())?;
         versions.push(planned.version());
         apply(conn, &spec, w.key(), planned, existed, now)?;
     }
@@ -228,7 +361,11 @@ fn apply(
             )
             .and_then(|mut st| st.execute(params![table, key.pk, key.sk, version as i64, attributes_json, expires_at]))
             .map_err(db_err)?;
-            if !spec.indexes.is_empty() {
+            // Most puts leave an item's index entries as they were (a running execution's
+            // record): reading them is cheaper than replacing them.
+            if !spec.indexes.is_empty()
+                && !(existed && same_index_entries(conn, table, key, &indexes)?)
+            {
                 if existed {
                     delete_index_entries(conn, table, key)?;
                 }
@@ -267,6 +404,33 @@ fn apply(
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+/// Whether the item's stored index entries are exactly `entries`.
+fn same_index_entries(
+    conn: &Connection,
+    table: &str,
+    key: &Key,
+    entries: &[rules::IndexEntry],
+) -> Result<bool> {
+    let mut stored: Vec<rules::IndexEntry> = conn
+        .prepare_cached(
+            "SELECT idx, ipk, isk FROM index_entries WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![table, key.pk, key.sk], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+        })
+        .map_err(db_err)?;
+    if stored.len() != entries.len() {
+        return Ok(false);
+    }
+    let mut wanted = entries.to_vec();
+    stored.sort();
+    wanted.sort();
+    Ok(stored == wanted)
 }
 
 fn delete_index_entries(conn: &Connection, table: &str, key: &Key) -> Result<()> {

@@ -104,3 +104,68 @@ mod sweeper {
         assert_eq!(store.purge_expired("Cache", 1000).await.unwrap(), 0);
     }
 }
+
+/// The writer commits many callers' transactions together without a savepoint each; a write
+/// that fails after its transaction's conditions passed must still undo only that
+/// transaction, and every other one of the batch commit.
+mod group_commit {
+    use super::*;
+    use agentry_storage::{ItemStore, ItemStoreExt, Key, TableSpec, Write};
+    use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_midway_undoes_only_its_own_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = Arc::new(
+            SqliteStore::open(&path, SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        store.create_table(&TableSpec::new("things")).await.unwrap();
+        // Any row written under partition "boom" fails inside SQLite, after planning.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON items WHEN NEW.pk = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+        drop(conn);
+        let attrs = |i: usize| json!({"i": i}).as_object().cloned().expect("an object");
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let store = store.clone();
+            calls.spawn(async move {
+                let mut writes = vec![
+                    Write::put("things", Key::new("ok", format!("{i:03}")), attrs(i)),
+                    Write::put("things", Key::new("other", format!("{i:03}")), attrs(i)),
+                ];
+                if i % 20 == 7 {
+                    writes.push(Write::put(
+                        "things",
+                        Key::new("boom", format!("{i:03}")),
+                        attrs(i),
+                    ));
+                }
+                (i, store.transact(writes).await)
+            });
+        }
+        for (i, r) in calls.join_all().await {
+            let stored = store
+                .get("things", &Key::new("ok", format!("{i:03}")))
+                .await
+                .unwrap();
+            if i % 20 == 7 {
+                let e = r.expect_err("the failing write's transaction fails");
+                assert!(e.to_string().contains("injected failure"), "{e}");
+                assert!(
+                    stored.is_none(),
+                    "transaction {i} left its first write behind"
+                );
+            } else {
+                r.unwrap_or_else(|e| panic!("transaction {i} failed with another's: {e}"));
+                assert_eq!(stored.unwrap().attributes, attrs(i));
+            }
+        }
+    }
+}
