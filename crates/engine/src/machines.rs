@@ -519,13 +519,32 @@ impl Engine {
             Qualifier::Version(v) => Some(v),
             _ => None,
         };
-        self.machine_head(&name, &arn, true).await?;
-        let d = self.describe_state_machine(&arn).await?;
-        let revision = d
-            .revision_id
-            .parse()
-            .map_err(|_| Error::Corrupt(format!("machine {name}: revision id")))?;
-        Ok((name, revision, version, alias, d.kind))
+        // One read of the head for the latest revision; a version's own item besides.
+        let head = self.machine_head(&name, &arn, true).await?;
+        let kind = str_attr(&head.attributes, "type");
+        let revision = match version {
+            None => u64_attr(&head.attributes, "revision"),
+            Some(v) => {
+                let item = self
+                    .inner
+                    .store
+                    .get(
+                        MACHINES,
+                        &tables::machine_version(&self.scope.account, &name, v),
+                    )
+                    .await?
+                    .ok_or_else(|| {
+                        Error::StateMachineDoesNotExist(format!(
+                            "State Machine Does Not Exist: '{arn}'"
+                        ))
+                    })?;
+                u64_attr(&item.attributes, "revision")
+            }
+        };
+        if revision == 0 {
+            return Err(Error::Corrupt(format!("machine {name}: revision id")));
+        }
+        Ok((name, revision, version, alias, kind))
     }
 
     /// A revision's parsed definition, cached: revisions never change.
