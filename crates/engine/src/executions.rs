@@ -624,8 +624,9 @@ impl Engine {
         timeout: Duration,
     ) -> Result<ExecutionDescription> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let watch = self.watch_execution(arn);
         loop {
-            let changed = self.inner.changed.notified();
+            let changed = watch.committed();
             let d = self.describe_execution(arn).await?;
             if d.status != "RUNNING" || tokio::time::Instant::now() >= deadline {
                 return Ok(d);

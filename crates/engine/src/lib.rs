@@ -166,8 +166,9 @@ pub(crate) struct Inner {
     pub config: EngineConfig,
     /// Parsed definitions by (account, machine name, revision).
     pub definitions: Mutex<HashMap<(String, String, u64), Arc<StateMachine>>>,
-    /// Notified after every step this node commits.
-    pub changed: Notify,
+    /// For each execution someone here follows: notified after every step of it this node
+    /// commits (see [`Engine::watch_execution`]).
+    pub watchers: Mutex<HashMap<String, Arc<Notify>>>,
     /// Wakes the timer loop when a step stored a timer.
     pub timer_wake: Notify,
     /// One lock per execution being advanced on this node.
@@ -290,7 +291,7 @@ impl Engine {
                 resources,
                 config,
                 definitions: Mutex::new(HashMap::new()),
-                changed: Notify::new(),
+                watchers: Mutex::new(HashMap::new()),
                 timer_wake: Notify::new(),
                 locks: Mutex::new(HashMap::new()),
                 results: Mutex::new(HashMap::new()),
@@ -361,11 +362,48 @@ impl Engine {
         self.scope.activity_arn(name)
     }
 
-    /// Completes once this node commits a step of any execution after the call: a hint for
-    /// whoever follows a history, which reading the store confirms (steps of other nodes
-    /// come without one).
+    /// Follows an execution's steps as this node commits them: a hint for whoever waits on
+    /// an execution or follows its history, which reading the store confirms (steps of other
+    /// nodes come without one).
+    pub fn watch_execution(&self, arn: &str) -> ExecutionWatch {
+        let notify = self
+            .inner
+            .watchers
+            .lock()
+            .expect("watchers")
+            .entry(arn.to_string())
+            .or_default()
+            .clone();
+        ExecutionWatch {
+            inner: self.inner.clone(),
+            arn: arn.to_string(),
+            notify,
+        }
+    }
+}
+
+/// An execution followed on this node ([`Engine::watch_execution`]).
+pub struct ExecutionWatch {
+    inner: Arc<Inner>,
+    arn: String,
+    notify: Arc<Notify>,
+}
+
+impl ExecutionWatch {
+    /// Completes once this node commits a step of the execution after the call (the future
+    /// counts from its creation, polled or not).
     pub fn committed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.inner.changed.notified()
+        self.notify.notified()
+    }
+}
+
+impl Drop for ExecutionWatch {
+    fn drop(&mut self) {
+        let mut watchers = self.inner.watchers.lock().expect("watchers");
+        // The map's reference and ours: nobody else follows it.
+        if Arc::strong_count(&self.notify) == 2 {
+            watchers.remove(&self.arn);
+        }
     }
 }
 

@@ -332,7 +332,9 @@ impl Engine {
                 tracing::warn!(execution = %arn, error = %e, "handing out a step's work failed; the outbox sweeper retries");
             }
         }
-        self.inner.changed.notify_waiters();
+        if let Some(watch) = self.inner.watchers.lock().expect("watchers").get(&arn) {
+            watch.notify_waiters();
+        }
         Ok(Some(record))
     }
 }

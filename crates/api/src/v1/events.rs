@@ -79,10 +79,10 @@ impl Follower {
         if self.done {
             return Ok(Vec::new());
         }
-        let engine = self.engine.clone();
+        let watch = self.engine.watch_execution(&self.arn);
         loop {
             // Made before reading, so a step committed during the read is not missed.
-            let committed = engine.committed();
+            let committed = watch.committed();
             let page = self
                 .engine
                 .get_execution_history(&self.arn, Some(PAGE), false, self.page_token.clone())
