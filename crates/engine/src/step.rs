@@ -155,43 +155,45 @@ impl Engine {
                 record.revision,
             )
             .await?;
-        // The interpreter is CPU work (a step may run thousands of states): off the runtime.
+        // The interpreter is CPU work: a machine that fans out (a Map of thousands of items)
+        // runs off the runtime. Without Map or Parallel a step runs states one after another
+        // until one waits (a task, a timer), usually a handful: the hop to a blocking thread
+        // and back would cost more than the work.
+        let inline = !fans_out(&def);
         let work = work.to_vec();
-        let (mut record, steps) =
-            tokio::task::spawn_blocking(move || -> Result<(Record, Vec<(Work, Step)>)> {
-                let mut record = record;
-                let mut steps = Vec::new();
-                let mut host = host();
-                for w in work {
-                    if matches!(w, Work::Start) == record.started {
-                        // A start applied already, or an event before the start (cannot be).
-                        continue;
-                    }
-                    let step = match &w {
-                        Work::Start => {
-                            record.started = true;
-                            let input = agentry_asl::exec::parse_input(record.input_text())
-                                .map_err(|e| {
-                                    Error::Corrupt(format!("stored input: {}", e.message))
-                                })?;
-                            record.execution.start(&def, input, &mut host)
-                        }
-                        Work::Event(event) => {
-                            record.execution.handle(&def, event.clone(), &mut host)
-                        }
-                        Work::Redrive { .. } => record.execution.redrive(&def, &mut host),
-                    };
-                    if !step.events.is_empty()
-                        || !step.effects.is_empty()
-                        || matches!(w, Work::Start)
-                    {
-                        steps.push((w, step));
-                    }
+        let run = move || -> Result<(Record, Vec<(Work, Step)>)> {
+            let mut record = record;
+            let mut steps = Vec::new();
+            let mut host = host();
+            for w in work {
+                if matches!(w, Work::Start) == record.started {
+                    // A start applied already, or an event before the start (cannot be).
+                    continue;
                 }
-                Ok((record, steps))
-            })
-            .await
-            .map_err(|e| Error::Corrupt(format!("interpreter panicked: {e}")))??;
+                let step = match &w {
+                    Work::Start => {
+                        record.started = true;
+                        let input = agentry_asl::exec::parse_input(record.input_text())
+                            .map_err(|e| Error::Corrupt(format!("stored input: {}", e.message)))?;
+                        record.execution.start(&def, input, &mut host)
+                    }
+                    Work::Event(event) => record.execution.handle(&def, event.clone(), &mut host),
+                    Work::Redrive { .. } => record.execution.redrive(&def, &mut host),
+                };
+                if !step.events.is_empty() || !step.effects.is_empty() || matches!(w, Work::Start) {
+                    steps.push((w, step));
+                }
+            }
+            Ok((record, steps))
+        };
+        let (mut record, steps) = if inline {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .map_err(|_| Error::Corrupt("interpreter panicked".into()))??
+        } else {
+            tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|e| Error::Corrupt(format!("interpreter panicked: {e}")))??
+        };
         if steps.is_empty() {
             return Ok(None);
         }
@@ -534,6 +536,14 @@ fn layout(
     }
     let items = pack_outbox(arn, created, version, &outbox)?;
     Ok((Vec::new(), outbox, items))
+}
+
+/// Whether a machine has Map or Parallel states, whose steps may run many branches at once.
+fn fans_out(def: &agentry_asl::StateMachine) -> bool {
+    use agentry_asl::definition::Kind;
+    def.states
+        .values()
+        .any(|s| matches!(s.kind, Kind::Map(_) | Kind::Parallel(_)))
 }
 
 /// Time and randomness for one step: the wall clock and a fresh seed.
