@@ -11,26 +11,22 @@
 //! `AGENTRY_BENCH_PYTHON` (default `python3`) has `moto[server]` and boto3. Without a server it
 //! falls back to moto in-process (sparing moto the HTTP hop), and says so.
 //!
-//! Measured on the 2-core development machine, alternating runs of this build and the one
-//! before the latest round of work, 3 rounds each. With the machine quiet (the disk at 5500 to
-//! 7700 fsyncs/s):
-//! - durable steps/s: 4550-5850, was 4500-5100 (0.69-0.82 per fsync, was 0.58-0.89);
-//! - 20-state Pass chain: 0.61-0.78 ms, 16-20x moto 5.2.5's server (was 0.87-0.90 ms, 13-14x);
-//! - 100-item Map of Pass: 1.9-2.2 ms, 32-38x moto (was 5.2-6.0 ms, 14-15x): its ~400 events
-//!   are packed up to 100 to a history item, so the start is one transaction and one fsync;
-//! - 100-item Map of Tasks: 11-12 ms, was 19-25 ms.
+//! Measured on the 2-core development machine, 3 runs with moto 5.2.5's server started by the
+//! bench, the disk at 4900 to 6600 fsyncs/s:
+//! - durable steps/s: 7300-10100 (1.32-1.55 per fsync; task transitions 1.20-1.41 per fsync);
+//!   with 1000 executions 6200 (1.12 per fsync). The round before gave 4550-5850 (0.69-0.82).
+//! - 20-state Pass chain: 0.69-0.81 ms, 25-37x moto (20.6-26.9 ms);
+//! - 100-item Map of Pass: 2.8-3.4 ms, 34-43x moto (117-122 ms);
+//! - 100-item Map of Tasks: 9.3-10.9 ms.
 //!
-//! With the machine busy with other builds (the disk at 850 to 7500 fsyncs/s) the same runs
-//! gave 3100-4400 durable steps/s (was 2650-3600), the Pass chain 16-26x and the Map 36-61x
-//! moto (were 5-19x and 10-22x).
-//!
-//! Where the time goes now (`perf record --call-graph dwarf`, 300 executions): the store's
-//! writer thread about a quarter (SQLite statements of the group commit, WAL writes, fsync),
-//! the queue's writer about a sixth (task send, receive, delete per task), the engine's own
-//! steps under a quarter (the interpreter, serialising the record and the history events, the
-//! outbox). Each task step still costs three queue writes and two store commits' worth of
-//! work (the step, then deleting its handed-out outbox item), which bounds steps per fsync when
-//! the disk is fast.
+//! What got it there: a node runs the tasks of the steps it commits itself (the step's outbox
+//! item standing as their durable record) instead of a task-queue send, receive and delete per
+//! task; the SQLite writer commits its batch without a savepoint per transaction and leaves
+//! the WAL checkpoint to a thread of its own; the interpreter runs on the runtime for machines
+//! without Map or Parallel; a start reads its machine once. The machine is CPU-bound at this
+//! rate (2 cores for the engine, the store's writer and the bench): each step still costs a
+//! commit of the record, its history events and its outbox item, and a batched delete of the
+//! outbox item before it.
 
 use std::io::Write;
 use std::time::{Duration, Instant};

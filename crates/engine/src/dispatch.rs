@@ -724,7 +724,7 @@ impl Lease {
             running: AtomicUsize::new(tasks),
             keep: AtomicBool::new(keep),
         });
-        let every = engine.inner.config.outbox_grace / 3;
+        let every = (engine.inner.config.outbox_grace / 3).max(Duration::from_millis(10));
         let (weak, engine, arn) = (Arc::downgrade(&lease), engine.clone(), arn.to_string());
         tokio::spawn(async move {
             loop {
