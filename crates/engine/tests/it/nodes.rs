@@ -4,6 +4,7 @@
 //! take, and by another node when it stops.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentry_engine::Engine;
@@ -303,4 +304,64 @@ async fn a_task_whose_node_stops_is_run_by_another() {
         "{:?}",
         calls.keys.lock().unwrap()
     );
+}
+
+/// A node runs at most `max_running_tasks` tasks at once, those of its own steps and those it
+/// takes from the task queue together: the tasks beyond its room go out on the queue, and
+/// come back to it as room frees up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_beyond_a_nodes_room_wait_on_the_queue() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const COUNTED: &str = "arn:aws:lambda:local:000000000000:function:counted";
+    let dir = tempfile::tempdir().unwrap();
+    let (running, most, calls) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (r, m, c) = (running.clone(), most.clone(), calls.clone());
+    let resources = agentry_engine::ResourceTable::new().with(COUNTED, move |req| {
+        let (r, m, c) = (r.clone(), m.clone(), c.clone());
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            r.fetch_sub(1, Ordering::SeqCst);
+            Ok(req.input)
+        }
+    });
+    let (s, q) = urls(dir.path());
+    let engine = Engine::open(
+        agentry_storage::open(&s).await.unwrap(),
+        agentry_queue::open(&q).await.unwrap(),
+        resources,
+        agentry_engine::EngineConfig {
+            max_running_tasks: 2,
+            ..config()
+        },
+    )
+    .await
+    .unwrap();
+    let _node = engine.run();
+    let m = engine
+        .create_state_machine(
+            "fan",
+            &json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+                "ItemProcessor": {"StartAt": "T", "States": {
+                    "T": {"Type": "Task", "Resource": COUNTED, "End": true}}},
+                "End": true}}})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    let items: Vec<usize> = (0..8).collect();
+    let s = engine
+        .start_execution(&m, None, &json!(items).to_string())
+        .await
+        .unwrap();
+    let d = finish(&engine, &s.execution_arn).await;
+    assert_eq!(d.output_json(), Some(json!(items)));
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+    assert_eq!(most.load(Ordering::SeqCst), 2, "at most 2 at once, and 2 used");
 }
