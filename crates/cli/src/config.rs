@@ -18,6 +18,14 @@ pub struct Config {
     pub addr: Option<String>,
     /// Where the embedded store, queue and development signing key live.
     pub data: Option<PathBuf>,
+    /// The store, by URL: `sqlite://PATH` (default: `agentry.db` in the data directory) or
+    /// `postgres://...` (cargo feature `postgres`). Nodes on one store share its executions.
+    pub store: Option<String>,
+    /// The queues, by URL: `sqlite://PATH` (default: `queue.db` in the data directory) or
+    /// `redis://HOST:PORT` (cargo feature `redis`).
+    pub queue: Option<String>,
+    /// The engine's settings (`[engine]`): tasks run at once per node, timeouts, queue names.
+    pub engine: agentry_engine::EngineConfig,
     pub auth: agentry_api::AuthConfig,
     pub limits: agentry_api::LimitsConfig,
     /// The models (`[llm]`); without it, the built-in offline model of the example.
@@ -47,6 +55,9 @@ impl Default for Config {
         Config {
             addr: None,
             data: None,
+            store: None,
+            queue: None,
+            engine: Default::default(),
             auth: Default::default(),
             limits: Default::default(),
             llm: None,
@@ -99,6 +110,18 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA))
     }
 
+    /// The store's URL: flag or `AGENTRY_STORE`, else the file's, else SQLite in `data`.
+    pub fn store_url(&self, flag: Option<String>, data: &Path) -> String {
+        flag.or_else(|| self.store.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data.join("agentry.db").display()))
+    }
+
+    /// The queues' URL: flag or `AGENTRY_QUEUE`, else the file's, else SQLite in `data`.
+    pub fn queue_url(&self, flag: Option<String>, data: &Path) -> String {
+        flag.or_else(|| self.queue.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data.join("queue.db").display()))
+    }
+
     pub fn addr(&self, flag: Option<String>) -> String {
         flag.or_else(|| self.addr.clone())
             .unwrap_or_else(|| DEFAULT_ADDR.to_string())
@@ -125,6 +148,20 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's `agentry.toml` example is a config this build reads.
+    #[test]
+    fn the_readme_config_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\naddr = ")
+            .expect("the README shows an agentry.toml");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("the block ends")];
+        let c: Config = toml::from_str(block).unwrap_or_else(|e| panic!("README example: {e}"));
+        assert_eq!(c.engine.max_running_tasks, 64);
+        assert_eq!(c.addr.as_deref(), Some("0.0.0.0:8080"));
+    }
 
     #[test]
     fn durations_and_config_sections() {

@@ -41,6 +41,14 @@ enum Command {
         /// Where the embedded store and queue keep their files [default: data].
         #[arg(long, env = "AGENTRY_DATA")]
         data: Option<PathBuf>,
+        /// The store's URL: `postgres://...` shares executions with other nodes
+        /// [default: sqlite://DATA/agentry.db].
+        #[arg(long, env = "AGENTRY_STORE")]
+        store: Option<String>,
+        /// The queues' URL: `redis://HOST:PORT` shares work with other nodes
+        /// [default: sqlite://DATA/queue.db].
+        #[arg(long, env = "AGENTRY_QUEUE")]
+        queue: Option<String>,
     },
     /// Print a development token (signed with the data directory's key) for the HTTP API.
     Token {
@@ -138,9 +146,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { addr, data } => {
-            config::Config::load(cli.config.as_deref()).and_then(|c| serve::serve(c, addr, data))
-        }
+        Command::Serve {
+            addr,
+            data,
+            store,
+            queue,
+        } => config::Config::load(cli.config.as_deref()).and_then(|mut c| {
+            c.store = store.or(c.store);
+            c.queue = queue.or(c.queue);
+            serve::serve(c, addr, data)
+        }),
         Command::Token {
             tenant,
             user,

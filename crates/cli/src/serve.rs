@@ -94,6 +94,13 @@ pub fn serve(
             "agentry: listening on http://{local} (data in {})",
             data.display()
         );
+        if config.store.is_some() || config.queue.is_some() {
+            eprintln!(
+                "agentry: store {}, queues {}",
+                redact(&config.store_url(None, data)),
+                redact(&config.queue_url(None, data))
+            );
+        }
         if dev_tokens(&config) {
             eprintln!(
                 "agentry: development tokens on: `agentry token --tenant NAME --user NAME --data {}` prints one",
@@ -126,15 +133,15 @@ async fn open_engine(
     agentry_sessions::Sessions,
     std::sync::Arc<agentry_tools::engine::ToolTasks>,
 )> {
-    let store_url = format!("sqlite://{}", data.join("agentry.db").display());
-    let queue_url = format!("sqlite://{}", data.join("queue.db").display());
+    let store_url = config.store_url(None, data);
+    let queue_url = config.queue_url(None, data);
     let store = agentry_storage::open(&store_url)
         .await
         .with_context(|| format!("cannot open the store at {store_url}"))?;
     let queue = agentry_queue::open(&queue_url)
         .await
         .with_context(|| format!("cannot open the queue at {queue_url}"))?;
-    let engine_config = agentry_engine::EngineConfig::default();
+    let engine_config = config.engine.clone();
     let mut resources = agentry_engine::ResourceTable::new();
     crate::wiring::create_queues(&*queue, &config.queues).await?;
     agentry_engine::integrations::register_sqs(
@@ -204,5 +211,16 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// A URL as it may be printed: without the password it may carry.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }

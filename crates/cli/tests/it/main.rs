@@ -3,6 +3,7 @@
 mod agent_loop;
 mod demo;
 mod guards;
+mod nodes;
 
 use std::process::{Command, Output};
 

@@ -363,5 +363,9 @@ async fn tasks_beyond_a_nodes_room_wait_on_the_queue() {
     let d = finish(&engine, &s.execution_arn).await;
     assert_eq!(d.output_json(), Some(json!(items)));
     assert_eq!(calls.load(Ordering::SeqCst), 8);
-    assert_eq!(most.load(Ordering::SeqCst), 2, "at most 2 at once, and 2 used");
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "at most 2 at once, and 2 used"
+    );
 }
