@@ -157,6 +157,7 @@ async fn open_engine(
     let cache = agentry_cache::open(cache_url)
         .await
         .with_context(|| format!("cannot open the cache at {cache_url}"))?;
+    let published = crate::wiring::PublishedDeltas::start(cache.clone(), deltas).await?;
     let sessions = agentry_sessions::Sessions::open(store.clone())
         .await
         .context("cannot open the sessions tables")?
@@ -167,7 +168,7 @@ async fn open_engine(
     let llm = std::sync::Arc::new(
         crate::wiring::llm(config.llm.as_ref())
             .await?
-            .with_delta_sink(std::sync::Arc::new(crate::wiring::BroadcastDeltas(deltas))),
+            .with_delta_sink(std::sync::Arc::new(published)),
     );
     let mut guarded = agentry_engine::ResourceTable::new();
     agentry_llm::register(&mut guarded, llm.clone());

@@ -9,6 +9,8 @@
 //!   `DATA/objects`, the knowledge index in `DATA/knowledge.db`) plus `[[tools]]`.
 //! - [`FtsKnowledge`]: the tools' full-text index as the sessions' knowledge base, so that
 //!   finished turns are searchable.
+//! - [`PublishedDeltas`]: model output as it streams, carried between nodes on the cache's
+//!   publish/subscribe, so a client follows a session on any node.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,18 +74,57 @@ pub async fn llm(config: Option<&agentry_llm::LlmConfig>) -> anyhow::Result<agen
     agentry_llm::Llm::new(c, providers).context("the offline model")
 }
 
-/// Sends the text of streamed model output to the gateway's session event streams.
-pub struct BroadcastDeltas(pub agentry_api::Deltas);
+/// The cache channel model output travels on between nodes.
+pub const DELTAS_CHANNEL: &str = "agentry:deltas";
 
-impl agentry_llm::DeltaSink for BroadcastDeltas {
+/// Model output as it streams, published on the cache's channel [`DELTAS_CHANNEL`]; every
+/// node delivers what arrives there to its own session streams. With a shared cache
+/// (`redis://`), a client following a session on one node sees the tokens of a model called
+/// on another; with `memory://`, the node hears itself.
+pub struct PublishedDeltas(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl PublishedDeltas {
+    /// Subscribes to the channel (delivering to `local`) and starts the publisher; both run
+    /// as long as the runtime.
+    pub async fn start(
+        cache: Arc<dyn agentry_cache::Cache>,
+        local: agentry_api::Deltas,
+    ) -> anyhow::Result<Self> {
+        let mut subscription = cache
+            .subscribe(DELTAS_CHANNEL)
+            .await
+            .context("cannot subscribe to the model output channel")?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        // One publisher: deltas go out in the order the model produced them.
+        tokio::spawn(async move {
+            while let Some(payload) = rx.recv().await {
+                if let Err(e) = cache.publish(DELTAS_CHANNEL, &payload).await {
+                    eprintln!("agentry: publishing model output failed: {e}");
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(m) = subscription.recv().await {
+                if let Ok((arn, delta)) =
+                    serde_json::from_slice::<(String, serde_json::Value)>(&m.payload)
+                {
+                    // No receiver (nobody follows a session here) is not an error.
+                    let _ = local.send((arn, delta));
+                }
+            }
+        });
+        Ok(PublishedDeltas(tx))
+    }
+}
+
+impl agentry_llm::DeltaSink for PublishedDeltas {
     fn on_event(&self, execution_arn: &str, event: &agentry_llm::StreamEvent) {
         if let agentry_llm::StreamEvent::ContentBlockDelta(d) = event
             && let agentry_llm::BlockDelta::Text(text) = &d.delta
+            && let Ok(payload) =
+                serde_json::to_vec(&(execution_arn, serde_json::json!({"text": text})))
         {
-            // No receiver (nobody follows the session) is not an error.
-            let _ = self
-                .0
-                .send((execution_arn.to_string(), serde_json::json!({"text": text})));
+            let _ = self.0.send(payload);
         }
     }
 }
@@ -351,4 +392,72 @@ fn tool_name(req: &agentry_asl::TaskRequest) -> String {
             .unwrap_or_default()
     };
     agentry_sessions::tool_of_function(function).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentry_llm::DeltaSink;
+
+    fn text_delta(text: &str) -> agentry_llm::StreamEvent {
+        serde_json::from_value(serde_json::json!(
+            {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": text}}}
+        ))
+        .expect("a text delta")
+    }
+
+    /// Two nodes on one Redis cache: model output streamed on one reaches the session
+    /// streams of the other, in order. Skipped without a Redis server (a failure under
+    /// `CI=true`) or without the `redis` feature.
+    #[tokio::test]
+    async fn model_output_reaches_the_other_nodes_through_the_cache() {
+        if !cfg!(feature = "redis") {
+            eprintln!("skipped: built without feature redis");
+            return;
+        }
+        let Some(redis) = std::env::var("AGENTRY_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but AGENTRY_TEST_REDIS_URL is not set"
+            );
+            eprintln!("skipped: AGENTRY_TEST_REDIS_URL not set");
+            return;
+        };
+        // A channel prefix of its own, so runs never hear each other.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let sep = if redis.contains('?') { '&' } else { '?' };
+        let url = format!("{redis}{sep}prefix=deltas-{run:x}:");
+        let (a_local, b_local): (agentry_api::Deltas, agentry_api::Deltas) = (
+            tokio::sync::broadcast::channel(64).0,
+            tokio::sync::broadcast::channel(64).0,
+        );
+        let mut on_b = b_local.subscribe();
+        let a = PublishedDeltas::start(agentry_cache::open(&url).await.unwrap(), a_local)
+            .await
+            .unwrap();
+        let _b = PublishedDeltas::start(agentry_cache::open(&url).await.unwrap(), b_local)
+            .await
+            .unwrap();
+        let arn = format!("arn:aws:states:us-east-1:000000000000:execution:m:{run}");
+        for word in ["Hello", ", ", "world"] {
+            a.on_event(&arn, &text_delta(word));
+        }
+        let mut got = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got != "Hello, world" {
+            let (from, delta) = tokio::time::timeout_at(deadline, on_b.recv())
+                .await
+                .expect("the deltas arrive on the other node")
+                .unwrap();
+            if from == arn {
+                got.push_str(delta["text"].as_str().unwrap());
+            }
+        }
+    }
 }
