@@ -38,7 +38,7 @@ macro_rules! storage_testsuite {
             put_get_and_versions, table_definitions, invalid_names_and_keys, oversize_item,
             conditional_writes, conditional_put_race, transaction_all_or_nothing,
             transaction_limits, query_pages_both_orders, query_ranges, bad_cursor,
-            index_newest_first, ttl_expiry, change_stream, many_concurrent_writers,
+            index_newest_first, index_follows_updates, ttl_expiry, change_stream, many_concurrent_writers,
             contended_updates, no_write_skew_on_absent_items);
     };
     (@tests $setup:path; $($name:ident),* $(,)?) => {

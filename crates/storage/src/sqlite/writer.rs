@@ -363,9 +363,9 @@ fn apply(
             .map_err(db_err)?;
             // Most puts leave an item's index entries as they were (a running execution's
             // record): reading them is cheaper than replacing them.
-            if !spec.indexes.is_empty()
-                && !(existed && same_index_entries(conn, table, key, &indexes)?)
-            {
+            let entries_stand = spec.indexes.is_empty()
+                || (existed && same_index_entries(conn, table, key, &indexes)?);
+            if !entries_stand {
                 if existed {
                     delete_index_entries(conn, table, key)?;
                 }

@@ -163,6 +163,47 @@ pub async fn bad_cursor(store: &dyn ItemStore, _clock: &ManualClock) {
     }
 }
 
+/// An item is in an index under its current values only: re-written with the same values it
+/// is there once, with its new attributes; with others it moves; without them it leaves.
+pub async fn index_follows_updates(store: &dyn ItemStore, _clock: &ManualClock) {
+    let spec = TableSpec::new("Runs").with_index("by-owner", "owner", "at");
+    let t = table(store, spec).await;
+    let in_index = |owner: &'static str| {
+        let t = t.clone();
+        async move {
+            store
+                .query_all(&Query::index(&t, "by-owner", owner))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.key.pk, i.attributes["n"].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let put = |n: i64, v: serde_json::Value| {
+        let t = t.clone();
+        async move {
+            let mut a = attrs(v);
+            a.insert("n".into(), json!(n));
+            store.put(&t, k("run-1", "meta"), a).await.unwrap();
+        }
+    };
+    put(1, json!({"owner": "ada", "at": 5})).await;
+    put(2, json!({"owner": "ada", "at": 5})).await;
+    assert_eq!(in_index("ada").await, [("run-1".to_string(), 2)]);
+    put(3, json!({"owner": "ada", "at": 6})).await;
+    assert_eq!(in_index("ada").await, [("run-1".to_string(), 3)]);
+    put(4, json!({"owner": "bob", "at": 6})).await;
+    assert!(in_index("ada").await.is_empty());
+    assert_eq!(in_index("bob").await, [("run-1".to_string(), 4)]);
+    put(5, json!({"at": 6})).await;
+    assert!(in_index("bob").await.is_empty());
+    put(6, json!({"owner": "bob", "at": 7})).await;
+    assert_eq!(in_index("bob").await, [("run-1".to_string(), 6)]);
+    store.delete(&t, k("run-1", "meta")).await.unwrap();
+    assert!(in_index("bob").await.is_empty());
+}
+
 pub async fn index_newest_first(store: &dyn ItemStore, _clock: &ManualClock) {
     let spec = TableSpec::new("AgentSessions").with_index("by-user", "user_id", "created_at");
     let t = table(store, spec).await;
