@@ -14,7 +14,8 @@
 //! Measured on the 2-core development machine, 3 runs with moto 5.2.5's server started by the
 //! bench, the disk at 4900 to 6600 fsyncs/s:
 //! - durable steps/s: 7300-10100 (1.32-1.55 per fsync; task transitions 1.20-1.41 per fsync);
-//!   with 1000 executions 6200 (1.12 per fsync). The round before gave 4550-5850 (0.69-0.82).
+//!   with 1000 executions 6200-9000 (1.12-1.99 per fsync). The round before gave 4550-5850
+//!   (0.69-0.82).
 //! - 20-state Pass chain: 0.69-0.81 ms, 25-37x moto (20.6-26.9 ms);
 //! - 100-item Map of Pass: 2.8-3.4 ms, 34-43x moto (117-122 ms);
 //! - 100-item Map of Tasks: 9.3-10.9 ms.
@@ -26,7 +27,7 @@
 //! without Map or Parallel; a start reads its machine once. The machine is CPU-bound at this
 //! rate (2 cores for the engine, the store's writer and the bench): each step still costs a
 //! commit of the record, its history events and its outbox item, and a batched delete of the
-//! outbox item before it.
+//! outbox item before it (leaving that delete out altogether measured no faster).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
