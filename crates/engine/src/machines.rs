@@ -430,8 +430,6 @@ impl Engine {
                 )));
             }
         };
-        let missing =
-            || Error::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'"));
         let head = self.machine_head(&name, arn, false).await?;
         let h = &head.attributes;
         let mut d = StateMachineDescription {
@@ -451,15 +449,7 @@ impl Engine {
             version_description: None,
         };
         if let Some(v) = version {
-            let item = self
-                .inner
-                .store
-                .get(
-                    MACHINES,
-                    &tables::machine_version(&self.scope.account, &name, v),
-                )
-                .await?
-                .ok_or_else(missing)?;
+            let item = self.version_item(&name, v, arn).await?;
             let a = &item.attributes;
             d.state_machine_arn = format!("{}:{v}", d.state_machine_arn);
             d.definition = str_attr(a, "definition");
@@ -525,19 +515,7 @@ impl Engine {
         let revision = match version {
             None => u64_attr(&head.attributes, "revision"),
             Some(v) => {
-                let item = self
-                    .inner
-                    .store
-                    .get(
-                        MACHINES,
-                        &tables::machine_version(&self.scope.account, &name, v),
-                    )
-                    .await?
-                    .ok_or_else(|| {
-                        Error::StateMachineDoesNotExist(format!(
-                            "State Machine Does Not Exist: '{arn}'"
-                        ))
-                    })?;
+                let item = self.version_item(&name, v, &arn).await?;
                 u64_attr(&item.attributes, "revision")
             }
         };
@@ -545,6 +523,20 @@ impl Engine {
             return Err(Error::Corrupt(format!("machine {name}: revision id")));
         }
         Ok((name, revision, version, alias, kind))
+    }
+
+    /// A published version's item; `arn` names it in the error when there is none.
+    async fn version_item(&self, name: &str, v: u64, arn: &str) -> Result<agentry_storage::Item> {
+        self.inner
+            .store
+            .get(
+                MACHINES,
+                &tables::machine_version(&self.scope.account, name, v),
+            )
+            .await?
+            .ok_or_else(|| {
+                Error::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'"))
+            })
     }
 
     /// A revision's parsed definition, cached: revisions never change.
